@@ -1,0 +1,18 @@
+package poller
+
+import (
+	"context"
+
+	"github.com/imagerelay/imagerelay/shared/replication"
+)
+
+// StatusReader reads the status of in-flight copies at one provider.
+type StatusReader interface {
+	// CopyStatus returns the status of each task, in the order given. All tasks share one
+	// provider, account and destination region, and there are at most BatchSize of them.
+	// An error fails the whole batch (it is retried); a task the provider does not know is
+	// reported as PhaseNotFound, not as an error.
+	CopyStatus(ctx context.Context, tasks []replication.Task) ([]replication.CopyStatus, error)
+	// BatchSize is the most tasks one CopyStatus call may carry (Tencent DescribeImages: 100).
+	BatchSize() int
+}

@@ -1,0 +1,33 @@
+package replicate
+
+import (
+	"context"
+
+	"github.com/imagerelay/imagerelay/shared/replication"
+)
+
+// Copier starts copies at one provider. Implementations classify every failure as a
+// *replication.ProviderError (retryable or terminal) and must be safe for concurrent use.
+type Copier interface {
+	// StartCopy starts copying req's image to req.DestinationRegions and returns one handle
+	// per region. A region that already holds the image comes back with AlreadyPresent.
+	StartCopy(ctx context.Context, req replication.CopyRequest) ([]replication.CopyHandle, error)
+	// FindCopy looks for a copy of req to req.DestinationRegions[0] that an interrupted
+	// earlier attempt may have started, so a crash between the claim and the provider call
+	// never causes a second copy.
+	FindCopy(ctx context.Context, req replication.CopyRequest) (replication.CopyHandle, bool, error)
+}
+
+// MultiRegionCopier is implemented by copiers whose API starts many regions in one call
+// (Alibaba StartTaskForDistributeImage).
+type MultiRegionCopier interface {
+	Copier
+	MultiRegion() bool
+}
+
+// LimitedCopier is implemented by providers that allow only a few copies in flight per
+// tenant (Huawei IMS: 5); replicate then takes a cluster-wide slot before starting.
+type LimitedCopier interface {
+	Copier
+	MaxInFlight() int
+}

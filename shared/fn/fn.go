@@ -1,0 +1,93 @@
+// Package fn is the contract between a function's pure core and the runtime that hosts it
+// (NATS worker, AWS Lambda, Alibaba Function Compute): a core takes one event and returns the
+// events to emit and an [Outcome]; each runtime maps the outcome onto its own mechanism, in
+// one place (JetStream Ack / NakWithDelay / Term, a Lambda batch item failure, an FC error).
+package fn
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+)
+
+// Kind tells a runtime what to do with the input event after the core ran.
+type Kind int
+
+const (
+	// Done means the event was handled: acknowledge it after publishing the emitted events.
+	Done Kind = iota
+	// RetryLater means the event could not be handled now (throttled, provider unavailable,
+	// waiting for a slot or a due time): deliver it again after Outcome.Delay.
+	RetryLater
+	// Reject means the event can never be handled (malformed, unknown region in a request,
+	// impossible state): stop redelivery and copy it to the dead-letter subject with the reason.
+	Reject
+)
+
+// String names the kind for logs.
+func (k Kind) String() string {
+	switch k {
+	case Done:
+		return "done"
+	case RetryLater:
+		return "retry-later"
+	case Reject:
+		return "reject"
+	}
+	return fmt.Sprintf("kind(%d)", int(k))
+}
+
+// Outcome is what a core decided about its input event.
+type Outcome struct {
+	Kind Kind
+	// Delay is how long to wait before redelivery, for RetryLater.
+	Delay time.Duration
+	// Err explains a RetryLater or Reject; it becomes the dead-letter reason.
+	Err error
+}
+
+// Result is a core's answer for one event.
+type Result struct {
+	// Emit are the events to publish before the input is acknowledged. Their ids are derived
+	// from the input, so publishing them again after a redelivery is harmless.
+	Emit    []event.Event
+	Outcome Outcome
+}
+
+// OK returns a Done result that emits evs.
+func OK(evs ...event.Event) Result { return Result{Emit: evs} }
+
+// Retry returns a RetryLater result.
+func Retry(delay time.Duration, err error, evs ...event.Event) Result {
+	return Result{Emit: evs, Outcome: Outcome{Kind: RetryLater, Delay: delay, Err: err}}
+}
+
+// RejectWith returns a Reject result.
+func RejectWith(err error) Result { return Result{Outcome: Outcome{Kind: Reject, Err: err}} }
+
+// Handler is a function core: it handles one decoded, validated event.
+// Implementations must be safe for concurrent use: every runtime may call them in parallel.
+type Handler interface {
+	Handle(ctx context.Context, e event.Event) Result
+}
+
+// BatchHandler is implemented by cores that work better on several events at once (the poller
+// batches status calls). Results are in the order of the input.
+type BatchHandler interface {
+	Handler
+	HandleBatch(ctx context.Context, evs []event.Event) []Result
+}
+
+// HandlerFunc adapts a function to [Handler].
+type HandlerFunc func(ctx context.Context, e event.Event) Result
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, e event.Event) Result { return f(ctx, e) }
+
+// Publisher publishes events on the bus. Publishing an event whose id was already published
+// (inside the bus's dedupe window) is not an error and stores nothing new.
+type Publisher interface {
+	Publish(ctx context.Context, evs ...event.Event) error
+}

@@ -1,0 +1,184 @@
+// Package replication is the domain model shared by the function cores and the provider
+// adapters: the request to start a copy, the status of a copy, the record that tracks one copy
+// through its life, and the classified error every provider returns.
+package replication
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/imagerelay/imagerelay/events"
+)
+
+// CopyRequest asks a provider to copy one image version to one or more destination regions.
+type CopyRequest struct {
+	events.ReplicationRequested
+	// DestinationRegions are the regions to start in this call. Providers that copy one
+	// region per call receive exactly one; Alibaba may receive several.
+	DestinationRegions []string
+	// Name is the deterministic name of the copy, so a restarted worker can find a copy it
+	// started before crashing.
+	Name string
+}
+
+// CopyHandle is what a provider returns when it accepted a copy to one region.
+type CopyHandle struct {
+	Region string
+	// TaskID follows the copy: Alibaba task id, Huawei job id, Tencent destination image id.
+	TaskID string
+	// DestinationImageID is the copy's image id when known at start.
+	DestinationImageID string
+	// AlreadyPresent is true when the region already had the image (nothing was started).
+	AlreadyPresent bool
+}
+
+// Task is an in-flight copy the poller asks about.
+type Task struct {
+	events.Replication
+	TaskID             string
+	DestinationImageID string
+}
+
+// Phase is the coarse state of a copy at the provider.
+type Phase string
+
+// Phases of a copy as the poller sees them.
+const (
+	PhaseInProgress Phase = "in-progress"
+	PhaseSucceeded  Phase = "succeeded"
+	PhaseFailed     Phase = "failed"
+	// PhaseNotFound means the provider has no trace of the task (yet, or any more).
+	PhaseNotFound Phase = "not-found"
+)
+
+// CopyStatus is the provider's view of one task.
+type CopyStatus struct {
+	Phase Phase
+	// Percent is 0–100.
+	Percent int
+	// ProviderStatus is the provider's own status word.
+	ProviderStatus     string
+	DestinationImageID string
+	// Code and Message explain a failure.
+	Code, Message string
+}
+
+// Class says what to do about a provider error.
+type Class int
+
+const (
+	// Terminal errors will not go away by retrying: report replication.failed.
+	Terminal Class = iota
+	// Retryable errors are throttling, 5xx and transient states: try again later.
+	Retryable
+)
+
+// ErrRetryable is matched (with errors.Is) by retryable provider errors.
+var ErrRetryable = errors.New("retryable provider error")
+
+// ErrTerminal is matched (with errors.Is) by terminal provider errors.
+var ErrTerminal = errors.New("terminal provider error")
+
+// ProviderError is a classified error from a cloud API, carrying the provider's own code and
+// message and a hint for the operator. Secrets never appear in it.
+type ProviderError struct {
+	Provider   string
+	Action     string
+	Code       string
+	Message    string
+	RequestID  string
+	HTTPStatus int
+	Class      Class
+	// RetryAfter is the provider's requested wait, when it said one.
+	RetryAfter time.Duration
+	// Hint tells the operator what to do.
+	Hint string
+}
+
+// Error implements error.
+func (e *ProviderError) Error() string {
+	s := fmt.Sprintf("%s %s: %s: %s", e.Provider, e.Action, e.Code, e.Message)
+	if e.RequestID != "" {
+		s += " (request id " + e.RequestID + ")"
+	}
+	if e.Hint != "" {
+		s += "; " + e.Hint
+	}
+	return s
+}
+
+// Is matches ErrRetryable or ErrTerminal by class.
+func (e *ProviderError) Is(target error) bool {
+	return (target == ErrRetryable && e.Class == Retryable) || (target == ErrTerminal && e.Class == Terminal)
+}
+
+// AsProviderError returns err as a *ProviderError, classifying anything else (network
+// failures, context deadlines) as retryable.
+func AsProviderError(provider, action string, err error) *ProviderError {
+	var pe *ProviderError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return &ProviderError{Provider: provider, Action: action, Code: "NetworkError", Message: err.Error(), Class: Retryable,
+		Hint: "the provider could not be reached; imagerelay will retry"}
+}
+
+// State is the lifecycle of a replication record.
+type State string
+
+// States of a replication record. Settled states are Succeeded and Failed.
+const (
+	StateRequested  State = "requested"
+	StateStarting   State = "starting" // claimed by replicate; the provider call may be in flight
+	StateWaiting    State = "waiting"  // waiting for a concurrency slot (Huawei) or throttling
+	StateInProgress State = "in-progress"
+	StateSucceeded  State = "succeeded"
+	StateFailed     State = "failed"
+	StateSkipped    State = "skipped"
+)
+
+// Settled reports whether s is final.
+func (s State) Settled() bool { return s == StateSucceeded || s == StateFailed || s == StateSkipped }
+
+// Record tracks one copy in the KV store; it is what `imagerelay status` shows.
+type Record struct {
+	Key string `json:"key"`
+	events.Replication
+	State              State     `json:"state"`
+	TaskID             string    `json:"taskId,omitempty"`
+	DestinationImageID string    `json:"destinationImageId,omitempty"`
+	Percent            int       `json:"percent"`
+	ProviderStatus     string    `json:"providerStatus,omitempty"`
+	Code               string    `json:"code,omitempty"`
+	Message            string    `json:"message,omitempty"`
+	Hint               string    `json:"hint,omitempty"`
+	StartCalls         int       `json:"startCalls"`
+	Polls              int       `json:"polls"`
+	CorrelationID      string    `json:"correlationId,omitempty"`
+	RequestedAt        time.Time `json:"requestedAt,omitzero"`
+	StartedAt          time.Time `json:"startedAt,omitzero"`
+	FinishedAt         time.Time `json:"finishedAt,omitzero"`
+	Deadline           time.Time `json:"deadline,omitzero"`
+	UpdatedAt          time.Time `json:"updatedAt,omitzero"`
+	// Holder is who claimed the record (worker id + event id), for crash recovery.
+	Holder string `json:"holder,omitempty"`
+}
+
+// CopyName returns the deterministic name of a copy: the same request always names its copy
+// the same way, so a restarted worker can find it at the provider.
+func CopyName(r events.Replication) string {
+	base := r.ImageName
+	if base == "" {
+		base = r.ImageID
+	}
+	suffix := "-ir-" + events.DeriveID(events.ReplicationKey(r), "copy")[:8]
+	// Tencent allows 60 characters in an image name; the suffix must survive truncation.
+	if len(base) > MaxCopyNameLen-len(suffix) {
+		base = base[:MaxCopyNameLen-len(suffix)]
+	}
+	return base + suffix
+}
+
+// MaxCopyNameLen is the longest name CopyName returns (Tencent's image-name limit).
+const MaxCopyNameLen = 60
