@@ -21,6 +21,11 @@ const (
 	// RetryLater means the event could not be handled now (throttled, provider unavailable,
 	// waiting for a slot or a due time): deliver it again after Outcome.Delay.
 	RetryLater
+	// Defer means the event is fine but its time has not come (a copy still in flight, a
+	// concurrency slot or a maintenance window to wait for): hand it back after Outcome.Delay.
+	// Unlike RetryLater, deferring is not a failure and never counts towards a delivery limit,
+	// so a copy that takes hours can be followed without running into MaxDeliver.
+	Defer
 	// Reject means the event can never be handled (malformed, unknown region in a request,
 	// impossible state): stop redelivery and copy it to the dead-letter subject with the reason.
 	Reject
@@ -33,6 +38,8 @@ func (k Kind) String() string {
 		return "done"
 	case RetryLater:
 		return "retry-later"
+	case Defer:
+		return "defer"
 	case Reject:
 		return "reject"
 	}
@@ -42,7 +49,7 @@ func (k Kind) String() string {
 // Outcome is what a core decided about its input event.
 type Outcome struct {
 	Kind Kind
-	// Delay is how long to wait before redelivery, for RetryLater.
+	// Delay is how long to wait before the event comes back, for RetryLater and Defer.
 	Delay time.Duration
 	// Err explains a RetryLater or Reject; it becomes the dead-letter reason.
 	Err error
@@ -62,6 +69,11 @@ func OK(evs ...event.Event) Result { return Result{Emit: evs} }
 // Retry returns a RetryLater result.
 func Retry(delay time.Duration, err error, evs ...event.Event) Result {
 	return Result{Emit: evs, Outcome: Outcome{Kind: RetryLater, Delay: delay, Err: err}}
+}
+
+// DeferFor returns a Defer result: handle the same event again after delay.
+func DeferFor(delay time.Duration, evs ...event.Event) Result {
+	return Result{Emit: evs, Outcome: Outcome{Kind: Defer, Delay: delay}}
 }
 
 // RejectWith returns a Reject result.

@@ -1,0 +1,99 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"sort"
+
+	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/shared/replication"
+)
+
+// Plan is the stored list of destinations fanout chose for one image; replication.completed
+// is emitted when every one of them has settled.
+type Plan struct {
+	events.Image
+	Regions       []string `json:"regions"`
+	CorrelationID string   `json:"correlationId"`
+}
+
+// RecordKey returns the bucket key of a replication record.
+func RecordKey(r events.Replication) string { return Key("repl", events.ReplicationKey(r)) }
+
+// PlanKey returns the bucket key of an image's plan.
+func PlanKey(i events.Image) string { return Key("plan", events.ImageKey(i)) }
+
+// Record reads one replication record.
+func (s *Store) Record(ctx context.Context, r events.Replication) (replication.Record, uint64, error) {
+	return Get[replication.Record](ctx, s, RecordKey(r))
+}
+
+// Records returns every replication record, sorted by key, for `imagerelay status`.
+func (s *Store) Records(ctx context.Context) ([]replication.Record, error) {
+	recs, err := List[replication.Record](ctx, s, "repl/")
+	sort.Slice(recs, func(i, j int) bool { return recs[i].Key < recs[j].Key })
+	return recs, err
+}
+
+// SavePlan stores an image's plan, merging regions into an existing plan of the same image.
+func (s *Store) SavePlan(ctx context.Context, p Plan) error {
+	key := PlanKey(p.Image)
+	if _, err := Create(ctx, s, key, p); !errors.Is(err, ErrExists) {
+		return err
+	}
+	_, err := Update(ctx, s, key, func(old *Plan) error {
+		added := false
+		for _, r := range p.Regions {
+			if !contains(old.Regions, r) {
+				old.Regions = append(old.Regions, r)
+				added = true
+			}
+		}
+		if !added {
+			return ErrNoChange
+		}
+		return nil
+	})
+	return err
+}
+
+// Plan reads an image's plan.
+func (s *Store) Plan(ctx context.Context, i events.Image) (Plan, error) {
+	p, _, err := Get[Plan](ctx, s, PlanKey(i))
+	return p, err
+}
+
+// Settled returns the records of every planned region of an image and whether all of them
+// have settled. A region without a record yet is not settled.
+func (s *Store) Settled(ctx context.Context, i events.Image) (Plan, []replication.Record, bool, error) {
+	p, err := s.Plan(ctx, i)
+	if err != nil {
+		return p, nil, false, err
+	}
+	all := true
+	var recs []replication.Record
+	for _, region := range p.Regions {
+		rec, _, err := s.Record(ctx, events.Replication{Image: i, DestinationRegion: region})
+		if errors.Is(err, ErrNotFound) {
+			all = false
+			continue
+		}
+		if err != nil {
+			return p, nil, false, err
+		}
+		recs = append(recs, rec)
+		if !rec.State.Settled() {
+			all = false
+		}
+	}
+	return p, recs, all, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
