@@ -79,6 +79,9 @@ type ReplicationRequested struct {
 	TimeoutSeconds int `json:"timeoutSeconds,omitempty"`
 	// PollIntervalSeconds is how often the poller checks this copy.
 	PollIntervalSeconds int `json:"pollIntervalSeconds,omitempty"`
+	// OSType and Tags are carried from the published image for rebuild policies.
+	OSType string            `json:"osType,omitempty"`
+	Tags   map[string]string `json:"tags,omitempty"`
 }
 
 // ReplicationStarted is the data of io.imagerelay.replication.started: the provider accepted the

@@ -161,6 +161,14 @@ type Record struct {
 	FinishedAt         time.Time `json:"finishedAt,omitzero"`
 	Deadline           time.Time `json:"deadline,omitzero"`
 	UpdatedAt          time.Time `json:"updatedAt,omitzero"`
+	// LastPolledAt is when the poller last asked the provider; it keeps a duplicated poll
+	// chain from polling the same copy twice.
+	LastPolledAt        time.Time `json:"lastPolledAt,omitzero"`
+	PollIntervalSeconds int       `json:"pollIntervalSeconds,omitempty"`
+	// StartingSince is when a worker claimed the record to call the provider.
+	StartingSince time.Time         `json:"startingSince,omitzero"`
+	OSType        string            `json:"osType,omitempty"`
+	Tags          map[string]string `json:"tags,omitempty"`
 	// Holder is who claimed the record (worker id + event id), for crash recovery.
 	Holder string `json:"holder,omitempty"`
 }

@@ -97,3 +97,14 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// CreateRecord stores a new replication record; ErrExists if one is there.
+func (s *Store) CreateRecord(ctx context.Context, rec replication.Record) error {
+	_, err := Create(ctx, s, RecordKey(rec.Replication), rec)
+	return err
+}
+
+// UpdateRecord changes a replication record with compare-and-swap (see [Update]).
+func (s *Store) UpdateRecord(ctx context.Context, r events.Replication, change func(*replication.Record) error) (replication.Record, error) {
+	return Update(ctx, s, RecordKey(r), change)
+}

@@ -1,0 +1,152 @@
+// Package fanout is the core of the fanout function: it turns one image.published event into
+// a replication plan and one replication.requested event per destination region, checking
+// each provider's documented constraints before any API call is made.
+package fanout
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/shared/fn"
+	"github.com/imagerelay/imagerelay/shared/policy"
+	"github.com/imagerelay/imagerelay/shared/state"
+)
+
+// Name is the function's name on the bus.
+const Name = "fanout"
+
+// Policy says which images go to which regions.
+type Policy struct {
+	Name         string
+	Match        policy.Match
+	Regions      []string
+	Timeout      time.Duration
+	PollInterval time.Duration
+}
+
+// PlanStore records each image's plan, so the completion of every region can be detected.
+type PlanStore interface {
+	SavePlan(ctx context.Context, p state.Plan) error
+}
+
+// Core is the fanout function. Its fields are set once at start; it is safe for concurrent use.
+type Core struct {
+	// Policies are tried in order; the first that matches an image is used.
+	Policies []Policy
+	// Checkers holds the constraint checker of each configured provider.
+	Checkers map[string]ConstraintChecker
+	Plans    PlanStore
+	// Timeout and PollInterval apply when a policy sets none.
+	Timeout      time.Duration
+	PollInterval time.Duration
+}
+
+// Handle plans the replication of one published image.
+func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
+	if e.Type() != events.TypeImagePublished {
+		return fn.RejectWith(fmt.Errorf("fanout handles %s, not %s", events.TypeImagePublished, e.Type()))
+	}
+	img, err := events.DataAs[events.ImagePublished](e)
+	if err != nil {
+		return fn.RejectWith(err)
+	}
+	checker, ok := c.Checkers[img.Provider]
+	if !ok {
+		return fn.RejectWith(fmt.Errorf("provider %q is not configured; add it under providers: in imagerelay.yaml and publish the event again", img.Provider))
+	}
+	pol, ok := c.match(img)
+	planned := events.ReplicationPlanned{Image: img.Image, Regions: []string{}}
+	var requests []event.Event
+	if ok {
+		planned.Policy = pol.Name
+		for _, region := range c.destinations(img, pol, &planned) {
+			if reason := checker.CheckCopy(*img, region); reason != "" {
+				planned.Skipped = append(planned.Skipped, events.SkippedRegion{Region: region, Reason: reason})
+				continue
+			}
+			planned.Regions = append(planned.Regions, region)
+		}
+		for _, region := range planned.Regions {
+			req, err := events.Derive(e, Name, events.TypeReplicationRequested, c.request(img, pol, region, planned.Regions),
+				img.Provider, region, img.ImageID, region)
+			if err != nil {
+				return fn.RejectWith(err)
+			}
+			requests = append(requests, req)
+		}
+	}
+	if len(planned.Regions) > 0 {
+		// The plan is stored before any request exists, so completion can be judged later.
+		if err := c.Plans.SavePlan(ctx, state.Plan{Image: img.Image, Regions: planned.Regions, CorrelationID: events.CorrelationID(e)}); err != nil {
+			return fn.Retry(0, err)
+		}
+	}
+	plan, err := events.Derive(e, Name, events.TypeReplicationPlanned, planned, img.Provider, img.SourceRegion, img.ImageID)
+	if err != nil {
+		return fn.RejectWith(err)
+	}
+	return fn.OK(append([]event.Event{plan}, requests...)...)
+}
+
+func (c *Core) match(img *events.ImagePublished) (Policy, bool) {
+	for _, p := range c.Policies {
+		if p.Match.Matches(img.Image, img.Tags) {
+			return p, true
+		}
+	}
+	return Policy{}, false
+}
+
+// destinations are the policy's regions, narrowed to the ones the event asks for (those the
+// policy does not allow are skipped with a reason).
+func (c *Core) destinations(img *events.ImagePublished, pol Policy, planned *events.ReplicationPlanned) []string {
+	if len(img.Regions) == 0 {
+		return dedupe(pol.Regions)
+	}
+	var out []string
+	for _, r := range dedupe(img.Regions) {
+		if slices.Contains(pol.Regions, r) {
+			out = append(out, r)
+		} else {
+			planned.Skipped = append(planned.Skipped, events.SkippedRegion{Region: r,
+				Reason: fmt.Sprintf("policy %q does not replicate to %s; add it to the policy's regions", pol.Name, r)})
+		}
+	}
+	return out
+}
+
+func (c *Core) request(img *events.ImagePublished, pol Policy, region string, all []string) events.ReplicationRequested {
+	timeout, interval := pol.Timeout, pol.PollInterval
+	if timeout <= 0 {
+		timeout = c.Timeout
+	}
+	if interval <= 0 {
+		interval = c.PollInterval
+	}
+	return events.ReplicationRequested{
+		Replication:         events.Replication{Image: img.Image, DestinationRegion: region},
+		SizeGB:              img.SizeGB,
+		Encrypted:           img.Encrypted,
+		FromISO:             img.FromISO,
+		Regions:             all,
+		TimeoutSeconds:      int(timeout.Seconds()),
+		PollIntervalSeconds: max(int(interval.Seconds()), 1),
+		OSType:              img.OSType,
+		Tags:                img.Tags,
+	}
+}
+
+func dedupe(in []string) []string {
+	var out []string
+	for _, s := range in {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}

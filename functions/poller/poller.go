@@ -1,0 +1,279 @@
+// Package poller is the core of the poller function: it follows in-flight copies without a
+// sleeping function. Each replication.started event is checked against the provider and,
+// while the copy is in flight, deferred back onto the bus for the next check; status calls
+// for copies that are due together are batched per provider, account and region.
+package poller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/functions/internal/lifecycle"
+	"github.com/imagerelay/imagerelay/shared/fn"
+	"github.com/imagerelay/imagerelay/shared/replication"
+	"github.com/imagerelay/imagerelay/shared/state"
+)
+
+// Name is the function's name on the bus.
+const Name = "poller"
+
+// Core is the poller function. It is safe for concurrent use.
+type Core struct {
+	// Readers holds the status reader of each configured provider.
+	Readers map[string]StatusReader
+	Store   *state.Store
+	// Limited names the providers whose copies hold a concurrency slot (renewed at each
+	// check, released when the copy settles).
+	Limited map[string]bool
+	// NotFoundChecks is how many checks a task may be unknown to the provider before the
+	// copy is reported failed (default 5).
+	NotFoundChecks int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	Log *slog.Logger
+}
+
+// Handle checks one in-flight copy.
+func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
+	return c.HandleBatch(ctx, []event.Event{e})[0]
+}
+
+// item is one event on its way through a batch.
+type item struct {
+	ev   event.Event
+	data *events.ReplicationStarted
+	rec  replication.Record
+}
+
+// HandleBatch checks several copies, with one status call per provider/account/region group
+// of up to BatchSize tasks.
+func (c *Core) HandleBatch(ctx context.Context, evs []event.Event) []fn.Result {
+	results := make([]fn.Result, len(evs))
+	groups := map[string][]int{}
+	items := make([]item, len(evs))
+	for i, e := range evs {
+		res, it, ok := c.prepare(ctx, e)
+		if !ok {
+			results[i] = res
+			continue
+		}
+		items[i] = it
+		g := it.data.Provider + "/" + it.data.Account + "/" + it.data.DestinationRegion
+		groups[g] = append(groups[g], i)
+	}
+	for _, idx := range groups {
+		reader := c.Readers[items[idx[0]].data.Provider]
+		size := max(reader.BatchSize(), 1)
+		for start := 0; start < len(idx); start += size {
+			chunk := idx[start:min(start+size, len(idx))]
+			tasks := make([]replication.Task, len(chunk))
+			for j, i := range chunk {
+				d := items[i].data
+				tasks[j] = replication.Task{Replication: d.Replication, TaskID: d.TaskID, DestinationImageID: d.DestinationImageID}
+			}
+			statuses, err := reader.CopyStatus(ctx, tasks)
+			if err == nil && len(statuses) != len(tasks) {
+				err = fmt.Errorf("%s returned %d statuses for %d tasks", items[chunk[0]].data.Provider, len(statuses), len(tasks))
+			}
+			for j, i := range chunk {
+				if err != nil {
+					results[i] = c.statusFailed(ctx, items[i], replication.AsProviderError(items[i].data.Provider, "CopyStatus", err))
+					continue
+				}
+				results[i] = c.apply(ctx, items[i], statuses[j])
+			}
+		}
+	}
+	return results
+}
+
+// prepare decodes an event and decides whether its copy needs a status call now.
+func (c *Core) prepare(ctx context.Context, e event.Event) (fn.Result, item, bool) {
+	if e.Type() != events.TypeReplicationStarted {
+		return fn.RejectWith(fmt.Errorf("poller handles %s, not %s", events.TypeReplicationStarted, e.Type())), item{}, false
+	}
+	d, err := events.DataAs[events.ReplicationStarted](e)
+	if err != nil {
+		return fn.RejectWith(err), item{}, false
+	}
+	if _, ok := c.Readers[d.Provider]; !ok {
+		return fn.RejectWith(fmt.Errorf("provider %q is not configured; add it under providers: in imagerelay.yaml", d.Provider)), item{}, false
+	}
+	interval := c.interval(d.PollIntervalSeconds)
+	polling := false
+	rec, err := c.Store.UpdateRecord(ctx, d.Replication, func(r *replication.Record) error {
+		polling = false
+		if r.State.Settled() {
+			return state.ErrNoChange
+		}
+		// A duplicated started event makes a second chain of checks; the one that finds a
+		// check less than half an interval old ends itself.
+		if !r.LastPolledAt.IsZero() && c.now().Sub(r.LastPolledAt) < interval/2 {
+			return state.ErrNoChange
+		}
+		r.LastPolledAt, r.Polls = c.now(), r.Polls+1
+		polling = true
+		return nil
+	})
+	if errors.Is(err, state.ErrNotFound) {
+		return fn.RejectWith(fmt.Errorf("no replication record for %s; was it started by imagerelay's replicate?", events.ReplicationKey(d.Replication))), item{}, false
+	}
+	if err != nil {
+		return fn.Retry(0, err), item{}, false
+	}
+	if rec.State.Settled() {
+		// Settled by an earlier delivery that may have stopped before its events were stored:
+		// emit them again (same ids, so the bus keeps one of each).
+		return c.announce(ctx, item{ev: e, data: d}, rec), item{}, false
+	}
+	if !polling {
+		return fn.OK(), item{}, false
+	}
+	if c.Limited[d.Provider] {
+		_ = c.Store.Renew(ctx, lifecycle.SlotName(d.Replication), events.ReplicationKey(d.Replication), lifecycle.SlotLease(interval))
+	}
+	return fn.Result{}, item{ev: e, data: d, rec: rec}, true
+}
+
+// apply records a status and decides what comes next.
+func (c *Core) apply(ctx context.Context, it item, st replication.CopyStatus) fn.Result {
+	switch st.Phase {
+	case replication.PhaseSucceeded:
+		return c.settle(ctx, it, replication.StateSucceeded, st, "")
+	case replication.PhaseFailed:
+		return c.settle(ctx, it, replication.StateFailed, st, "")
+	case replication.PhaseNotFound:
+		if it.rec.Polls >= c.notFoundChecks() {
+			st.Code, st.Message = "TaskNotFound", fmt.Sprintf("%s has no trace of task %s after %d checks", it.data.Provider, it.data.TaskID, it.rec.Polls)
+			return c.settle(ctx, it, replication.StateFailed, st, "check the copy in the provider's console; it may have been deleted")
+		}
+	}
+	if c.now().After(it.data.Deadline) && !it.data.Deadline.IsZero() {
+		st.Code = "Timeout"
+		st.Message = fmt.Sprintf("copy still %s at %d%% after %s", st.ProviderStatus, st.Percent, c.now().Sub(it.data.StartedAt).Round(time.Second))
+		return c.settle(ctx, it, replication.StateFailed, st, "the copy was not cancelled; raise replication.timeout if copies of this size take longer")
+	}
+	var out []event.Event
+	if st.Phase == replication.PhaseInProgress && (st.Percent != it.rec.Percent || st.ProviderStatus != it.rec.ProviderStatus) {
+		rec, err := c.Store.UpdateRecord(ctx, it.data.Replication, func(r *replication.Record) error {
+			if r.State.Settled() {
+				return state.ErrNoChange
+			}
+			r.Percent, r.ProviderStatus, r.UpdatedAt = st.Percent, st.ProviderStatus, c.now()
+			return nil
+		})
+		if err != nil {
+			return fn.Retry(0, err)
+		}
+		ev, err := c.emitter().Progressed(it.ev, rec)
+		if err != nil {
+			return fn.RejectWith(err)
+		}
+		out = append(out, ev)
+	}
+	return fn.DeferFor(c.interval(it.data.PollIntervalSeconds), out...)
+}
+
+// statusFailed handles a failed status call: terminal errors (wrong credentials, access
+// denied) end the copy, anything else is checked again at the next interval until the
+// deadline.
+func (c *Core) statusFailed(ctx context.Context, it item, pe *replication.ProviderError) fn.Result {
+	if pe.Class == replication.Terminal {
+		return c.settle(ctx, it, replication.StateFailed, replication.CopyStatus{Code: pe.Code, Message: pe.Message}, pe.Hint)
+	}
+	c.log().Warn("status check failed; will check again", "event_id", it.ev.ID(), "correlation_id", events.CorrelationID(it.ev), "error", pe.Error())
+	return c.apply(ctx, it, replication.CopyStatus{Phase: replication.PhaseInProgress, Percent: it.rec.Percent, ProviderStatus: it.rec.ProviderStatus})
+}
+
+// settle records the end of a copy and emits succeeded or failed, and completed when it was
+// the last region of its image.
+func (c *Core) settle(ctx context.Context, it item, to replication.State, st replication.CopyStatus, hint string) fn.Result {
+	rec, err := c.Store.UpdateRecord(ctx, it.data.Replication, func(r *replication.Record) error {
+		if r.State.Settled() {
+			return state.ErrNoChange
+		}
+		t := c.now()
+		r.State, r.FinishedAt, r.UpdatedAt = to, t, t
+		if st.DestinationImageID != "" {
+			r.DestinationImageID = st.DestinationImageID
+		}
+		if to == replication.StateSucceeded {
+			r.Percent = 100
+		} else {
+			r.Code, r.Message, r.Hint = st.Code, st.Message, hint
+			if r.Code == "" {
+				r.Code = "TaskFailed"
+			}
+		}
+		if st.ProviderStatus != "" {
+			r.ProviderStatus = st.ProviderStatus
+		}
+		return nil
+	})
+	if err != nil {
+		return fn.Retry(0, err)
+	}
+	if c.Limited[it.data.Provider] {
+		_ = c.Store.Release(ctx, lifecycle.SlotName(it.data.Replication), events.ReplicationKey(it.data.Replication))
+	}
+	return c.announce(ctx, it, rec)
+}
+
+// announce emits the events of a settled copy: succeeded or failed, and completed when every
+// region of the image has settled.
+func (c *Core) announce(ctx context.Context, it item, rec replication.Record) fn.Result {
+	var (
+		ev  event.Event
+		err error
+	)
+	if rec.State == replication.StateSucceeded {
+		ev, err = c.emitter().Succeeded(it.ev, rec)
+	} else {
+		ev, err = c.emitter().Failed(it.ev, rec, "")
+	}
+	if err != nil {
+		return fn.RejectWith(err)
+	}
+	out := []event.Event{ev}
+	done, ok, err := c.emitter().Completed(ctx, c.Store, it.ev, it.data.Image)
+	if err != nil {
+		return fn.Retry(0, err, out...)
+	}
+	if ok {
+		out = append(out, done)
+	}
+	return fn.OK(out...)
+}
+
+func (c *Core) emitter() lifecycle.Emitter { return lifecycle.Emitter{Function: Name} }
+
+func (c *Core) interval(seconds int) time.Duration {
+	return time.Duration(max(seconds, 1)) * time.Second
+}
+
+func (c *Core) notFoundChecks() int {
+	if c.NotFoundChecks > 0 {
+		return c.NotFoundChecks
+	}
+	return 5
+}
+
+func (c *Core) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c *Core) log() *slog.Logger {
+	if c.Log != nil {
+		return c.Log
+	}
+	return slog.Default()
+}
