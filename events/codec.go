@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,10 +73,16 @@ func ToHeaders(e event.Event) map[string]string {
 // FromBinary decodes a binary-mode message: get returns a header's value ("" if absent).
 // The event is validated like [Decode].
 func FromBinary(headerNames []string, get func(string) string, data []byte) (event.Event, error) {
-	if get("ce-specversion") == "" {
+	sv := get("ce-specversion")
+	if sv == "" {
 		return event.Event{}, malformed("specversion", "missing ce-specversion header (not a binary-mode CloudEvent)")
 	}
-	e := cloudevents.NewEvent(get("ce-specversion"))
+	// sdk-go leaves the event without a context for an unknown version, and every setter
+	// would then panic on the nil context.
+	if !knownSpecVersion(sv) {
+		return event.Event{}, malformed("specversion", "unsupported CloudEvents version %q", sv)
+	}
+	e := cloudevents.NewEvent(sv)
 	e.SetID(get("ce-id"))
 	e.SetSource(get("ce-source"))
 	e.SetType(get("ce-type"))
@@ -118,6 +126,28 @@ func Decode(raw []byte) (event.Event, error) {
 	if !json.Valid(raw) {
 		return event.Event{}, malformed("", "not valid JSON")
 	}
+	// sdk-go reports a missing or unknown specversion as a bare parse error; name the field
+	// so that the caller (and the dead-letter reason) can say what is wrong.
+	var attrs map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &attrs); err != nil {
+		return event.Event{}, malformed("", "not a JSON object")
+	}
+	sv, ok := attrs["specversion"]
+	if !ok {
+		return event.Event{}, malformed("specversion", "missing")
+	}
+	var svs string
+	if err := json.Unmarshal(sv, &svs); err != nil || !knownSpecVersion(svs) {
+		return event.Event{}, malformed("specversion", "unsupported CloudEvents version %s", sv)
+	}
+	// sdk-go parses data according to datacontenttype and fails with a parse error for a
+	// foreign type; report the attribute instead.
+	if ctRaw, ok := attrs["datacontenttype"]; ok {
+		var ct string
+		if err := json.Unmarshal(ctRaw, &ct); err != nil || !isJSON(ct) {
+			return event.Event{}, malformed("datacontenttype", "must be %s, got %s", ContentTypeJSON, ctRaw)
+		}
+	}
 	if err := json.Unmarshal(raw, &e); err != nil {
 		return event.Event{}, malformed("", "not a CloudEvent: %v", err)
 	}
@@ -128,12 +158,13 @@ func Decode(raw []byte) (event.Event, error) {
 // extensions every imagerelay event carries, and the data against the type's JSON Schema.
 func Check(e event.Event) error {
 	if err := e.Validate(); err != nil {
-		return malformed(firstField(err.Error()), "%v", err)
+		field, reason := firstInvalid(err)
+		return malformed(field, "%s", reason)
 	}
 	if !Known(e.Type()) {
 		return malformed("type", "unknown event type %q (imagerelay types start with %q)", e.Type(), TypePrefix)
 	}
-	if ct := e.DataContentType(); ct != "" && !strings.HasPrefix(ct, ContentTypeJSON) {
+	if ct := e.DataContentType(); ct != "" && !isJSON(ct) {
 		return malformed("datacontenttype", "must be %s, got %q", ContentTypeJSON, ct)
 	}
 	if len(e.Data()) == 0 {
@@ -151,10 +182,41 @@ func DataAs[T any](e event.Event) (*T, error) {
 	return v, nil
 }
 
-// firstField pulls the attribute name out of sdk-go's validation text ("id: REQUIRED ...").
-func firstField(msg string) string {
-	if i := strings.Index(msg, ":"); i > 0 && !strings.ContainsAny(msg[:i], " \n") {
-		return msg[:i]
+// attributeOrder ranks the CloudEvents attributes so that an event with several faults is
+// always reported by the same, most fundamental one (sdk-go returns them in a map).
+var attributeOrder = []string{"specversion", "id", "source", "type", "datacontenttype", "dataschema", "subject", "time"}
+
+// firstInvalid picks the field and reason to report from sdk-go's validation error.
+func firstInvalid(err error) (field, reason string) {
+	var ve event.ValidationError
+	if !errors.As(err, &ve) || len(ve) == 0 {
+		return "", strings.TrimSpace(err.Error())
 	}
-	return ""
+	keys := make([]string, 0, len(ve))
+	for k := range ve {
+		keys = append(keys, k)
+	}
+	rank := func(k string) int {
+		if i := slices.Index(attributeOrder, k); i >= 0 {
+			return i
+		}
+		return len(attributeOrder)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if d := rank(a) - rank(b); d != 0 {
+			return d
+		}
+		return strings.Compare(a, b)
+	})
+	return keys[0], ve[keys[0]].Error()
+}
+
+func knownSpecVersion(v string) bool {
+	return v == event.CloudEventsVersionV1 || v == event.CloudEventsVersionV03
+}
+
+// isJSON reports whether a datacontenttype is application/json, parameters (charset) allowed.
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == ContentTypeJSON
 }

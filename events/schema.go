@@ -5,10 +5,14 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
 )
 
 //go:embed schemas/*.json
@@ -77,31 +81,34 @@ func ValidateData(typ string, data []byte) error {
 		var ve *jsonschema.ValidationError
 		if errors.As(err, &ve) {
 			leaf := deepest(ve)
-			field := "data"
-			if len(leaf.InstanceLocation) > 0 {
-				field += "." + strings.Join(leaf.InstanceLocation, ".")
+			path := slices.Clone(leaf.InstanceLocation)
+			// A missing property fails on its parent object; name the property itself.
+			if req, ok := leaf.ErrorKind.(*kind.Required); ok && len(req.Missing) > 0 {
+				path = append(path, req.Missing[0])
 			}
-			return malformed(field, "%s", leafMessage(leaf))
+			field := "data"
+			if len(path) > 0 {
+				field += "." + strings.Join(path, ".")
+			}
+			return malformed(field, "%s", leaf.ErrorKind.LocalizedString(printer))
 		}
 		return malformed("data", "%v", err)
 	}
 	return nil
 }
 
-// deepest follows the first cause chain down to the most specific failure.
+// printer renders the schema library's messages without their location prefix, which the
+// field name already carries.
+var printer = message.NewPrinter(language.English)
+
+// deepest follows the cause chain down to the most specific failure. The library checks
+// properties in map order, so among siblings it takes the one earliest in the instance to
+// report the same field for the same input every time.
 func deepest(ve *jsonschema.ValidationError) *jsonschema.ValidationError {
 	for len(ve.Causes) > 0 {
-		ve = ve.Causes[0]
+		ve = slices.MinFunc(ve.Causes, func(a, b *jsonschema.ValidationError) int {
+			return slices.Compare(a.InstanceLocation, b.InstanceLocation)
+		})
 	}
 	return ve
-}
-
-func leafMessage(ve *jsonschema.ValidationError) string {
-	msg := ve.Error()
-	// The library prefixes its output with the instance location and schema URL; keep the
-	// sentence a person needs.
-	if i := strings.LastIndex(msg, ": "); i >= 0 && strings.HasPrefix(msg, "jsonschema") {
-		return strings.TrimSpace(msg[i+2:])
-	}
-	return strings.TrimSpace(msg)
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -36,7 +37,7 @@ type PlanStore interface {
 
 // Core is the fanout function. Its fields are set once at start; it is safe for concurrent use.
 type Core struct {
-	// Policies are tried in order; the first that matches an image is used.
+	// Policies select destinations: every policy that matches an image adds its regions.
 	Policies []Policy
 	// Checkers holds the constraint checker of each configured provider.
 	Checkers map[string]ConstraintChecker
@@ -59,26 +60,40 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 	if !ok {
 		return fn.RejectWith(fmt.Errorf("provider %q is not configured; add it under providers: in imagerelay.yaml and publish the event again", img.Provider))
 	}
-	pol, ok := c.match(img)
 	planned := events.ReplicationPlanned{Image: img.Image, Regions: []string{}}
+	// Every matching policy contributes its regions; a region listed by several keeps the
+	// settings of the first.
+	var names []string
+	byRegion := map[string]Policy{}
+	var order []string
+	for _, pol := range c.Policies {
+		if !pol.Match.Matches(img.Image, img.Tags) {
+			continue
+		}
+		names = append(names, pol.Name)
+		for _, r := range pol.Regions {
+			if _, seen := byRegion[r]; !seen {
+				byRegion[r] = pol
+				order = append(order, r)
+			}
+		}
+	}
+	planned.Policy = strings.Join(names, ",")
+	for _, region := range c.destinations(img, order, planned.Policy, &planned) {
+		if reason := checker.CheckCopy(*img, region); reason != "" {
+			planned.Skipped = append(planned.Skipped, events.SkippedRegion{Region: region, Reason: reason})
+			continue
+		}
+		planned.Regions = append(planned.Regions, region)
+	}
 	var requests []event.Event
-	if ok {
-		planned.Policy = pol.Name
-		for _, region := range c.destinations(img, pol, &planned) {
-			if reason := checker.CheckCopy(*img, region); reason != "" {
-				planned.Skipped = append(planned.Skipped, events.SkippedRegion{Region: region, Reason: reason})
-				continue
-			}
-			planned.Regions = append(planned.Regions, region)
+	for _, region := range planned.Regions {
+		req, err := events.Derive(e, Name, events.TypeReplicationRequested, c.request(img, byRegion[region], region, planned.Regions),
+			img.Provider, region, img.ImageID, region)
+		if err != nil {
+			return fn.RejectWith(err)
 		}
-		for _, region := range planned.Regions {
-			req, err := events.Derive(e, Name, events.TypeReplicationRequested, c.request(img, pol, region, planned.Regions),
-				img.Provider, region, img.ImageID, region)
-			if err != nil {
-				return fn.RejectWith(err)
-			}
-			requests = append(requests, req)
-		}
+		requests = append(requests, req)
 	}
 	if len(planned.Regions) > 0 {
 		// The plan is stored before any request exists, so completion can be judged later.
@@ -93,28 +108,23 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 	return fn.OK(append([]event.Event{plan}, requests...)...)
 }
 
-func (c *Core) match(img *events.ImagePublished) (Policy, bool) {
-	for _, p := range c.Policies {
-		if p.Match.Matches(img.Image, img.Tags) {
-			return p, true
-		}
-	}
-	return Policy{}, false
-}
-
-// destinations are the policy's regions, narrowed to the ones the event asks for (those the
-// policy does not allow are skipped with a reason).
-func (c *Core) destinations(img *events.ImagePublished, pol Policy, planned *events.ReplicationPlanned) []string {
+// destinations are the policies' regions, narrowed to the ones the event asks for (those no
+// matching policy allows are skipped with a reason).
+func (c *Core) destinations(img *events.ImagePublished, allowed []string, policies string, planned *events.ReplicationPlanned) []string {
 	if len(img.Regions) == 0 {
-		return dedupe(pol.Regions)
+		return allowed
 	}
 	var out []string
 	for _, r := range dedupe(img.Regions) {
-		if slices.Contains(pol.Regions, r) {
+		switch {
+		case slices.Contains(allowed, r):
 			out = append(out, r)
-		} else {
+		case policies == "":
 			planned.Skipped = append(planned.Skipped, events.SkippedRegion{Region: r,
-				Reason: fmt.Sprintf("policy %q does not replicate to %s; add it to the policy's regions", pol.Name, r)})
+				Reason: "no replication policy matches this image; add a policy whose match selects it"})
+		default:
+			planned.Skipped = append(planned.Skipped, events.SkippedRegion{Region: r,
+				Reason: fmt.Sprintf("policy %s does not replicate to %s; add it to the policy's regions", policies, r)})
 		}
 	}
 	return out

@@ -154,3 +154,12 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 
 // now is the store's clock, replaceable in tests of lease expiry.
 var now = time.Now
+
+// Bind opens an existing bucket without creating it (for read-only tools such as status).
+func Bind(ctx context.Context, js jetstream.JetStream, bucket string) (*Store, error) {
+	kv, err := js.KeyValue(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("state: bucket %s: %w (has imagerelay run on this NATS yet?)", bucket, err)
+	}
+	return &Store{kv: kv}, nil
+}

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+
+	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/samples"
+	"github.com/imagerelay/imagerelay/shared/app"
+	"github.com/imagerelay/imagerelay/shared/config"
+	"github.com/imagerelay/imagerelay/shared/emulators"
+	"github.com/imagerelay/imagerelay/shared/replication"
+)
+
+func newDemo(g *globals) *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Start everything embedded, publish the sample images and follow them to the end",
+		Long: `demo starts an embedded NATS server (in a fresh temporary store), the cloud emulators on
+free loopback ports and every function, publishes the images in samples/, prints each event as
+it happens and, once every region has settled, the final status table. It exits 0 when every
+replication succeeded and nothing was dead-lettered, 1 otherwise.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			return runDemo(cmd.Context(), cfg, timeout)
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 90*time.Second, "give up after this long")
+	return cmd
+}
+
+func runDemo(ctx context.Context, cfg *config.Config, timeout time.Duration) error {
+	out := os.Stdout
+	dir, err := os.MkdirTemp("", "imagerelay-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	// A fresh store and free ports every run, so the demo never trips over an earlier run
+	// or over a running `imagerelay up`.
+	cfg.NATS.URL, cfg.NATS.StoreDir, cfg.NATS.Listen = "", dir, config.ListenNone
+	emus, err := emulators.Start(emulators.DefaultSeed(), emulators.Addrs{Tencent: "127.0.0.1:0", Alibaba: "127.0.0.1:0", Huawei: "127.0.0.1:0"})
+	if err != nil {
+		return err
+	}
+	defer emus.Close()
+	cfg.Providers.Tencent.Endpoint = emus.Addrs.Tencent
+	cfg.Providers.Alibaba.Endpoint, cfg.Providers.Alibaba.EcdEndpoint = emus.Addrs.Alibaba, emus.Addrs.Alibaba
+	cfg.Providers.Huawei.Endpoint = "http://" + emus.Addrs.Huawei
+	useDemoCredentials()
+
+	logFile, err := os.Create(dir + "/imagerelay.log")
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	st, err := startStack(ctx, cfg, logger(logFile, cfg.Log.Level))
+	if err != nil {
+		return err
+	}
+	defer st.close()
+
+	tracker := newDemoTracker()
+	sub, err := st.nc.Subscribe(events.SubjectPrefix+">", func(m *nats.Msg) {
+		printMsg(out, m)
+		tracker.observe(m)
+	})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := st.run(ctx, app.FunctionNames); err != nil {
+		return err
+	}
+
+	images, err := sampleImages(samples.FS)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "imagerelay demo: %d sample images, emulators on %s (tencent), %s (alibaba), %s (huawei)\n\n",
+		len(images), emus.Addrs.Tencent, emus.Addrs.Alibaba, emus.Addrs.Huawei)
+	start := time.Now()
+	for _, img := range images {
+		e, err := newPublished(img)
+		if err != nil {
+			return err
+		}
+		tracker.expect(e.ID())
+		if err := st.rt.Bus.Publish(ctx, e); err != nil {
+			return err
+		}
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	finished := tracker.wait(waitCtx)
+	recs, err := st.rt.Store.Records(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nFinal status after %s:\n\n", time.Since(start).Round(100*time.Millisecond))
+	writeTable(out, recs, time.Now())
+
+	var problems []string
+	if !finished {
+		problems = append(problems, fmt.Sprintf("not every region settled within %s", timeout))
+	}
+	for _, r := range recs {
+		if r.State != replication.StateSucceeded {
+			problems = append(problems, fmt.Sprintf("%s is %s %s", r.Key, r.State, r.Code))
+		}
+	}
+	problems = append(problems, tracker.deadLetters()...)
+	if len(problems) > 0 {
+		fmt.Fprintf(out, "\nUnexpected: %s\nLogs: %s (kept until exit)\n", strings.Join(problems, "; "), logFile.Name())
+		return exitError{code: 1, msg: "demo finished with problems"}
+	}
+	fmt.Fprintf(out, "\nEvery replication succeeded. Run `imagerelay up` to keep the pipeline running, then `imagerelay publish` and `imagerelay status`.\n")
+	return nil
+}
+
+// demoTracker follows the published images until each has its completion (or no region to
+// copy to).
+type demoTracker struct {
+	mu      sync.Mutex
+	pending map[string]bool // correlation id → still waiting
+	dlq     []string
+	changed chan struct{}
+}
+
+func newDemoTracker() *demoTracker {
+	return &demoTracker{pending: map[string]bool{}, changed: make(chan struct{}, 1)}
+}
+
+func (t *demoTracker) expect(id string) {
+	t.mu.Lock()
+	t.pending[id] = true
+	t.mu.Unlock()
+}
+
+func (t *demoTracker) observe(m *nats.Msg) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	defer func() {
+		select {
+		case t.changed <- struct{}{}:
+		default:
+		}
+	}()
+	if strings.HasPrefix(m.Subject, events.DeadLetterPrefix) {
+		t.dlq = append(t.dlq, m.Subject+": "+m.Header.Get("Imagerelay-Dlq-Reason"))
+		return
+	}
+	corr := m.Header.Get("ce-" + events.ExtCorrelationID)
+	switch m.Header.Get("ce-type") {
+	case events.TypeReplicationPlanned:
+		names := make([]string, 0, len(m.Header))
+		for k := range m.Header {
+			names = append(names, k)
+		}
+		e, err := events.FromBinary(names, m.Header.Get, m.Data)
+		if err != nil {
+			return
+		}
+		if d, err := events.DataAs[events.ReplicationPlanned](e); err == nil && len(d.Regions) == 0 {
+			delete(t.pending, events.CorrelationID(e))
+		}
+	case events.TypeReplicationCompleted:
+		delete(t.pending, corr)
+	}
+}
+
+func (t *demoTracker) wait(ctx context.Context) bool {
+	for {
+		t.mu.Lock()
+		n := len(t.pending)
+		t.mu.Unlock()
+		if n == 0 {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.changed:
+		}
+	}
+}
+
+func (t *demoTracker) deadLetters() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]string(nil), t.dlq...)
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/imagerelay/imagerelay/shared/app"
+	"github.com/imagerelay/imagerelay/shared/config"
+	"github.com/imagerelay/imagerelay/shared/natsembed"
+)
+
+// stack is a running bus (embedded or external) with the functions on it.
+type stack struct {
+	server *natsembed.Server
+	nc     *nats.Conn
+	rt     *app.Runtime
+	wg     sync.WaitGroup
+	cancel context.CancelFunc
+}
+
+// startStack connects to (or embeds) NATS and opens the runtime.
+func startStack(ctx context.Context, cfg *config.Config, log *slog.Logger) (*stack, error) {
+	s := &stack{}
+	var err error
+	if cfg.NATS.Embedded() {
+		listen, _ := cfg.NATS.ListenAddr()
+		s.server, err = natsembed.Start(natsembed.Options{StoreDir: cfg.NATS.StoreDir, Listen: listen})
+		if err != nil {
+			return nil, err
+		}
+		s.nc, err = s.server.Connect()
+	} else {
+		s.nc, err = app.Connect(cfg, "imagerelay")
+	}
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	octx, cancel := context.WithTimeout(ctx, app.Deadline)
+	defer cancel()
+	s.rt, err = app.Open(octx, cfg, s.nc, log)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// run starts the named functions in the background until stop.
+func (s *stack) run(ctx context.Context, names []string) error {
+	ctx, s.cancel = context.WithCancel(ctx)
+	for _, name := range names {
+		spec, err := s.rt.Spec(name)
+		if err != nil {
+			return err
+		}
+		if _, err := s.rt.Bus.Consumer(ctx, spec); err != nil {
+			return err
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.rt.Bus.Run(ctx, spec); err != nil {
+				s.rt.Log.Error("function stopped", "function", spec.Function, "error", err)
+			}
+		}()
+	}
+	return nil
+}
+
+// close stops the functions, then the connection and the embedded server.
+func (s *stack) close() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	if s.nc != nil {
+		_ = s.nc.Drain()
+	}
+	if s.server != nil {
+		s.server.Shutdown()
+	}
+}

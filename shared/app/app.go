@@ -1,0 +1,166 @@
+// Package app is the composition root: it builds the providers, the state store and the
+// function cores from the configuration, for every runtime (the NATS workers of `imagerelay
+// up` and `imagerelay worker`, and the Lambda and Function Compute binaries). It never
+// imports the embedded nats-server.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/functions/fanout"
+	"github.com/imagerelay/imagerelay/functions/poller"
+	"github.com/imagerelay/imagerelay/functions/replicate"
+	"github.com/imagerelay/imagerelay/shared/bus"
+	"github.com/imagerelay/imagerelay/shared/config"
+	"github.com/imagerelay/imagerelay/shared/providers/alibaba"
+	"github.com/imagerelay/imagerelay/shared/providers/huawei"
+	"github.com/imagerelay/imagerelay/shared/providers/tencent"
+	"github.com/imagerelay/imagerelay/shared/state"
+)
+
+// Provider is what one cloud adapter offers the three replication functions.
+type Provider interface {
+	replicate.Copier
+	poller.StatusReader
+	fanout.ConstraintChecker
+}
+
+// Providers are the clouds that could be set up, and why the others could not.
+type Providers struct {
+	ByName map[string]Provider
+	// Unavailable explains each provider that could not be built (missing credentials, ...).
+	Unavailable map[string]error
+}
+
+// BuildProviders builds every provider whose credentials are present.
+func BuildProviders(cfg *config.Config) Providers {
+	p := Providers{ByName: map[string]Provider{}, Unavailable: map[string]error{}}
+	add := func(name string, prov Provider, err error) {
+		if err != nil {
+			p.Unavailable[name] = err
+			return
+		}
+		p.ByName[name] = prov
+	}
+	pc := cfg.Providers
+	t, err := tencent.New(tencent.Config{Endpoint: pc.Tencent.Endpoint, Account: pc.Tencent.Account,
+		SyncRatePerSecond: pc.Tencent.SyncRate, DescribeRatePerSecond: pc.Tencent.DescribeRate})
+	add(events.ProviderTencent, t, err)
+	a, err := alibaba.New(alibaba.Config{Endpoint: pc.Alibaba.Endpoint, EcdEndpoint: pc.Alibaba.EcdEndpoint,
+		Account: pc.Alibaba.Account, ProductType: pc.Alibaba.ProductType, RatePerSecond: pc.Alibaba.Rate})
+	add(events.ProviderAlibaba, a, err)
+	h, err := huawei.New(huawei.Config{Endpoint: pc.Huawei.Endpoint, Account: pc.Huawei.Account,
+		Projects: pc.Huawei.Projects, Agency: pc.Huawei.Agency, RatePerSecond: pc.Huawei.Rate})
+	add(events.ProviderHuawei, h, err)
+	return p
+}
+
+// BusConfig maps the NATS section of the configuration onto the bus.
+func BusConfig(cfg *config.Config) bus.Config {
+	n := cfg.NATS
+	bc := bus.Config{
+		Stream:          n.Stream,
+		Replicas:        n.Replicas,
+		DuplicateWindow: n.DuplicateWindow.Std(),
+		MaxAge:          n.MaxAge.Std(),
+		MaxDeliver:      n.MaxDeliver,
+		AckWait:         n.AckWait.Std(),
+		KVBucket:        n.KVBucket,
+	}
+	for _, d := range n.Backoff {
+		bc.Backoff = append(bc.Backoff, d.Std())
+	}
+	return bc
+}
+
+// Connect opens the configured external NATS.
+func Connect(cfg *config.Config, name string) (*nats.Conn, error) {
+	return bus.Connect(bus.ConnectOptions{URL: cfg.NATS.URL, CredsFile: cfg.NATS.CredsFile,
+		CAFile: cfg.NATS.TLS.CAFile, CertFile: cfg.NATS.TLS.CertFile, KeyFile: cfg.NATS.TLS.KeyFile, Name: name})
+}
+
+// Runtime is everything a function needs at run time.
+type Runtime struct {
+	Config    *config.Config
+	Bus       *bus.Bus
+	Store     *state.Store
+	Providers Providers
+	Log       *slog.Logger
+}
+
+// Open sets up the stream and the KV bucket on nc and builds the providers.
+func Open(ctx context.Context, cfg *config.Config, nc *nats.Conn, log *slog.Logger) (*Runtime, error) {
+	b, err := bus.Open(ctx, nc, BusConfig(cfg), log)
+	if err != nil {
+		return nil, err
+	}
+	store, err := state.Open(ctx, b.JetStream(), cfg.NATS.KVBucket, cfg.NATS.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	rt := &Runtime{Config: cfg, Bus: b, Store: store, Providers: BuildProviders(cfg), Log: log}
+	for name, err := range rt.Providers.Unavailable {
+		log.Warn("provider not available; its events will be dead-lettered with this reason", "provider", name, "reason", err.Error())
+	}
+	return rt, nil
+}
+
+// FunctionNames lists the functions a runtime can run, in flow order.
+var FunctionNames = []string{fanout.Name, replicate.Name, poller.Name}
+
+// Spec returns the bus spec of one function.
+func (rt *Runtime) Spec(name string) (bus.Spec, error) {
+	switch name {
+	case fanout.Name:
+		return bus.Spec{Function: name, Types: []string{events.TypeImagePublished}, Handler: rt.Fanout(), Concurrency: 4}, nil
+	case replicate.Name:
+		return bus.Spec{Function: name, Types: []string{events.TypeReplicationRequested}, Handler: rt.Replicate(), Concurrency: 8}, nil
+	case poller.Name:
+		return bus.Spec{Function: name, Types: []string{events.TypeReplicationStarted}, Handler: rt.Poller(), BatchSize: 100}, nil
+	}
+	return bus.Spec{}, fmt.Errorf("unknown function %q; functions are %v", name, FunctionNames)
+}
+
+// Fanout builds the fanout core.
+func (rt *Runtime) Fanout() *fanout.Core {
+	c := &fanout.Core{Checkers: map[string]fanout.ConstraintChecker{}, Plans: rt.Store,
+		Timeout: rt.Config.Replication.Timeout.Std(), PollInterval: rt.Config.Replication.PollInterval.Std()}
+	for name, p := range rt.Providers.ByName {
+		c.Checkers[name] = p
+	}
+	for _, p := range rt.Config.Replication.Policies {
+		c.Policies = append(c.Policies, fanout.Policy{Name: p.Name, Match: p.Match, Regions: p.Regions,
+			Timeout: rt.Config.Replication.TimeoutFor(p), PollInterval: rt.Config.Replication.PollIntervalFor(p)})
+	}
+	return c
+}
+
+// Replicate builds the replicate core.
+func (rt *Runtime) Replicate() *replicate.Core {
+	c := &replicate.Core{Copiers: map[string]replicate.Copier{}, Store: rt.Store, Log: rt.Log}
+	for name, p := range rt.Providers.ByName {
+		c.Copiers[name] = p
+	}
+	return c
+}
+
+// Poller builds the poller core.
+func (rt *Runtime) Poller() *poller.Core {
+	c := &poller.Core{Readers: map[string]poller.StatusReader{}, Limited: map[string]bool{}, Store: rt.Store, Log: rt.Log}
+	for name, p := range rt.Providers.ByName {
+		c.Readers[name] = p
+		if _, ok := p.(replicate.LimitedCopier); ok {
+			c.Limited[name] = true
+		}
+	}
+	return c
+}
+
+// Deadline bounds start-up work such as creating the stream.
+const Deadline = 30 * time.Second
