@@ -27,6 +27,9 @@ const (
 	HeaderDeadLetterFunction = "Imagerelay-Dlq-Function"
 	// HeaderDeadLetterSubject is the subject the event was read from.
 	HeaderDeadLetterSubject = "Imagerelay-Dlq-Subject"
+	// HeaderDeadLetterMsgID is the original Nats-Msg-Id (the dead letter cannot reuse it: the
+	// stream would drop it as a duplicate of the original).
+	HeaderDeadLetterMsgID = "Imagerelay-Dlq-Msg-Id"
 	// HeaderDeadLetterDeliveries is how many times it was delivered.
 	HeaderDeadLetterDeliveries = "Imagerelay-Dlq-Deliveries"
 )
@@ -134,6 +137,9 @@ func (b *Bus) DeadLetter(ctx context.Context, function string, subject string, h
 	msg.Header.Set(HeaderDeadLetterFunction, function)
 	msg.Header.Set(HeaderDeadLetterSubject, subject)
 	msg.Header.Set(HeaderDeadLetterDeliveries, strconv.FormatUint(deliveries, 10))
+	if id := header.Get(jetstream.MsgIDHeader); id != "" {
+		msg.Header.Set(HeaderDeadLetterMsgID, id)
+	}
 	msg.Data = data
 	if _, err := b.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("bus: dead-letter to %s: %w", msg.Subject, err)

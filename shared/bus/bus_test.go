@@ -1,0 +1,315 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
+
+	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/shared/bus"
+	"github.com/imagerelay/imagerelay/shared/fn"
+	"github.com/imagerelay/imagerelay/shared/testenv"
+)
+
+func published(t *testing.T, id, imageID string) event.Event {
+	t.Helper()
+	e, err := events.New(events.TypeImagePublished, events.ImagePublished{Image: events.Image{
+		Provider: events.ProviderTencent, ImageID: imageID, SourceRegion: "ap-guangzhou"}}, events.Meta{
+		ID: id, Source: "/test", Provider: events.ProviderTencent, Region: "ap-guangzhou", ImageID: imageID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// calls records what a test core saw.
+type calls struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (c *calls) add(id string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ids = append(c.ids, id)
+	return len(c.ids)
+}
+
+func (c *calls) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.ids)
+}
+
+func spec(h fn.Handler) bus.Spec {
+	return bus.Spec{Function: "testfn", Types: []string{events.TypeImagePublished}, Handler: h, Concurrency: 2}
+}
+
+func TestPublishDropsDuplicateIDs(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := context.Background()
+	e := published(t, "dup-1", "img-00000001")
+	for range 3 {
+		if err := env.Bus.Publish(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := env.Bus.JetStream().Stream(ctx, env.Bus.Config().Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.CachedInfo().State.Msgs; n != 1 {
+		t.Fatalf("stream holds %d messages, want 1", n)
+	}
+}
+
+func TestWorkerOutcomes(t *testing.T) {
+	tests := []struct {
+		name string
+		// result is what the core answers on its n-th call (from 1).
+		result    func(n int) fn.Result
+		wantCalls int
+		wantDead  string // substring of the dead-letter reason; "" = no dead letter
+	}{
+		{"done acknowledges", func(int) fn.Result { return fn.OK() }, 1, ""},
+		{"retry later redelivers until done", func(n int) fn.Result {
+			if n < 3 {
+				return fn.Retry(50*time.Millisecond, errors.New("provider busy"))
+			}
+			return fn.OK()
+		}, 3, ""},
+		{"retry beyond max deliver dead-letters", func(int) fn.Result {
+			return fn.Retry(20*time.Millisecond, errors.New("always busy"))
+		}, 4, "gave up after 4 deliveries: always busy"},
+		{"reject dead-letters at once", func(int) fn.Result { return fn.RejectWith(errors.New("impossible request")) }, 1, "impossible request"},
+		{"defer comes back without using up deliveries", func(n int) fn.Result {
+			if n < 6 { // more deferrals than MaxDeliver (4) allows redeliveries
+				return fn.DeferFor(30 * time.Millisecond)
+			}
+			return fn.OK()
+		}, 6, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := testenv.Start(t)
+			rec := env.Record(t)
+			var c calls
+			var sawOtherID atomic.Bool
+			env.Run(t, spec(fn.HandlerFunc(func(_ context.Context, e event.Event) fn.Result {
+				if e.ID() != "evt-1" {
+					sawOtherID.Store(true)
+				}
+				return tt.result(c.add(e.ID()))
+			})))
+			if err := env.Bus.Publish(context.Background(), published(t, "evt-1", "img-00000001")); err != nil {
+				t.Fatal(err)
+			}
+			testenv.Eventually(t, 10*time.Second, func() error {
+				if got := c.count(); got < tt.wantCalls {
+					return fmt.Errorf("core called %d times, want %d", got, tt.wantCalls)
+				}
+				if tt.wantDead != "" && len(rec.DeadLetters()) == 0 {
+					return errors.New("no dead letter yet")
+				}
+				return nil
+			})
+			if sawOtherID.Load() {
+				t.Error("the core saw a different event id after a deferral or retry")
+			}
+			dead := rec.DeadLetters()
+			if tt.wantDead == "" && len(dead) > 0 {
+				t.Fatalf("unexpected dead letter: %s", dead[0].Header.Get(bus.HeaderDeadLetterReason))
+			}
+			if tt.wantDead != "" {
+				m := dead[0]
+				if m.Subject != events.DeadLetterSubject("testfn") {
+					t.Errorf("dead letter on %s", m.Subject)
+				}
+				if r := m.Header.Get(bus.HeaderDeadLetterReason); !strings.Contains(r, tt.wantDead) {
+					t.Errorf("reason %q, want it to contain %q", r, tt.wantDead)
+				}
+				if m.Header.Get("ce-id") != "evt-1" {
+					t.Errorf("dead letter lost the original event: headers %v", m.Header)
+				}
+			}
+			// Settled: the core is not called again.
+			n := c.count()
+			if err := env.Conn.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			testenv.Eventually(t, 5*time.Second, func() error {
+				info, err := env.Bus.JetStream().Consumer(context.Background(), env.Bus.Config().Stream, "testfn")
+				if err != nil {
+					return err
+				}
+				ci := info.CachedInfo()
+				if ci.NumAckPending != 0 || ci.NumPending != 0 {
+					return fmt.Errorf("consumer still has %d pending, %d unacked", ci.NumPending, ci.NumAckPending)
+				}
+				return nil
+			})
+			if c.count() != n {
+				t.Errorf("core called again after settling")
+			}
+		})
+	}
+}
+
+func TestMalformedInputIsDeadLetteredAndWorkerKeepsRunning(t *testing.T) {
+	good := func(t *testing.T) event.Event { return published(t, "good-1", "img-00000009") }
+	valid := good(t)
+	hdr := func() nats.Header {
+		h := nats.Header{}
+		for k, v := range events.ToHeaders(valid) {
+			h.Set(k, v)
+		}
+		return h
+	}
+	cases := []struct {
+		name   string
+		msg    func() *nats.Msg
+		reason string
+	}{
+		{"bad JSON", func() *nats.Msg {
+			return &nats.Msg{Subject: "imagerelay.image.published.tencent.ap-guangzhou", Data: []byte("{not json")}
+		}, "not valid JSON"},
+		{"missing attribute", func() *nats.Msg {
+			h := hdr()
+			h.Del("ce-source")
+			return &nats.Msg{Subject: "imagerelay.image.published.tencent.ap-guangzhou", Header: h, Data: valid.Data()}
+		}, "source"},
+		{"unknown type", func() *nats.Msg {
+			h := hdr()
+			h.Set("ce-type", "com.example.other")
+			return &nats.Msg{Subject: "imagerelay.image.published.tencent.ap-guangzhou", Header: h, Data: valid.Data()}
+		}, "unknown event type"},
+		{"bad data", func() *nats.Msg {
+			return &nats.Msg{Subject: "imagerelay.image.published.tencent.ap-guangzhou", Header: hdr(), Data: []byte(`{"provider":"tencent","imageId":"img-1"}`)}
+		}, "sourceRegion"},
+	}
+	env := testenv.Start(t)
+	rec := env.Record(t)
+	var c calls
+	env.Run(t, spec(fn.HandlerFunc(func(_ context.Context, e event.Event) fn.Result {
+		c.add(e.ID())
+		return fn.OK()
+	})))
+	for _, tc := range cases {
+		m := tc.msg()
+		if m.Header == nil {
+			m.Header = nats.Header{}
+		}
+		m.Header.Set("Nats-Msg-Id", "bad-"+tc.name)
+		if _, err := env.Bus.JetStream().PublishMsg(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := env.Bus.Publish(context.Background(), good(t)); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if len(rec.DeadLetters()) < len(cases) || c.count() < 1 {
+			return fmt.Errorf("%d dead letters, %d handled", len(rec.DeadLetters()), c.count())
+		}
+		return nil
+	})
+	reasons := map[string]string{}
+	for _, m := range rec.DeadLetters() {
+		reasons[m.Header.Get(bus.HeaderDeadLetterMsgID)] = m.Header.Get(bus.HeaderDeadLetterReason)
+	}
+	for _, tc := range cases {
+		r, ok := reasons["bad-"+tc.name]
+		if !ok {
+			t.Errorf("%s: no dead letter", tc.name)
+			continue
+		}
+		if !strings.Contains(r, tc.reason) {
+			t.Errorf("%s: reason %q does not mention %q", tc.name, r, tc.reason)
+		}
+	}
+	if c.count() != 1 {
+		t.Errorf("core saw %d events, want only the good one", c.count())
+	}
+}
+
+func TestStructuredModeEventsAreAccepted(t *testing.T) {
+	env := testenv.Start(t)
+	var c calls
+	env.Run(t, spec(fn.HandlerFunc(func(_ context.Context, e event.Event) fn.Result {
+		c.add(e.ID())
+		return fn.OK()
+	})))
+	raw, err := published(t, "structured-1", "img-00000002").MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What `nats pub imagerelay.image.published.tencent.ap-guangzhou '<json>'` sends.
+	if err := env.Conn.Publish("imagerelay.image.published.tencent.ap-guangzhou", raw); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if c.count() != 1 {
+			return errors.New("structured event not handled")
+		}
+		return nil
+	})
+}
+
+// batchCore records the sizes of the batches it is given.
+type batchCore struct {
+	mu    sync.Mutex
+	sizes []int
+	total int
+}
+
+func (b *batchCore) Handle(ctx context.Context, e event.Event) fn.Result {
+	return b.HandleBatch(ctx, []event.Event{e})[0]
+}
+
+func (b *batchCore) HandleBatch(_ context.Context, evs []event.Event) []fn.Result {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sizes = append(b.sizes, len(evs))
+	b.total += len(evs)
+	return make([]fn.Result, len(evs))
+}
+
+func TestDrainHandsBatchesAndStopsWithinBudget(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := context.Background()
+	for i := range 30 {
+		if err := env.Bus.Publish(ctx, published(t, fmt.Sprintf("b-%d", i), fmt.Sprintf("img-%08d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	core := &batchCore{}
+	s := bus.Spec{Function: "batchfn", Types: []string{events.TypeImagePublished}, Handler: core, BatchSize: 10}
+	n, err := env.Bus.Drain(ctx, s, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 30 || core.total != 30 {
+		t.Fatalf("drained %d, core saw %d; want 30", n, core.total)
+	}
+	for _, size := range core.sizes {
+		if size > 10 {
+			t.Errorf("batch of %d exceeds BatchSize 10", size)
+		}
+	}
+	if len(core.sizes) >= 30 {
+		t.Errorf("events were not batched: %v", core.sizes)
+	}
+	// Nothing left: a second drain returns at once with nothing.
+	n, err = env.Bus.Drain(ctx, s, 2*time.Second)
+	if err != nil || n != 0 {
+		t.Fatalf("second drain: %d, %v", n, err)
+	}
+}
