@@ -1,0 +1,212 @@
+// Package e2e_test runs the whole pipeline end to end on real parts: an embedded nats-server
+// with JetStream file storage, the function cores on the NATS worker runtime, the official
+// cloud SDKs, and the cloud emulators over HTTP on loopback.
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
+
+	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/shared/app"
+	"github.com/imagerelay/imagerelay/shared/bus"
+	"github.com/imagerelay/imagerelay/shared/config"
+	"github.com/imagerelay/imagerelay/shared/emulators"
+	"github.com/imagerelay/imagerelay/shared/emulators/emucore"
+	"github.com/imagerelay/imagerelay/shared/replication"
+	"github.com/imagerelay/imagerelay/shared/testenv"
+)
+
+// stack is a running pipeline for one test.
+type stack struct {
+	env  *testenv.Env
+	emus *emulators.Set
+	rt   *app.Runtime
+	rec  *testenv.Recorder
+	cfg  *config.Config
+}
+
+// demoCreds are the emulators' demo credentials.
+var demoCreds = map[string]string{
+	"TENCENTCLOUD_SECRET_ID":          "AKIDimagerelayDEMO",
+	"TENCENTCLOUD_SECRET_KEY":         "imagerelay-demo-tencent-secret",
+	"ALIBABA_CLOUD_ACCESS_KEY_ID":     "LTAIimagerelayDEMO",
+	"ALIBABA_CLOUD_ACCESS_KEY_SECRET": "imagerelay-demo-alibaba-secret",
+	"HUAWEICLOUD_SDK_AK":              "HWimagerelayDEMO",
+	"HUAWEICLOUD_SDK_SK":              "imagerelay-demo-huawei-secret",
+}
+
+// startStack starts emulators seeded by seed, and every function with cfg's policies.
+// env overrides credentials (t.Setenv, so these tests do not run in parallel).
+func startStack(t *testing.T, seed emulators.Seed, policies []config.ReplicationPolicy, env map[string]string) *stack {
+	t.Helper()
+	for k, v := range demoCreds {
+		t.Setenv(k, v)
+	}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	emus, err := emulators.Start(seed, emulators.Addrs{Tencent: "127.0.0.1:0", Alibaba: "127.0.0.1:0", Huawei: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emus.Close)
+	cfg := config.Defaults()
+	cfg.Providers.Tencent.Endpoint = emus.Addrs.Tencent
+	cfg.Providers.Alibaba.Endpoint, cfg.Providers.Alibaba.EcdEndpoint = emus.Addrs.Alibaba, emus.Addrs.Alibaba
+	cfg.Providers.Huawei.Endpoint = "http://" + emus.Addrs.Huawei
+	cfg.Providers.Huawei.Agency = "ims_admin_agency"
+	cfg.Providers.Huawei.Projects = seed.Huawei.Projects
+	cfg.Replication.PollInterval = config.Duration(time.Second)
+	cfg.Replication.Timeout = config.Duration(time.Minute)
+	cfg.Replication.Policies = policies
+	bc := app.BusConfig(cfg)
+	bc.AckWait = 5 * time.Second
+	bc.Backoff = []time.Duration{200 * time.Millisecond, time.Second}
+	env2 := testenv.Start(t, testenv.Options{Bus: &bc})
+	rt := &app.Runtime{Config: cfg, Bus: env2.Bus, Store: env2.Store, Providers: app.BuildProviders(cfg), Log: testenv.Logger(t)}
+	for name, err := range rt.Providers.Unavailable {
+		t.Fatalf("provider %s unavailable: %v", name, err)
+	}
+	s := &stack{env: env2, emus: emus, rt: rt, rec: env2.Record(t), cfg: cfg}
+	for _, name := range app.FunctionNames {
+		spec, err := rt.Spec(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env2.Run(t, spec)
+	}
+	return s
+}
+
+// publish publishes one image.published event and returns its id.
+func (s *stack) publish(t *testing.T, img events.ImagePublished) string {
+	t.Helper()
+	e, err := events.New(events.TypeImagePublished, img, events.Meta{
+		ID: fmt.Sprintf("pub-%s-%d", img.ImageID, time.Now().UnixNano()), Source: "/e2e",
+		Provider: img.Provider, Region: img.SourceRegion, ImageID: img.ImageID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.env.Bus.Publish(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+	return e.ID()
+}
+
+// waitSettled waits until n replication records exist and all have settled.
+func (s *stack) waitSettled(t *testing.T, n int, within time.Duration) []replication.Record {
+	t.Helper()
+	var recs []replication.Record
+	testenv.Eventually(t, within, func() error {
+		var err error
+		recs, err = s.rt.Store.Records(context.Background())
+		if err != nil {
+			return err
+		}
+		if len(recs) < n {
+			return fmt.Errorf("%d of %d replications recorded", len(recs), n)
+		}
+		for _, r := range recs {
+			if !r.State.Settled() {
+				return fmt.Errorf("%s is %s (%d%%)", r.Key, r.State, r.Percent)
+			}
+		}
+		return nil
+	})
+	return recs
+}
+
+// checkAllEventsValid asserts every event seen on the bus validates against its schema.
+func (s *stack) checkAllEventsValid(t *testing.T) {
+	t.Helper()
+	if bad := s.rec.InvalidEvents(); len(bad) > 0 {
+		t.Fatalf("%d invalid events on the bus, first: %v", len(bad), bad[0])
+	}
+	for _, e := range s.rec.All() {
+		if err := events.Check(e); err != nil {
+			t.Fatalf("event %s (%s) does not validate: %v", e.ID(), e.Type(), err)
+		}
+	}
+}
+
+// okCalls counts successful calls of one action per key ("image/region").
+func okCalls(calls []emucore.Call, key func(emucore.Call) []string) map[string]int {
+	out := map[string]int{}
+	for _, c := range calls {
+		if c.Outcome != "ok" {
+			continue
+		}
+		for _, k := range key(c) {
+			out[k]++
+		}
+	}
+	return out
+}
+
+// duplicator re-sends replication.requested events to replicate twice: once as a copy with
+// a new event id (a duplicate from an upstream retry), once as a redelivery of the same event
+// (on replicate's defer subject, which is how an event reaches the consumer again).
+type duplicator struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (s *stack) duplicateRequests(t *testing.T) {
+	t.Helper()
+	d := &duplicator{seen: map[string]bool{}}
+	sub, err := s.env.Conn.Subscribe(events.NATSFilter(events.TypeReplicationRequested), func(m *nats.Msg) {
+		if strings.HasSuffix(m.Header.Get("ce-id"), "-dup") {
+			return // our own duplicate
+		}
+		d.mu.Lock()
+		first := !d.seen[m.Header.Get("ce-id")]
+		d.seen[m.Header.Get("ce-id")] = true
+		d.mu.Unlock()
+		if !first {
+			return
+		}
+		names := make([]string, 0, len(m.Header))
+		for k := range m.Header {
+			names = append(names, k)
+		}
+		e, err := events.FromBinary(names, m.Header.Get, m.Data)
+		if err != nil {
+			t.Errorf("decode request: %v", err)
+			return
+		}
+		dup := e.Clone()
+		dup.SetID(e.ID() + "-dup")
+		if err := s.env.Bus.Publish(context.Background(), dup); err != nil {
+			t.Errorf("publish duplicate: %v", err)
+		}
+		redelivery := nats.NewMsg(bus.DeferSubject("replicate", e))
+		redelivery.Header = m.Header
+		redelivery.Header.Set("Nats-Msg-Id", e.ID()+"-redelivery")
+		redelivery.Data = m.Data
+		if _, err := s.env.Bus.JetStream().PublishMsg(context.Background(), redelivery); err != nil {
+			t.Errorf("publish redelivery: %v", err)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+}
+
+func ofType(evs []event.Event, typ string) []event.Event {
+	var out []event.Event
+	for _, e := range evs {
+		if e.Type() == typ {
+			out = append(out, e)
+		}
+	}
+	return out
+}
