@@ -33,7 +33,7 @@
 // # Error codes
 //
 // IMS business errors use the IMS body {"error":{"code":"IMG.xxxx","message":"..."}}. The codes
-// IMG.0001, IMG.0002, IMG.0004, IMG.0007, IMG.0027 and IMG.0030 are the ones of the public IMS
+// IMG.0001, IMG.0002, IMG.0003, IMG.0004, IMG.0007, IMG.0027 and IMG.0030 are the ones of the public IMS
 // error-code table, with their documented meaning. The public table names no code for the
 // cross-region copy constraints, so the emulator uses the IMG.045x block below for them; the
 // imagerelay huawei provider recognises both these codes and, for a real cloud, the HTTP
@@ -42,6 +42,8 @@
 //	HTTP  code        when
 //	400   IMG.0001    body is not JSON, or region / project_name / agency_name is missing
 //	400   IMG.0002    name is missing or longer than 128 characters
+//	400   IMG.0003    name has characters other than letters, digits, spaces, - _ . or
+//	                  starts or ends with a space
 //	400   IMG.0004    description longer than 1024 characters
 //	400   IMG.0007    the request body is empty
 //	404   IMG.0027    the image does not exist in the source region

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/imagerelay/imagerelay/shared/emulators/emucore"
@@ -33,6 +34,7 @@ const (
 const (
 	CodeBadRequest         = "IMG.0001"
 	CodeBadName            = "IMG.0002"
+	CodeBadNameFormat      = "IMG.0003"
 	CodeDescriptionTooLong = "IMG.0004"
 	CodeEmptyBody          = "IMG.0007"
 	CodeImageNotFound      = "IMG.0027"
@@ -476,6 +478,9 @@ func (e *Emulator) copyImage(c *call) (int, any, *apiError) {
 	if n := utf8.RuneCountInString(b.Name); n == 0 || n > maxNameLen {
 		return 0, nil, imsErr(http.StatusBadRequest, CodeBadName, "The image name is empty or contains more than 128 characters.")
 	}
+	if !validName(b.Name) {
+		return 0, nil, imsErr(http.StatusBadRequest, CodeBadNameFormat, "The image name format is invalid.")
+	}
 	if b.Description != nil {
 		if utf8.RuneCountInString(*b.Description) > maxDescriptionLen {
 			return 0, nil, imsErr(http.StatusBadRequest, CodeDescriptionTooLong, "The description contains more than 1024 characters.")
@@ -568,6 +573,20 @@ func (e *Emulator) showJob(c *call) (int, any, *apiError) {
 	}
 	c.params["status"] = status
 	return http.StatusOK, resp, nil
+}
+
+// validName applies the IMS name rules: letters (Chinese included), digits, spaces, '-', '_'
+// and '.', not starting or ending with a space.
+func validName(name string) bool {
+	if strings.TrimSpace(name) != name {
+		return false
+	}
+	for _, r := range name {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune(" -_.", r) {
+			return false
+		}
+	}
+	return true
 }
 
 func currentTask(status string) string {

@@ -202,6 +202,11 @@ func TestCopyConstraints(t *testing.T) {
 			r.Body.Name = strings.Repeat("n", 129)
 			return r
 		}, 400, huaweiemu.CodeBadName},
+		{"name with a slash", func() *model.CopyImageCrossRegionRequest {
+			r := ok()
+			r.Body.Name = "golden/copy"
+			return r
+		}, 400, huaweiemu.CodeBadNameFormat},
 		{"description of 1025 characters", func() *model.CopyImageCrossRegionRequest {
 			r := ok()
 			d := strings.Repeat("d", 1025)

@@ -101,13 +101,14 @@ func DefaultSeed() Seed {
 	return Seed{
 		Credentials: []Credential{{AK: DemoAK, SK: DemoSK}},
 		Regions:     []string{"cn-north-4", "cn-east-3", "cn-south-1", "ap-southeast-1", "ap-southeast-3", "af-south-1"},
+		// The same project ids as the sample imagerelay.yaml, so the demo works out of the box.
 		Projects: map[string]string{
-			"cn-north-4":     "0a4e7d1c9b2f4e6a8c3d5f7b9e1a2c4d",
-			"cn-east-3":      "1b5f8e2d0c3a4f7b9d4e6a8c0f2b3d5e",
-			"cn-south-1":     "2c6a9f3e1d4b4a8c0e5f7b9d1a3c4e6f",
-			"ap-southeast-1": "3d7b0a4f2e5c4b9d1f6a8c0e2b4d5f7a",
-			"ap-southeast-3": "4e8c1b5a3f6d4c0e2a7b9d1f3c5e6a8b",
-			"af-south-1":     "5f9d2c6b4a7e4d1f3b8c0e2a4d6f7b9c",
+			"cn-north-4":     "0a1b2c3d4e5f6789abcdef0123456789",
+			"cn-east-3":      "1a1b2c3d4e5f6789abcdef0123456789",
+			"cn-south-1":     "2a1b2c3d4e5f6789abcdef0123456789",
+			"ap-southeast-1": "3a1b2c3d4e5f6789abcdef0123456789",
+			"ap-southeast-3": "4a1b2c3d4e5f6789abcdef0123456789",
+			"af-south-1":     "5a1b2c3d4e5f6789abcdef0123456789",
 		},
 		Images: []Image{
 			{ID: DemoImageLinux, Name: "golden-ubuntu-22.04", Region: "cn-north-4", SizeGB: 40, OSType: "Linux"},

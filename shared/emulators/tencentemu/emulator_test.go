@@ -528,7 +528,7 @@ func TestFaults(t *testing.T) {
 func TestSeedDecoding(t *testing.T) {
 	y := []byte("credentials:\n  - secretId: a\n    secretKey: b\ncopyDuration: 1500ms\nquota: 7\nrateLimits:\n  syncImages: 2\nimages:\n  - id: img-abcdefgh\n    name: n\n    region: ap-tokyo\n    sizeGB: 3\n")
 	var ys Seed
-	if err := yaml.Unmarshal(y, &ys); err != nil {
+	if err := yaml.UnmarshalWithOptions(y, &ys, yaml.Strict()); err != nil {
 		t.Fatal(err)
 	}
 	var js Seed

@@ -255,8 +255,9 @@ func (p *Provider) StartCopy(ctx context.Context, req replication.CopyRequest) (
 		}
 		return nil, pe
 	}
-	ids := map[string]string{}
+	ids, reqID := map[string]string{}, ""
 	if resp.Response != nil {
+		reqID = deref(resp.Response.RequestId)
 		for _, s := range resp.Response.ImageSet {
 			if s != nil && s.Region != nil && s.ImageId != nil {
 				ids[*s.Region] = *s.ImageId
@@ -272,7 +273,7 @@ func (p *Provider) StartCopy(ctx context.Context, req replication.CopyRequest) (
 			if err != nil || !found {
 				return nil, &replication.ProviderError{Provider: ProviderName, Action: action, Code: "ClientError.MissingImageSet",
 					Message: fmt.Sprintf("SyncImages accepted the copy but returned no image id for %s", region), Class: replication.Retryable,
-					RequestID: deref(resp.Response.RequestId),
+					RequestID: reqID,
 					Hint:      "imagerelay will retry; the retry finds the copy by its name instead of starting another"}
 			}
 			id = deref(img.ImageId)
