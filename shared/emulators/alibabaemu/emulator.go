@@ -97,13 +97,13 @@ type Emulator struct {
 	ecdRegions      map[string]bool
 	now             func() time.Time
 
-	mu        sync.Mutex
+	mu           sync.Mutex
 	nonces       map[string]time.Time
 	noncesPruned time.Time
-	limiters  map[string]*rate.Limiter
-	images    map[string]*appImage
-	desktops  map[string]*desktop
-	ecdImages map[string]EcdImage // key region + "/" + id
+	limiters     map[string]*rate.Limiter
+	images       map[string]*appImage
+	desktops     map[string]*desktop
+	ecdImages    map[string]EcdImage // key region + "/" + id
 }
 
 // New builds an emulator from seed. calls and faults may be nil (a private log and no faults).
@@ -343,12 +343,12 @@ func (e *Emulator) handle(r *http.Request, call *emucore.Call, host *string) (ma
 	}
 	if denied(cred, ramAction) {
 		return nil, &apiError{Status: http.StatusForbidden, Code: "Forbidden.RAM",
-			Message: fmt.Sprintf("User not authorized to operate on the specified resource, or this API doesn't support RAM. (RAM action %s is denied)", ramAction),
+			Message:      fmt.Sprintf("User not authorized to operate on the specified resource, or this API doesn't support RAM. (RAM action %s is denied)", ramAction),
 			AccessDenied: map[string]any{"AuthAction": ramAction, "AuthPrincipalType": "SubUser", "PolicyType": "AccountLevelIdentityBasedPolicy", "NoPermissionType": "ExplicitDeny"}}
 	}
 	if d, limited := e.limit(action, cred.AccessKeyID, now); limited {
 		return nil, &apiError{Status: http.StatusBadRequest, Code: "Throttling.User",
-			Message: fmt.Sprintf("Request was denied due to user flow control (%s is limited to %s requests per second per AccessKey).", action, strconv.FormatFloat(e.rateFor(action), 'f', -1, 64)),
+			Message:    fmt.Sprintf("Request was denied due to user flow control (%s is limited to %s requests per second per AccessKey).", action, strconv.FormatFloat(e.rateFor(action), 'f', -1, 64)),
 			RetryAfter: d}
 	}
 	req := &request{product: prod, action: action, params: p, cred: cred, call: call, now: now}

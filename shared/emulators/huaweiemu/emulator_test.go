@@ -122,8 +122,15 @@ func TestAuthenticationFailures(t *testing.T) {
 		{"wrong SK", func() *ims.ImsClient { return e.client(t, src, huaweiemu.DemoAK, "not-the-secret") }, "signature"},
 		{"unknown AK", func() *ims.ImsClient { return e.client(t, src, "HWUNKNOWNAK", huaweiemu.DemoSK) }, "HWUNKNOWNAK"},
 		{"project of another account", func() *ims.ImsClient {
-			cred := basic.NewCredentialsBuilder().WithAk(huaweiemu.DemoAK).WithSk(huaweiemu.DemoSK).WithProjectId("ffffffffffffffffffffffffffffffff").Build()
-			return ims.NewImsClient(ims.ImsClientBuilder().WithRegion(region.NewRegion(src, e.srv.URL)).WithCredential(cred).Build())
+			cred, err := basic.NewCredentialsBuilder().WithAk(huaweiemu.DemoAK).WithSk(huaweiemu.DemoSK).WithProjectId("ffffffffffffffffffffffffffffffff").SafeBuild()
+			if err != nil {
+				t.Fatal(err)
+			}
+			hc, err := ims.ImsClientBuilder().WithRegion(region.NewRegion(src, e.srv.URL)).WithCredential(cred).SafeBuild()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ims.NewImsClient(hc)
 		}, "project"},
 	}
 	for _, tc := range cases {
