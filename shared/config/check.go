@@ -103,8 +103,8 @@ func (c *checker) credentials(n ast.Node, p fieldPath, depth int) {
 		if ok && isCredentialKey(key) {
 			// Never quote the value: it is the secret.
 			c.add(v.Key, p.key(key), ErrCredentials,
-				fmt.Sprintf("key %q looks like a credential, and imagerelay never reads credentials from its configuration file", key),
-				"delete it (and rotate the secret if this file was shared); credentials come only from the cloud's environment variables: "+credentialEnvHelp)
+				fmt.Sprintf("key %q looks like a credential; imagerelay never reads credentials from its configuration file", key),
+				credentialFix(p))
 			return
 		}
 		c.credentials(v.Value, p.key(key), depth+1)
@@ -115,10 +115,27 @@ func (c *checker) credentials(n ast.Node, p fieldPath, depth int) {
 	}
 }
 
-// credentialEnvHelp names where each cloud's credentials come from.
-const credentialEnvHelp = "TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY (Tencent), " +
-	"ALIBABA_CLOUD_ACCESS_KEY_ID/ALIBABA_CLOUD_ACCESS_KEY_SECRET (Alibaba), " +
-	"HUAWEICLOUD_SDK_AK/HUAWEICLOUD_SDK_SK (Huawei), or the function's role when it runs in the cloud"
+// credentialEnv names each cloud's credential variables.
+var credentialEnv = map[string]string{
+	"tencent": "TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY",
+	"alibaba": "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+	"huawei":  "HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK",
+}
+
+// credentialFix tells where the credentials go instead: the variables of the cloud whose
+// section holds the key, or of every cloud when the key is elsewhere.
+func credentialFix(p fieldPath) string {
+	const why = " (credentials come only from the cloud's environment variables, or from the function's role in the cloud); rotate the secret if this file was shared"
+	if len(p) >= 2 && p[0] == "providers" {
+		if name, ok := p[1].(string); ok {
+			if vars, ok := credentialEnv[name]; ok {
+				return "delete it and export " + vars + " instead" + why
+			}
+		}
+	}
+	return "delete it and export the cloud's variables instead: TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY (Tencent), " +
+		"ALIBABA_CLOUD_ACCESS_KEY_ID/ALIBABA_CLOUD_ACCESS_KEY_SECRET (Alibaba), HUAWEICLOUD_SDK_AK/HUAWEICLOUD_SDK_SK (Huawei)" + why
+}
 
 var (
 	credentialExact    = []string{"ak", "sk", "pwd", "secretid", "accesskeyid", "credential", "credentials"}
@@ -270,8 +287,8 @@ func (c *checker) integer(n ast.Node, p fieldPath) {
 
 func (c *checker) float(n ast.Node, p fieldPath) {
 	switch v := n.(type) {
-	case *ast.IntegerNode, *ast.FloatNode:
-		return
+	case *ast.IntegerNode, *ast.FloatNode, *ast.InfinityNode, *ast.NanNode:
+		return // Validation rejects infinities and NaN with a better message.
 	case *ast.StringNode:
 		if _, err := strconv.ParseFloat(strings.TrimSpace(v.Value), 64); err == nil {
 			return
@@ -321,7 +338,7 @@ type pair struct {
 // ("<<: *base") are expanded with YAML's rule that a key written in the mapping wins over a
 // merged one. It returns false when n is not a mapping.
 func (c *checker) pairs(n ast.Node, p fieldPath, depth int) ([]pair, bool) {
-	explicit, merged, ok := c.mappingValues(n, depth)
+	explicit, merged, ok := c.mappingValues(n, p, depth)
 	if !ok {
 		return nil, false
 	}
@@ -353,7 +370,7 @@ func (c *checker) pairs(n ast.Node, p fieldPath, depth int) ([]pair, bool) {
 
 // mappingValues returns the key/value pairs written in a mapping and, separately, those it
 // merges in through merge keys, or false when n is not a mapping.
-func (c *checker) mappingValues(n ast.Node, depth int) (explicit, merged []*ast.MappingValueNode, ok bool) {
+func (c *checker) mappingValues(n ast.Node, p fieldPath, depth int) (explicit, merged []*ast.MappingValueNode, ok bool) {
 	var raw []*ast.MappingValueNode
 	switch v := n.(type) {
 	case *ast.MappingNode:
@@ -363,14 +380,19 @@ func (c *checker) mappingValues(n ast.Node, depth int) (explicit, merged []*ast.
 	default:
 		return nil, nil, false
 	}
+	var before []string // explicit keys written before the current merge key
 	for _, mv := range raw {
 		if _, merge := mv.Key.(*ast.MergeKeyNode); !merge {
 			explicit = append(explicit, mv)
+			if k, ok := scalarText(mv.Key); ok {
+				before = append(before, k)
+			}
 			continue
 		}
 		if depth > maxDepth {
 			continue
 		}
+		start := len(merged)
 		var sources []ast.Node
 		if seq, ok := mv.Value.(*ast.SequenceNode); ok {
 			sources = seq.Values
@@ -379,9 +401,17 @@ func (c *checker) mappingValues(n ast.Node, depth int) (explicit, merged []*ast.
 		}
 		for _, s := range sources {
 			target, _ := c.resolve(s)
-			if e, m, ok := c.mappingValues(target, depth+1); ok {
+			if e, m, ok := c.mappingValues(target, p, depth+1); ok {
 				merged = append(merged, e...)
 				merged = append(merged, m...)
+			}
+		}
+		// The decoder lets the later of two equal keys win, while YAML says a key written in
+		// the mapping beats a merged one; the two agree only when the merge comes first.
+		for _, m := range merged[start:] {
+			if k, ok := scalarText(m.Key); ok && slices.Contains(before, k) {
+				c.add(mv.Key, p, ErrInvalid, fmt.Sprintf("merge key overrides %q, which is written before it", k), "move the \"<<\" line above the keys that override it")
+				break
 			}
 		}
 	}

@@ -122,10 +122,11 @@ type Tencent struct {
 	// Account labels the account in events and records (never a credential). Empty means
 	// "default".
 	Account string `yaml:"account" json:"account,omitempty"`
-	// SyncRate is the SyncImages rate limit in requests per second. Default 10 (documented).
+	// SyncRate is the SyncImages rate limit in requests per second. Default 10, the
+	// documented limit; 0 leaves it to the provider package's default.
 	SyncRate float64 `yaml:"syncRate" json:"syncRate"`
-	// DescribeRate is the DescribeImages rate limit in requests per second. Default 40
-	// (documented).
+	// DescribeRate is the DescribeImages rate limit in requests per second. Default 40, the
+	// documented limit; 0 leaves it to the provider package's default.
 	DescribeRate float64 `yaml:"describeRate" json:"describeRate"`
 }
 
@@ -158,7 +159,7 @@ type Huawei struct {
 	Agency string `yaml:"agency" json:"agency,omitempty"`
 	// Projects maps a region id to the account's project id in that region; the Huawei SDK
 	// needs it to sign requests without asking IAM first.
-	Projects map[string]string `yaml:"projects" json:"projects,omitempty"`
+	Projects map[string]string `yaml:"projects,omitempty" json:"projects,omitempty"`
 	// Rate limits IMS calls per second; 0 leaves it to the provider package's default (Huawei
 	// does not document these limits).
 	Rate float64 `yaml:"rate" json:"rate,omitempty"`
@@ -173,7 +174,7 @@ type Replication struct {
 	Timeout Duration `yaml:"timeout" json:"timeout"`
 	// Policies say which images go where. An image may match several policies; fanout takes
 	// the union of their regions.
-	Policies []ReplicationPolicy `yaml:"policies" json:"policies,omitempty"`
+	Policies []ReplicationPolicy `yaml:"policies,omitempty" json:"policies,omitempty"`
 }
 
 // ReplicationPolicy copies the images it matches to its regions.
@@ -220,7 +221,7 @@ func (r Replication) Matching(img events.Image, tags map[string]string) []Replic
 // Rebuild configures the rebuild function. It does nothing unless a policy matches.
 type Rebuild struct {
 	// Policies say which desktops are rebuilt onto which new images.
-	Policies []RebuildPolicy `yaml:"policies" json:"policies,omitempty"`
+	Policies []RebuildPolicy `yaml:"policies,omitempty" json:"policies,omitempty"`
 }
 
 // Matching returns the policies that apply to a copy of img that landed in region, in file
@@ -244,7 +245,7 @@ type RebuildPolicy struct {
 	Match policy.Match `yaml:"match" json:"match"`
 	// Regions limits the destination regions where desktops are rebuilt; empty means every
 	// destination region of the image.
-	Regions []string `yaml:"regions" json:"regions,omitempty"`
+	Regions []string `yaml:"regions,omitempty" json:"regions,omitempty"`
 	// Desktops selects the desktops in each region.
 	Desktops DesktopSelector `yaml:"desktops" json:"desktops"`
 	// Canary is how many desktops are rebuilt first, alone, before any batch. 0 skips the
@@ -258,7 +259,7 @@ type RebuildPolicy struct {
 	FailureBudget int `yaml:"failureBudget" json:"failureBudget"`
 	// Window, when set, restricts rebuilds to a maintenance window; outside it the rollout
 	// waits.
-	Window *MaintenanceWindow `yaml:"window" json:"window,omitempty"`
+	Window *MaintenanceWindow `yaml:"window,omitempty" json:"window,omitempty"`
 	// OperateType is passed to RebuildDesktops: "" keeps a data disk when the OS is unchanged,
 	// "replace" replaces it.
 	OperateType string `yaml:"operateType" json:"operateType,omitempty"`
@@ -284,9 +285,9 @@ func (p RebuildPolicy) AppliesTo(region string) bool {
 // least one.
 type DesktopSelector struct {
 	// IDs are explicit desktop ids.
-	IDs []string `yaml:"ids" json:"ids,omitempty"`
+	IDs []string `yaml:"ids,omitempty" json:"ids,omitempty"`
 	// Tags must all be on the desktop with these values.
-	Tags map[string]string `yaml:"tags" json:"tags,omitempty"`
+	Tags map[string]string `yaml:"tags,omitempty" json:"tags,omitempty"`
 	// GroupID selects the desktops of one desktop group.
 	GroupID string `yaml:"groupId" json:"groupId,omitempty"`
 	// OlderVersionOfImage selects the desktops that run an older copy of the same source

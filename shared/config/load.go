@@ -10,7 +10,9 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/lexer"
 	"github.com/goccy/go-yaml/parser"
+	"github.com/goccy/go-yaml/token"
 )
 
 // source is where a loaded configuration came from, kept to point problems at lines.
@@ -93,64 +95,143 @@ func parse(filename string, data []byte, getenv func(string) string) (*Config, e
 	if len(data) > maxFileSize {
 		return nil, Errors{{File: filename, Line: 1, Column: 1, Problem: fmt.Sprintf("the file is larger than %d bytes", maxFileSize), Fix: "a configuration file is a few kilobytes; check that the right file is named", Err: ErrInvalid}}
 	}
+	var errs Errors
 	if len(bytes.TrimSpace(data)) > 0 {
-		if err := decodeFile(cfg, filename, data); err != nil {
-			return nil, err
+		var decoded bool
+		errs, decoded = decodeFile(cfg, filename, data)
+		if !decoded {
+			return nil, errs.orNil()
 		}
 	}
-	if errs := applyEnv(cfg, getenv); len(errs) > 0 {
-		return nil, errs.orNil()
+	if envErrs := applyEnv(cfg, getenv); len(envErrs) > 0 {
+		return nil, append(errs, envErrs...).orNil()
 	}
-	if err := cfg.validate(); err != nil {
+	if err := append(errs, cfg.problems()...).orNil(); err != nil {
 		return nil, err
 	}
 	cfg.inherit()
 	return cfg, nil
 }
 
-// decodeFile parses data and decodes it into cfg, which holds the defaults.
-func decodeFile(cfg *Config, filename string, data []byte) (err error) {
-	// goccy/go-yaml is a large hand-written parser; a crash on hostile input must surface as
-	// an error, not take the process down at start-up.
-	defer func() {
-		if r := recover(); r != nil {
-			err = Errors{{File: filename, Problem: fmt.Sprintf("the YAML parser failed: %v", r), Fix: "simplify the YAML syntax around recent edits", Err: ErrSyntax}}
-		}
-	}()
-	doc, perr := parser.ParseBytes(data, 0)
-	if perr != nil {
-		return Errors{yamlError(filename, perr, nil)}
+// decodeFile parses data and decodes it into cfg, which holds the defaults. It returns the
+// problems found and whether cfg was decoded anyway: unknown and credential keys do not stop
+// decoding (they are ignored), so that validation can report its problems in the same run;
+// syntax and type errors do.
+func decodeFile(cfg *Config, filename string, data []byte) (Errors, bool) {
+	var doc *ast.File
+	if err := safely(filename, func() (err error) {
+		doc, err = parser.ParseBytes(data, 0)
+		return err
+	}); err != nil {
+		return Errors{yamlError(filename, err, nil)}, false
 	}
 	cfg.src.doc = doc
-	var body ast.Node
-	for i, d := range doc.Docs {
-		if d == nil || isEmpty(d.Body) {
-			continue
+	// Count documents with the lexer, not the parser: goccy/go-yaml v1.19 drops everything
+	// after an empty document that is followed by another "---", which would silently ignore
+	// the configuration.
+	starts := documentStarts(data)
+	if len(starts) > 1 {
+		return Errors{{File: filename, Line: starts[1].Line, Column: starts[1].Column, Problem: "the file holds more than one YAML document (the second starts here)", Fix: `keep one document: remove the "---" separator and merge the settings`, Err: ErrSyntax}}, false
+	}
+	if len(starts) == 0 {
+		return nil, true // Only comments and document markers.
+	}
+	body := firstBody(doc)
+	if body == nil {
+		// Parse again with the lines above the document blanked out, which keeps every line
+		// and column number as the user sees them.
+		if err := safely(filename, func() (err error) {
+			doc, err = parser.ParseBytes(blankLinesBefore(data, starts[0].Line), 0)
+			return err
+		}); err == nil {
+			cfg.src.doc = doc
+			body = firstBody(doc)
 		}
-		if body != nil {
-			line, col := nodePosition(d.Body)
-			return Errors{{File: filename, Line: line, Column: col, Problem: fmt.Sprintf("the file holds more than one YAML document (document %d starts here)", i+1), Fix: `keep one document: remove the "---" separator and merge the settings`, Err: ErrSyntax}}
-		}
-		body = d.Body
 	}
 	if body == nil {
-		return nil
+		return Errors{{File: filename, Line: starts[0].Line, Column: starts[0].Column, Problem: "the YAML library could not read the document that starts here", Fix: `remove the "---" lines above it`, Err: ErrSyntax}}, false
 	}
 	c := newChecker(filename)
 	c.collectAnchors(body, 0)
 	if c.expandedSize(body, 0, map[string]bool{}, map[string]int{}) > maxExpandedNodes {
 		line, col := nodePosition(body)
-		return Errors{{File: filename, Line: line, Column: col, Problem: fmt.Sprintf("the document's aliases expand to more than %d values", maxExpandedNodes), Fix: "use fewer nested aliases (*name); a configuration needs few if any", Err: ErrInvalid}}
+		return Errors{{File: filename, Line: line, Column: col, Problem: fmt.Sprintf("the document's aliases expand to more than %d values", maxExpandedNodes), Fix: "use fewer nested aliases (*name); a configuration needs few if any", Err: ErrInvalid}}, false
 	}
 	c.credentials(body, nil, 0)
 	c.check(body, configType, nil, 0)
-	if len(c.errs) > 0 {
-		return c.errs.orNil()
+	for _, e := range c.errs {
+		if !errors.Is(e, ErrUnknownKey) && !errors.Is(e, ErrCredentials) {
+			return c.errs, false
+		}
 	}
-	if derr := yaml.UnmarshalWithOptions(data, cfg, yaml.Strict()); derr != nil {
-		return Errors{yamlError(filename, derr, c.paths)}
+	// Duplicate keys are rejected by the parser above; allowing them here only lets a key
+	// written in a mapping override one merged in with "<<", as YAML intends.
+	opts := []yaml.DecodeOption{yaml.AllowDuplicateMapKey()}
+	if len(c.errs) == 0 {
+		opts = append(opts, yaml.Strict()) // Else the unknown keys are reported; decode the rest.
+	}
+	// Decode the checked node itself, not data again: the document checked may not be the
+	// file's first (leading empty documents are skipped).
+	if err := safely(filename, func() error { return yaml.NodeToValue(body, cfg, opts...) }); err != nil {
+		return append(c.errs, yamlError(filename, err, c.paths)), false
+	}
+	return c.errs, true
+}
+
+// safely runs a goccy/go-yaml call and turns a panic into an error: the library is a large
+// hand-written parser, and a crash on hostile input must surface as a configuration error
+// rather than take the process down at start-up.
+func safely(filename string, f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the YAML library failed on %s: %v", filename, r)
+		}
+	}()
+	return f()
+}
+
+// documentStarts returns the position of the first content token of each document in data,
+// skipping documents that hold only comments.
+func documentStarts(data []byte) []*token.Position {
+	var starts []*token.Position
+	inContent := false
+	for _, tk := range lexer.Tokenize(string(data)) {
+		switch tk.Type {
+		case token.DocumentHeaderType, token.DocumentEndType:
+			inContent = false
+		case token.CommentType:
+		default:
+			if !inContent && tk.Position != nil {
+				starts = append(starts, tk.Position)
+			}
+			inContent = true
+		}
+	}
+	return starts
+}
+
+// firstBody returns the first document body that holds something, or nil.
+func firstBody(doc *ast.File) ast.Node {
+	for _, d := range doc.Docs {
+		if d != nil && !isEmpty(d.Body) {
+			return d.Body
+		}
 	}
 	return nil
+}
+
+// blankLinesBefore returns a copy of data with every line before line (1-based) emptied.
+func blankLinesBefore(data []byte, line int) []byte {
+	out := make([]byte, 0, len(data))
+	for i := 1; i < line; i++ {
+		nl := bytes.IndexByte(data, '\n')
+		if nl < 0 {
+			break
+		}
+		out = append(out, '\n')
+		data = data[nl+1:]
+	}
+	return append(out, data...)
 }
 
 func isEmpty(n ast.Node) bool {
@@ -225,13 +306,43 @@ func (c *Config) errorAt(p fieldPath, kind error, problem, fix string) *Error {
 	if c.src.doc == nil {
 		return e
 	}
-	for i := len(p); i > 0; i-- {
-		if n := c.lookup(p[:i]); n != nil {
-			e.Line, e.Column = nodePosition(n)
-			return e
+	if n := c.lookup(p); n != nil {
+		e.Line, e.Column = nodePosition(n)
+		return e
+	}
+	// The value is not in the file (a required key left out): point at the nearest ancestor
+	// that is, at its key when it has one ("tls:"), else at its first line (a list item).
+	for i := len(p) - 1; i > 0; i-- {
+		n := c.lookup(p[:i])
+		if n == nil {
+			continue
 		}
+		if key, ok := p[i-1].(string); ok {
+			if k := keyNode(c.lookup(p[:i-1]), key); k != nil {
+				n = k
+			}
+		}
+		e.Line, e.Column = nodePosition(n)
+		return e
 	}
 	return e
+}
+
+// keyNode finds the key node of key in a mapping, or nil.
+func keyNode(mapping ast.Node, key string) ast.Node {
+	var values []*ast.MappingValueNode
+	switch m := mapping.(type) {
+	case *ast.MappingNode:
+		values = m.Values
+	case *ast.MappingValueNode:
+		values = []*ast.MappingValueNode{m}
+	}
+	for _, mv := range values {
+		if k, ok := scalarText(mv.Key); ok && k == key {
+			return mv.Key
+		}
+	}
+	return nil
 }
 
 // lookup finds the node at p with goccy/go-yaml's path API, or nil.

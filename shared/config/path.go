@@ -67,10 +67,10 @@ func parsePath(s string) (fieldPath, error) {
 	var p fieldPath
 	i := 0
 	for i < len(s) {
-		switch {
-		case s[i] == '.':
+		switch s[i] {
+		case '.':
 			i++
-		case s[i] == '[':
+		case '[':
 			end := strings.IndexByte(s[i:], ']')
 			if end < 0 {
 				return nil, fmt.Errorf("config: path %q: unclosed [", s)
@@ -81,7 +81,7 @@ func parsePath(s string) (fieldPath, error) {
 			}
 			p = append(p, n)
 			i += end + 1
-		case s[i] == '\'':
+		case '\'':
 			var b strings.Builder
 			j := i + 1
 			for ; j < len(s) && s[j] != '\''; j++ {

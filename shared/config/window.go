@@ -18,7 +18,7 @@ type MaintenanceWindow struct {
 	TimeZone string `yaml:"timeZone" json:"timeZone,omitempty"`
 	// Days are the days the window opens on (Mon, Tue, Wed, Thu, Fri, Sat, Sun); empty means
 	// every day.
-	Days []string `yaml:"days" json:"days,omitempty"`
+	Days []string `yaml:"days,omitempty" json:"days,omitempty"`
 }
 
 // Open reports whether t falls inside the window. A nil window is always open. A window with
@@ -92,39 +92,51 @@ func (s windowSpec) occurrence(y int, m time.Month, d int) (from, to time.Time, 
 	return from, to, true
 }
 
-// parse checks and converts the window. Its errors name the field and serve validation.
+// parse converts the window, failing on its first problem.
 func (w *MaintenanceWindow) parse() (windowSpec, error) {
+	s, problems := w.check()
+	if len(problems) > 0 {
+		return s, problems[0]
+	}
+	return s, nil
+}
+
+// check converts the window and lists every problem in it, each naming its field, for
+// validation.
+func (w *MaintenanceWindow) check() (windowSpec, []*windowError) {
 	var s windowSpec
+	var problems []*windowError
 	var err error
 	if s.startMin, err = parseClock(w.Start); err != nil {
-		return s, &windowError{field: "start", msg: err.Error(), fix: `write the opening time as "HH:MM", e.g. "22:00"`}
+		problems = append(problems, &windowError{field: "start", msg: err.Error(), fix: `write the opening time as "HH:MM", e.g. "22:00"`})
 	}
 	if s.endMin, err = parseClock(w.End); err != nil {
-		return s, &windowError{field: "end", msg: err.Error(), fix: `write the closing time as "HH:MM", e.g. "06:00"`}
+		problems = append(problems, &windowError{field: "end", msg: err.Error(), fix: `write the closing time as "HH:MM", e.g. "06:00"`})
 	}
-	if s.startMin == s.endMin {
-		return s, &windowError{field: "end", msg: fmt.Sprintf("window starts and ends at %s, so it is empty", w.Start), fix: "set a different end time, or remove the window to allow rebuilds at any time"}
+	if len(problems) == 0 && s.startMin == s.endMin {
+		problems = append(problems, &windowError{field: "end", msg: fmt.Sprintf("window starts and ends at %s, so it is empty", w.Start), fix: "set a different end time, or remove the window to allow rebuilds at any time"})
 	}
 	s.loc = time.UTC
 	if w.TimeZone != "" {
 		if s.loc, err = time.LoadLocation(w.TimeZone); err != nil {
-			return s, &windowError{field: "timeZone", msg: fmt.Sprintf("%q is not an IANA time zone", w.TimeZone), fix: `use a zone name such as "Asia/Shanghai", "Europe/Berlin" or "UTC"`}
+			s.loc = time.UTC
+			problems = append(problems, &windowError{field: "timeZone", msg: fmt.Sprintf("%q is not an IANA time zone", w.TimeZone), fix: `use a zone name such as "Asia/Shanghai", "Europe/Berlin" or "UTC"`})
 		}
 	}
 	if len(w.Days) == 0 {
 		for i := range s.days {
 			s.days[i] = true
 		}
-		return s, nil
 	}
 	for i, d := range w.Days {
 		wd, ok := parseWeekday(d)
 		if !ok {
-			return s, &windowError{field: "days", index: i, msg: fmt.Sprintf("%q is not a day of the week", d), fix: "use Mon, Tue, Wed, Thu, Fri, Sat or Sun"}
+			problems = append(problems, &windowError{field: "days", index: i, msg: fmt.Sprintf("%q is not a day of the week", d), fix: "use Mon, Tue, Wed, Thu, Fri, Sat or Sun"})
+			continue
 		}
 		s.days[wd] = true
 	}
-	return s, nil
+	return s, problems
 }
 
 // windowError locates a problem inside a window for validation.
