@@ -8,12 +8,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/samples"
 	"github.com/imagerelay/imagerelay/shared/app"
+	"github.com/imagerelay/imagerelay/shared/bus"
 	"github.com/imagerelay/imagerelay/shared/config"
 	"github.com/imagerelay/imagerelay/shared/emulators"
 	"github.com/imagerelay/imagerelay/shared/replication"
@@ -72,14 +73,14 @@ func runDemo(ctx context.Context, cfg *config.Config, timeout time.Duration) err
 	defer st.close()
 
 	tracker := newDemoTracker()
-	sub, err := st.nc.Subscribe(events.SubjectPrefix+">", func(m *nats.Msg) {
+	stop, err := follow(ctx, st.nc, cfg.NATS.Stream, events.SubjectPrefix+">", func(m jetstream.Msg) {
 		printMsg(out, m)
 		tracker.observe(m)
 	})
 	if err != nil {
 		return err
 	}
-	defer func() { _ = sub.Unsubscribe() }()
+	defer stop()
 	if err := st.run(ctx, app.FunctionNames); err != nil {
 		return err
 	}
@@ -112,6 +113,9 @@ func runDemo(ctx context.Context, cfg *config.Config, timeout time.Duration) err
 	writeTable(out, recs, time.Now())
 
 	var problems []string
+	if len(recs) == 0 {
+		problems = append(problems, "no replication was recorded")
+	}
 	if !finished {
 		problems = append(problems, fmt.Sprintf("not every region settled within %s", timeout))
 	}
@@ -148,7 +152,7 @@ func (t *demoTracker) expect(id string) {
 	t.mu.Unlock()
 }
 
-func (t *demoTracker) observe(m *nats.Msg) {
+func (t *demoTracker) observe(m jetstream.Msg) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	defer func() {
@@ -157,18 +161,15 @@ func (t *demoTracker) observe(m *nats.Msg) {
 		default:
 		}
 	}()
-	if strings.HasPrefix(m.Subject, events.DeadLetterPrefix) {
-		t.dlq = append(t.dlq, m.Subject+": "+m.Header.Get("Imagerelay-Dlq-Reason"))
+	h := m.Headers()
+	if strings.HasPrefix(m.Subject(), events.DeadLetterPrefix) {
+		t.dlq = append(t.dlq, m.Subject()+": "+h.Get(bus.HeaderDeadLetterReason))
 		return
 	}
-	corr := m.Header.Get("ce-" + events.ExtCorrelationID)
-	switch m.Header.Get("ce-type") {
+	corr := h.Get("ce-" + events.ExtCorrelationID)
+	switch h.Get("ce-type") {
 	case events.TypeReplicationPlanned:
-		names := make([]string, 0, len(m.Header))
-		for k := range m.Header {
-			names = append(names, k)
-		}
-		e, err := events.FromBinary(names, m.Header.Get, m.Data)
+		e, err := decodeHeaders(h, m.Data())
 		if err != nil {
 			return
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/imagerelay/imagerelay/events"
@@ -31,11 +33,11 @@ func newWatch(g *globals) *cobra.Command {
 				return err
 			}
 			defer nc.Close()
-			sub, err := nc.Subscribe(filter, func(m *nats.Msg) { printMsg(cmd.OutOrStdout(), m) })
+			stop, err := follow(cmd.Context(), nc, cfg.NATS.Stream, filter, func(m jetstream.Msg) { printMsg(cmd.OutOrStdout(), m) })
 			if err != nil {
 				return err
 			}
-			defer func() { _ = sub.Unsubscribe() }()
+			defer stop()
 			<-cmd.Context().Done()
 			return nil
 		},
@@ -45,27 +47,55 @@ func newWatch(g *globals) *cobra.Command {
 	return cmd
 }
 
+// follow reads new events of the stream through an ordered JetStream consumer: unlike a
+// plain subscription, it sees each stored event once (a duplicate publish that the stream
+// dropped is not delivered).
+func follow(ctx context.Context, nc *nats.Conn, stream, filter string, handle func(jetstream.Msg)) (func(), error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{filter},
+		DeliverPolicy:  jetstream.DeliverNewPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("follow %s on stream %s: %w (is imagerelay running on this NATS?)", filter, stream, err)
+	}
+	cc, err := cons.Consume(handle)
+	if err != nil {
+		return nil, err
+	}
+	return cc.Stop, nil
+}
+
 // printMsg writes one line per event; internal defer messages are not shown.
-func printMsg(w io.Writer, m *nats.Msg) {
-	if strings.HasPrefix(m.Subject, bus.DeferPrefix) {
+func printMsg(w io.Writer, m jetstream.Msg) {
+	subject, h := m.Subject(), m.Headers()
+	if strings.HasPrefix(subject, bus.DeferPrefix) {
 		return
 	}
 	ts := time.Now().Format("15:04:05.000")
-	if strings.HasPrefix(m.Subject, events.DeadLetterPrefix) {
-		fmt.Fprintf(w, "%s  DEAD LETTER  %s  %s\n", ts, m.Subject, m.Header.Get(bus.HeaderDeadLetterReason))
+	if strings.HasPrefix(subject, events.DeadLetterPrefix) {
+		fmt.Fprintf(w, "%s  DEAD LETTER  %s  %s\n", ts, subject, h.Get(bus.HeaderDeadLetterReason))
 		return
 	}
-	names := make([]string, 0, len(m.Header))
-	for k := range m.Header {
-		names = append(names, k)
-	}
-	e, err := events.FromBinary(names, m.Header.Get, m.Data)
+	e, err := decodeHeaders(h, m.Data())
 	if err != nil {
-		fmt.Fprintf(w, "%s  (not an imagerelay event on %s: %v)\n", ts, m.Subject, err)
+		fmt.Fprintf(w, "%s  (not an imagerelay event on %s: %v)\n", ts, subject, err)
 		return
 	}
 	fmt.Fprintf(w, "%s  %-26s %-9s %-15s %s\n", ts, events.ShortName(e.Type()), events.StringExt(e, events.ExtProvider),
 		events.StringExt(e, events.ExtRegion), describe(e))
+}
+
+// decodeHeaders reads a binary-mode event from NATS headers.
+func decodeHeaders(h nats.Header, data []byte) (event.Event, error) {
+	names := make([]string, 0, len(h))
+	for k := range h {
+		names = append(names, k)
+	}
+	return events.FromBinary(names, h.Get, data)
 }
 
 // describe summarises an event's data in a few words.

@@ -124,14 +124,18 @@ func Update[T any](ctx context.Context, s *Store, key string, change func(*T) er
 	}
 }
 
-// List returns every record whose key starts with prefix.
+// List returns every record whose key starts with prefix. Keys use "/" inside one subject
+// token, so the prefix is matched here rather than with a subject wildcard.
 func List[T any](ctx context.Context, s *Store, prefix string) ([]T, error) {
-	lister, err := s.kv.ListKeysFiltered(ctx, prefix+">")
+	lister, err := s.kv.ListKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("state: list %s: %w", prefix, err)
 	}
 	var out []T
 	for k := range lister.Keys() {
+		if !strings.HasPrefix(k, prefix) {
+			continue
+		}
 		v, _, err := Get[T](ctx, s, k)
 		if errors.Is(err, ErrNotFound) {
 			continue // deleted between listing and reading
