@@ -183,4 +183,3 @@ func asciiHeader(s string) string {
 	}
 	return string(out)
 }
-
