@@ -5,10 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"math/big"
 	"mime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -151,11 +155,32 @@ func Decode(raw []byte) (event.Event, error) {
 	if err := json.Unmarshal(raw, &e); err != nil {
 		return event.Event{}, malformed("", "not a CloudEvent: %v", err)
 	}
+	trimAttributes(&e)
 	return e, Check(e)
 }
 
-// Check validates a decoded event: the CloudEvents attributes, an imagerelay type, the
-// extensions every imagerelay event carries, and the data against the type's JSON Schema.
+// trimAttributes strips surrounding white space from the string attributes, as sdk-go's
+// setters (and so [FromBinary], and NATS headers on the wire) do but its JSON decoding does
+// not. Without it one event would have two ids, " x" structured and "x" in binary mode, and
+// the ids derived from it would differ with the transport.
+func trimAttributes(e *event.Event) {
+	if v := e.ID(); strings.TrimSpace(v) != v {
+		e.SetID(v)
+	}
+	if v := e.Type(); strings.TrimSpace(v) != v {
+		e.SetType(v)
+	}
+	if v := e.Subject(); strings.TrimSpace(v) != v {
+		e.SetSubject(v)
+	}
+	if v := e.DataSchema(); strings.TrimSpace(v) != v {
+		e.SetDataSchema(v)
+	}
+}
+
+// Check validates a decoded event: the CloudEvents attributes (extension names included), an
+// imagerelay type, a JSON data content type, and the data against the type's JSON Schema and
+// its Go payload, so that [DataAs] reads every event Check accepts.
 func Check(e event.Event) error {
 	if err := e.Validate(); err != nil {
 		field, reason := firstInvalid(err)
@@ -170,16 +195,115 @@ func Check(e event.Event) error {
 	if len(e.Data()) == 0 {
 		return malformed("data", "missing")
 	}
-	return ValidateData(e.Type(), e.Data())
+	if err := ValidateData(e.Type(), e.Data()); err != nil {
+		return err
+	}
+	// The schema cannot say everything the Go payload needs (a number beyond the range of
+	// an int or a float64); decoding here makes every event Check accepts one that DataAs
+	// can read, so a consumer never fails on an event the boundary let through.
+	return decodeData(e.Data(), registry[e.Type()].newData())
 }
 
-// DataAs decodes e's data into the payload struct of its type, after [Check].
+// DataAs decodes e's data into the payload struct of its type, after [Check]. A whole number
+// written with a fraction or an exponent (45.0, 4.5e1) decodes into an integer field, as the
+// JSON Schema type "integer" accepts it.
 func DataAs[T any](e event.Event) (*T, error) {
 	v := new(T)
-	if err := json.Unmarshal(e.Data(), v); err != nil {
-		return nil, malformed("data", "%v", err)
+	if err := decodeData(e.Data(), v); err != nil {
+		return nil, err
 	}
 	return v, nil
+}
+
+// decodeData unmarshals event data into v; the error names the field as "data.<path>".
+func decodeData(data []byte, v any) error {
+	err := json.Unmarshal(wholeNumbers(data), v)
+	if err == nil {
+		return nil
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return malformed(dataField(te.Field), "%s does not fit a Go %s", te.Value, te.Type)
+	}
+	return malformed("data", "%v", err)
+}
+
+// dataField turns encoding/json's field path ("Replication.Image.sizeGB") into the JSON
+// path the schema errors use ("data.sizeGB"): segments naming an embedded Go struct go, as
+// every JSON name of the payloads starts in lower case. encoding/json does not report array
+// indices, so an element of a list is named by the list.
+func dataField(goPath string) string {
+	field := "data"
+	for seg := range strings.SplitSeq(goPath, ".") {
+		if seg == "" || unicode.IsUpper(rune(seg[0])) {
+			continue
+		}
+		field += "." + seg
+	}
+	return field
+}
+
+// wholeNumbers rewrites the whole numbers in valid JSON that are written with a fraction or
+// an exponent (45.0, 4.5e1, 1E2) as plain integers and leaves every other byte as it is.
+// JSON Schema counts such a number as an integer, encoding/json refuses it for an int field.
+// Numbers outside the int64 range are left alone: no Go integer field could hold them.
+func wholeNumbers(data []byte) []byte {
+	if !bytes.ContainsAny(data, ".eE") || !json.Valid(data) {
+		return data
+	}
+	var out []byte // nil until the first rewrite
+	last := 0
+	inString, escaped := false, false
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '-' || '0' <= c && c <= '9':
+			// Outside strings, valid JSON has digits only in numbers; take the whole literal.
+			j := i + 1
+			for j < len(data) && strings.IndexByte("0123456789+-.eE", data[j]) >= 0 {
+				j++
+			}
+			if n, ok := wholeNumber(string(data[i:j])); ok {
+				out = append(append(out, data[last:i]...), n...)
+				last = j
+			}
+			i = j - 1
+		}
+	}
+	if out == nil {
+		return data
+	}
+	return append(out, data[last:]...)
+}
+
+// wholeNumber returns a JSON number literal written with a fraction or an exponent as a plain
+// integer, if it is a whole number within the int64 range.
+func wholeNumber(lit string) (string, bool) {
+	if !strings.ContainsAny(lit, ".eE") {
+		return "", false
+	}
+	// The float parse is a cheap filter (any exponent, no allocation); the exact rational
+	// below decides, since 45.0000000000000000001 is 45 as a float64 but not whole.
+	f, err := strconv.ParseFloat(lit, 64)
+	if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<63 {
+		return "", false
+	}
+	r, ok := new(big.Rat).SetString(lit)
+	if !ok || !r.IsInt() || !r.Num().IsInt64() {
+		return "", false
+	}
+	return r.Num().String(), true
 }
 
 // attributeOrder ranks the CloudEvents attributes so that an event with several faults is

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"maps"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -122,9 +123,6 @@ func TestNewRejectsBadData(t *testing.T) {
 		{"completed with unsettled region", events.TypeReplicationCompleted,
 			events.ReplicationCompleted{Image: sampleImage, Regions: []events.RegionOutcome{{Region: "cn-hangzhou", State: "in-progress"}}},
 			"data.regions.0.state"},
-		{"poll attempt 0", events.TypePollScheduled,
-			events.PollScheduled{Replication: sampleRepl, TaskID: "t-1", DueAt: sampleTime},
-			"data.attempt"},
 		{"unknown decision action", events.TypeRebuildPlanned,
 			events.RebuildPlanned{Replication: sampleRepl, DestinationImageID: "img-1", Policy: "p",
 				Decisions: []events.RebuildDecision{{DesktopID: "ecd-1", Action: "rebuild"}, {DesktopID: "ecd-2", Action: "reboot"}}},
@@ -409,6 +407,12 @@ func TestDecodeRejects(t *testing.T) {
 		{name: "data with bad nested value", edit: func(m map[string]any) {
 			m["data"].(map[string]any)["regions"] = []any{"cn-hangzhou", 5}
 		}, wantField: "data.regions.1"},
+		{name: "timestamp that is not a date-time", raw: editFixture(t, events.TypeReplicationStarted, func(m map[string]any) {
+			m["data"].(map[string]any)["startedAt"] = "yesterday"
+		}), wantField: "data.startedAt"},
+		{name: "deadline with a leap second", raw: editFixture(t, events.TypeReplicationStarted, func(m map[string]any) {
+			m["data"].(map[string]any)["deadline"] = "2016-12-31T23:59:60Z"
+		}), wantField: "data.deadline"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -438,6 +442,164 @@ func TestDataAs(t *testing.T) {
 	}
 	if d.StartedAt.IsZero() || !d.Deadline.After(d.StartedAt) {
 		t.Errorf("timestamps not decoded: %v %v", d.StartedAt, d.Deadline)
+	}
+}
+
+// TestDataAsWholeNumbers: JSON Schema's "integer" accepts a whole number written with a
+// fraction or an exponent, so DataAs must decode it into an int field too; and Check must
+// refuse what the schema allows but the Go payload cannot hold.
+func TestDataAsWholeNumbers(t *testing.T) {
+	progressed := readFixture(t, events.TypeReplicationProgressed)
+	withPercent := func(lit string) []byte {
+		t.Helper()
+		raw := bytes.Replace(progressed, []byte(`"percent": 45,`), []byte(`"percent": `+lit+`,`), 1)
+		if bytes.Equal(raw, progressed) && lit != "45" {
+			t.Fatal("the progressed fixture no longer has \"percent\": 45")
+		}
+		return raw
+	}
+	accepted := []struct {
+		lit  string
+		want int
+	}{
+		{"45", 45},
+		{"45.0", 45},
+		{"45.000000", 45},
+		{"4.5e1", 45},
+		{"4.50E+1", 45},
+		{"450e-1", 45},
+		{"0.0", 0},
+		{"-0.0e0", 0}, // the schema's minimum 0 holds for -0
+		{"1e2", 100},
+	}
+	for _, tt := range accepted {
+		t.Run("percent "+tt.lit, func(t *testing.T) {
+			e, err := events.Decode(withPercent(tt.lit))
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			d, err := events.DataAs[events.ReplicationProgressed](e)
+			if err != nil {
+				t.Fatalf("DataAs: %v", err)
+			}
+			if d.Percent != tt.want || d.TaskID != "t-9f8e7d6c5b4a" || d.Status != "SYNCING" {
+				t.Errorf("DataAs = percent %d task %q status %q, want %d t-9f8e7d6c5b4a SYNCING", d.Percent, d.TaskID, d.Status, tt.want)
+			}
+			// The binary mode, which NATS uses, reads the same payload.
+			names, get := headerGetter(events.ToHeaders(e))
+			b, err := events.FromBinary(names, get, e.Data())
+			if err != nil {
+				t.Fatalf("FromBinary: %v", err)
+			}
+			if d, err := events.DataAs[events.ReplicationProgressed](b); err != nil || d.Percent != tt.want {
+				t.Errorf("binary DataAs = %+v, %v; want percent %d", d, err, tt.want)
+			}
+		})
+	}
+	for _, lit := range []string{"45.5", "45.0000000000000000001", "4.55e1", "101.0", "-1.0"} {
+		t.Run("percent "+lit+" rejected", func(t *testing.T) {
+			_, err := events.Decode(withPercent(lit))
+			if de := decodeErr(t, err); de.Field != "data.percent" {
+				t.Errorf("Field = %q, want data.percent (error: %v)", de.Field, err)
+			}
+		})
+	}
+
+	// Digits inside strings are text, not numbers: they come through unchanged.
+	e, err := events.Decode(bytes.Replace(withPercent("4.5e1"), []byte(`"status": "SYNCING"`), []byte(`"status": "45.0 \"1e2\""`), 1))
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	if d, err := events.DataAs[events.ReplicationProgressed](e); err != nil || d.Status != `45.0 "1e2"` {
+		t.Errorf("DataAs status = %+v, %v; want the string unchanged", d, err)
+	}
+
+	// A float field takes whole numbers as they are.
+	e, err = events.Decode(editFixture(t, events.TypeReplicationSucceeded, func(m map[string]any) {
+		m["data"].(map[string]any)["durationSeconds"] = json.Number("12.0")
+	}))
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	if d, err := events.DataAs[events.ReplicationSucceeded](e); err != nil || d.DurationSeconds != 12 {
+		t.Errorf("DataAs durationSeconds = %+v, %v; want 12", d, err)
+	}
+}
+
+// TestCheckRejectsNumbersGoCannotHold: the schemas bound few numbers from above, so a value
+// beyond an int or a float64 passes the schema; Check must refuse it, naming the field, rather
+// than let it through to fail in a consumer's DataAs.
+func TestCheckRejectsNumbersGoCannotHold(t *testing.T) {
+	// The payloads go in binary mode, as on NATS: sdk-go's structured-mode parser itself
+	// refuses some of these numbers (1e400) before Check sees them.
+	binary := func(typ string, data []byte) (event.Event, error) {
+		fixture, err := events.Decode(readFixture(t, typ))
+		if err != nil {
+			t.Fatalf("fixture: %v", err)
+		}
+		names, get := headerGetter(events.ToHeaders(fixture))
+		return events.FromBinary(names, get, data)
+	}
+	editData := func(typ string, edit func(d map[string]any)) []byte {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(readFixture(t, typ), &m); err != nil {
+			t.Fatal(err)
+		}
+		dec := json.NewDecoder(bytes.NewReader(m["data"]))
+		dec.UseNumber()
+		var d map[string]any
+		if err := dec.Decode(&d); err != nil {
+			t.Fatal(err)
+		}
+		edit(d)
+		raw, err := json.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	set := func(key, lit string) func(map[string]any) {
+		return func(d map[string]any) { d[key] = json.Number(lit) }
+	}
+	tests := []struct {
+		name      string
+		typ       string
+		edit      func(map[string]any)
+		wantField string
+	}{
+		{"size beyond int64", events.TypeImagePublished, set("sizeGB", "1e30"), "data.sizeGB"},
+		{"size just beyond int64", events.TypeImagePublished, set("sizeGB", "9223372036854775808"), "data.sizeGB"},
+		{"whole size beyond int64", events.TypeImagePublished, set("sizeGB", "9223372036854775808.0"), "data.sizeGB"},
+		{"duration beyond float64", events.TypeReplicationSucceeded, set("durationSeconds", "1e400"), "data.durationSeconds"},
+		{"count beyond int64", events.TypeReplicationCompleted, set("succeeded", "1e19"), "data.succeeded"},
+		{"batch in a list", events.TypeRebuildPlanned, func(d map[string]any) {
+			list := d["decisions"].([]any)
+			list[len(list)-1].(map[string]any)["batch"] = json.Number("1e30")
+		}, "data.decisions.batch"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := editData(tt.typ, tt.edit)
+			if err := events.ValidateData(tt.typ, data); err != nil {
+				t.Fatalf("the schema already refuses it (%v); the case tests nothing", err)
+			}
+			_, err := binary(tt.typ, data)
+			de := decodeErr(t, err)
+			if de.Field != tt.wantField {
+				t.Errorf("Field = %q, want %q (error: %v)", de.Field, tt.wantField, err)
+			}
+			if strings.Contains(de.Reason, "json:") || strings.Contains(de.Reason, "Go struct") {
+				t.Errorf("Reason = %q, want it without encoding/json's wording", de.Reason)
+			}
+		})
+	}
+	// The largest int64, written whole, still fits.
+	e, err := binary(events.TypeImagePublished, editData(events.TypeImagePublished, set("sizeGB", "9223372036854775807.0")))
+	if err != nil {
+		t.Fatalf("FromBinary: %v", err)
+	}
+	if d, err := events.DataAs[events.ImagePublished](e); err != nil || d.SizeGB != math.MaxInt64 {
+		t.Errorf("DataAs sizeGB = %+v, %v; want MaxInt64", d, err)
 	}
 }
 
@@ -497,4 +659,34 @@ func jsonEqual(a, b []byte) bool {
 		return bytes.Equal(a, b)
 	}
 	return reflect.DeepEqual(x, y)
+}
+
+func TestDecodeTrimsAttributesLikeBinaryMode(t *testing.T) {
+	raw := editFixture(t, events.TypeImagePublished, func(m map[string]any) {
+		m["id"] = "  evt-1 "
+		m["type"] = events.TypeImagePublished + " "
+	})
+	s, err := events.Decode(raw)
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	names, get := headerGetter(events.ToHeaders(s))
+	b, err := events.FromBinary(names, get, s.Data())
+	if err != nil {
+		t.Fatalf("FromBinary: %v", err)
+	}
+	for _, e := range []event.Event{s, b} {
+		if e.ID() != "evt-1" || e.Type() != events.TypeImagePublished {
+			t.Errorf("id/type = %q/%q, want evt-1/%s", e.ID(), e.Type(), events.TypeImagePublished)
+		}
+	}
+	// The same cause must derive the same ids whichever content mode carried it.
+	if a, c := events.DeriveID(s.ID(), "t"), events.DeriveID(b.ID(), "t"); a != c {
+		t.Errorf("derived ids differ by content mode: %s vs %s", a, c)
+	}
+	if _, err := events.Decode(editFixture(t, events.TypeImagePublished, func(m map[string]any) { m["id"] = "   " })); err == nil {
+		t.Error("Decode accepted a blank id")
+	} else if de := decodeErr(t, err); de.Field != "id" {
+		t.Errorf("blank id: Field = %q, want id", de.Field)
+	}
 }

@@ -157,17 +157,6 @@ type ReplicationCompleted struct {
 	Regions   []RegionOutcome `json:"regions"`
 }
 
-// PollScheduled is the data of the internal io.imagerelay.poll.scheduled event.
-type PollScheduled struct {
-	Replication
-	TaskID             string `json:"taskId"`
-	DestinationImageID string `json:"destinationImageId,omitempty"`
-	// Attempt numbers the checks of this copy, from 1.
-	Attempt int `json:"attempt"`
-	// DueAt is the earliest time to check.
-	DueAt time.Time `json:"dueAt"`
-}
-
 // RebuildDecision is what the rebuild plan decided for one desktop.
 type RebuildDecision struct {
 	DesktopID string `json:"desktopId"`
@@ -209,13 +198,4 @@ type RebuildCompleted struct {
 	// Stopped is true when the rollout stopped early (failure budget spent).
 	Stopped bool   `json:"stopped"`
 	Reason  string `json:"reason,omitempty"`
-}
-
-// RebuildCheckScheduled is the data of the internal io.imagerelay.rebuild.check.scheduled event.
-type RebuildCheckScheduled struct {
-	Replication
-	DestinationImageID string    `json:"destinationImageId"`
-	Policy             string    `json:"policy"`
-	Attempt            int       `json:"attempt"`
-	DueAt              time.Time `json:"dueAt"`
 }

@@ -23,6 +23,31 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"specversion":"0.3","id":"x","source":"/s","type":"io.imagerelay.image.published","datacontenttype":"application/json","data":{"provider":"huawei","imageId":"i","sourceRegion":"cn-north-4"}}`))
 	f.Add([]byte(`{"specversion":"1.0","id":"x","source":"/s","type":"io.imagerelay.image.published","data_base64":"eyJwcm92aWRlciI6Imh1YXdlaSIsImltYWdlSWQiOiJpIiwic291cmNlUmVnaW9uIjoiY24ifQ=="}`))
 	f.Add([]byte(`[]`))
+	// Shapes sdk-go treats specially: non-string extensions, 0.3 base64 data, odd times.
+	const ok = `"type":"io.imagerelay.image.published","source":"/s","data":{"provider":"huawei","imageId":"i","sourceRegion":"cn-north-4"}`
+	for _, extra := range []string{
+		`"specversion":"1.0","id":"x","provider":5,"region":true,"imageid":1.5`,
+		`"specversion":"1.0","id":"x","correlationid":{"a":1}`,
+		`"specversion":"1.0","id":" x ","subject":""`,
+		`"specversion":"1.0","id":"x","time":"2025-11-22T08:00:00+08:00"`,
+		`"specversion":"1.0","id":"x","time":"0001-01-01T00:00:00Z"`,
+		`"specversion":"1.0","id":"x","dataschema":"not a uri"`,
+		`"specversion":"1.0","id":"x","Provider":"alibaba"`,
+		`"specversion":"1.0","id":"x","datacontenttype":"application/json; charset=utf-8"`,
+	} {
+		f.Add([]byte("{" + extra + "," + ok + "}"))
+	}
+	// Numbers and timestamps at the edge of what the schema and the Go payloads accept.
+	const started = `{"specversion":"1.0","id":"x","source":"/s","type":"io.imagerelay.replication.started","data":{"provider":"tencent","imageId":"i","sourceRegion":"ap-guangzhou","destinationRegion":"ap-beijing","taskId":"t",`
+	for _, tail := range []string{
+		`"startedAt":"2025-11-22T08:30:00.5+08:00","deadline":"2025-11-22T09:30:00Z","pollIntervalSeconds":6.0e1}}`,
+		`"startedAt":"yesterday","deadline":"2025-11-22T09:30:00Z"}}`,
+		`"startedAt":"2016-12-31T23:59:60Z","deadline":"2025-11-22t09:30:00z"}}`,
+		`"startedAt":"2025-11-22T08:30:00Z","deadline":"2025-11-22T09:30:00Z","pollIntervalSeconds":1e19}}`,
+	} {
+		f.Add([]byte(started + tail))
+	}
+	f.Add([]byte(`{"specversion":"0.3","id":"x","source":"/s","type":"io.imagerelay.image.published","datacontenttype":"application/json","datacontentencoding":"base64","data":"eyJwcm92aWRlciI6Imh1YXdlaSIsImltYWdlSWQiOiJpIiwic291cmNlUmVnaW9uIjoiY24ifQ=="}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		e, err := events.Decode(raw)
 		if err != nil {

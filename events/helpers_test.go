@@ -60,9 +60,6 @@ func validData() map[string]any {
 			Image: sampleImage, Succeeded: 1,
 			Regions: []events.RegionOutcome{{Region: "cn-hangzhou", State: "succeeded", DestinationImageID: "img-0a1b2c3d4e5f"}},
 		},
-		events.TypePollScheduled: events.PollScheduled{
-			Replication: sampleRepl, TaskID: "t-1", Attempt: 1, DueAt: sampleTime,
-		},
 		events.TypeRebuildPlanned: events.RebuildPlanned{
 			Replication: sampleRepl, DestinationImageID: "img-0a1b2c3d4e5f", Policy: "canary",
 			Decisions: []events.RebuildDecision{{DesktopID: "ecd-1", Action: "rebuild"}, {DesktopID: "ecd-2", Action: "skip", Reason: "GPU"}},
@@ -79,9 +76,6 @@ func validData() map[string]any {
 		},
 		events.TypeRebuildCompleted: events.RebuildCompleted{
 			Replication: sampleRepl, DestinationImageID: "img-0a1b2c3d4e5f", Policy: "canary", Succeeded: 1, Skipped: 1,
-		},
-		events.TypeRebuildCheckScheduled: events.RebuildCheckScheduled{
-			Replication: sampleRepl, DestinationImageID: "img-0a1b2c3d4e5f", Policy: "canary", Attempt: 1, DueAt: sampleTime,
 		},
 	}
 }

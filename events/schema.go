@@ -5,9 +5,11 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
@@ -35,6 +37,11 @@ func SchemaJSON(typ string) ([]byte, error) { return schemaFS.ReadFile(SchemaFil
 
 func compileSchemas() {
 	c := jsonschema.NewCompiler()
+	// Draft 2020-12 treats "format" as an annotation only; assert it, so that a timestamp such
+	// as "startedAt":"yesterday" is rejected at the boundary, with its field named, instead of
+	// failing later in a consumer's DataAs.
+	c.AssertFormat()
+	c.RegisterFormat(&jsonschema.Format{Name: "date-time", Validate: validateDateTime})
 	schemas = map[string]*jsonschema.Schema{}
 	for typ := range registry {
 		raw, err := SchemaJSON(typ)
@@ -60,6 +67,28 @@ func compileSchemas() {
 		}
 		schemas[typ] = s
 	}
+}
+
+// rfc3339 is the shape of an RFC 3339 date-time, upper-case T and Z only.
+var rfc3339 = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$`)
+
+// validateDateTime is the "date-time" format: an RFC 3339 timestamp that Go's time.Time also
+// decodes. It replaces the library's check, which accepts what DataAs cannot read (a leap
+// second, a lower-case t or z). The Go parse alone is not enough either: time.Parse is
+// lenient (a comma before the fraction, a one-digit hour), hence the shape check first.
+func validateDateTime(v any) error {
+	s, ok := v.(string)
+	if !ok {
+		return nil // Not a string: the "type" keyword reports it.
+	}
+	if !rfc3339.MatchString(s) {
+		return errors.New("not an RFC 3339 timestamp such as 2025-11-22T08:30:00Z")
+	}
+	var t time.Time
+	if err := t.UnmarshalText([]byte(s)); err != nil {
+		return errors.New("a date or time part is out of range (leap seconds are not supported)")
+	}
+	return nil
 }
 
 // ValidateData checks an event's data against the JSON Schema of its type; the error names the

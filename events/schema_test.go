@@ -24,13 +24,11 @@ var dataTypes = map[string]reflect.Type{
 	events.TypeReplicationSucceeded:  reflect.TypeFor[events.ReplicationSucceeded](),
 	events.TypeReplicationFailed:     reflect.TypeFor[events.ReplicationFailed](),
 	events.TypeReplicationCompleted:  reflect.TypeFor[events.ReplicationCompleted](),
-	events.TypePollScheduled:         reflect.TypeFor[events.PollScheduled](),
 	events.TypeRebuildPlanned:        reflect.TypeFor[events.RebuildPlanned](),
 	events.TypeDesktopRebuildStarted: reflect.TypeFor[events.DesktopRebuild](),
 	events.TypeDesktopRebuildSucceed: reflect.TypeFor[events.DesktopRebuild](),
 	events.TypeDesktopRebuildFailed:  reflect.TypeFor[events.DesktopRebuild](),
 	events.TypeRebuildCompleted:      reflect.TypeFor[events.RebuildCompleted](),
-	events.TypeRebuildCheckScheduled: reflect.TypeFor[events.RebuildCheckScheduled](),
 }
 
 func TestEveryTypeHasSchemaAndFixture(t *testing.T) {
@@ -212,7 +210,6 @@ func TestSchemaRequiredPerType(t *testing.T) {
 		events.TypeReplicationRequested:  {"destinationRegion"},
 		events.TypeReplicationStarted:    {"destinationRegion", "taskId", "startedAt", "deadline"},
 		events.TypeReplicationProgressed: {"destinationRegion", "taskId", "percent"},
-		events.TypePollScheduled:         {"destinationRegion", "taskId", "attempt", "dueAt"},
 		events.TypeReplicationSucceeded:  {"destinationRegion", "destinationImageId", "finishedAt"},
 		events.TypeReplicationFailed:     {"destinationRegion", "code", "message", "failedAt"},
 		events.TypeRebuildPlanned:        {"destinationRegion", "destinationImageId", "decisions"},
@@ -303,5 +300,79 @@ func TestSchemaConstraints(t *testing.T) {
 				t.Errorf("Field = %q, want %q (error: %v)", de.Field, tt.wantField, err)
 			}
 		})
+	}
+}
+
+// TestSchemaDateTime checks that the date-time format is asserted, and that it accepts
+// exactly timestamps the Go payloads can decode: whatever the schema lets through, DataAs
+// must read.
+func TestSchemaDateTime(t *testing.T) {
+	started := func(startedAt string) string {
+		return `{"provider":"tencent","imageId":"img-1","sourceRegion":"ap-guangzhou","destinationRegion":"ap-beijing",` +
+			`"taskId":"t","startedAt":"` + startedAt + `","deadline":"2025-11-22T09:30:00Z"}`
+	}
+	tests := []struct {
+		name, value string
+		valid       bool
+	}{
+		{"UTC", "2025-11-22T08:30:00Z", true},
+		{"offset", "2025-11-22T08:30:00+08:00", true},
+		{"negative offset", "2025-11-22T08:30:00-03:30", true},
+		{"fraction", "2025-11-22T08:30:01.5Z", true},
+		{"nanoseconds and more", "2025-11-22T08:30:01.1234567891Z", true},
+		{"leap day", "2024-02-29T00:00:00Z", true},
+		{"a word", "yesterday", false},
+		{"empty", "", false},
+		{"date only", "2025-11-22", false},
+		{"space instead of T", "2025-11-22 08:30:00Z", false},
+		{"no zone", "2025-11-22T08:30:00", false},
+		{"lower-case t and z (Go cannot decode them)", "2025-11-22t08:30:00z", false},
+		{"leap second (Go cannot decode it)", "2016-12-31T23:59:60Z", false},
+		{"comma before the fraction", "2025-11-22T08:30:00,5Z", false},
+		{"one-digit hour", "2025-11-22T8:30:00Z", false},
+		{"empty fraction", "2025-11-22T08:30:00.Z", false},
+		{"hour 24", "2025-11-22T24:00:00Z", false},
+		{"30 February", "2025-02-30T00:00:00Z", false},
+		{"offset hour 24", "2025-11-22T08:30:00+24:00", false},
+		{"offset without colon", "2025-11-22T08:30:00+0800", false},
+		{"trailing newline", `2025-11-22T08:30:00Z\n`, false}, // JSON escape: the value ends in a newline
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := events.ValidateData(events.TypeReplicationStarted, []byte(started(tt.value)))
+			if !tt.valid {
+				de := decodeErr(t, err)
+				if de.Field != "data.startedAt" {
+					t.Errorf("Field = %q, want data.startedAt (error: %v)", de.Field, err)
+				}
+				if !strings.Contains(de.Reason, "date-time") {
+					t.Errorf("Reason = %q, want it to name the date-time format", de.Reason)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ValidateData: %v", err)
+			}
+			var d events.ReplicationStarted
+			if err := json.Unmarshal([]byte(started(tt.value)), &d); err != nil {
+				t.Errorf("the schema accepts %q but the Go payload cannot decode it: %v", tt.value, err)
+			}
+		})
+	}
+	// Every timestamp field of every schema is checked, not just startedAt.
+	fields := []struct{ typ, data, field string }{
+		{events.TypeReplicationStarted, strings.Replace(started("2025-11-22T08:30:00Z"), `"deadline":"2025-11-22T09:30:00Z"`, `"deadline":"soon"`, 1), "data.deadline"},
+		{events.TypeReplicationSucceeded, `{"provider":"tencent","imageId":"img-1","sourceRegion":"ap-guangzhou","destinationRegion":"ap-beijing",` +
+			`"destinationImageId":"img-2","finishedAt":"now","durationSeconds":1}`, "data.finishedAt"},
+		{events.TypeReplicationSucceeded, `{"provider":"tencent","imageId":"img-1","sourceRegion":"ap-guangzhou","destinationRegion":"ap-beijing",` +
+			`"destinationImageId":"img-2","startedAt":"then","finishedAt":"2025-11-22T08:30:00Z","durationSeconds":1}`, "data.startedAt"},
+		{events.TypeReplicationFailed, `{"provider":"tencent","imageId":"img-1","sourceRegion":"ap-guangzhou","destinationRegion":"ap-beijing",` +
+			`"code":"Timeout","message":"m","failedAt":"2025-13-01T00:00:00Z"}`, "data.failedAt"},
+	}
+	for _, f := range fields {
+		err := events.ValidateData(f.typ, []byte(f.data))
+		if de := decodeErr(t, err); de.Field != f.field {
+			t.Errorf("%s: Field = %q, want %q (error: %v)", events.ShortName(f.typ), de.Field, f.field, err)
+		}
 	}
 }

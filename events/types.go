@@ -10,6 +10,10 @@ package events
 const TypePrefix = "io.imagerelay."
 
 // Event type names, exactly as they appear in the CloudEvent "type" attribute.
+//
+// Delayed work has no type of its own: a function that has to wait re-publishes the event it
+// is handling, unchanged, on its internal subject imagerelay.defer.<function>.<provider>.<region>
+// (see shared/bus Defer and asyncapi.yaml).
 const (
 	TypeImagePublished        = TypePrefix + "image.published"
 	TypeReplicationPlanned    = TypePrefix + "replication.planned"
@@ -19,17 +23,11 @@ const (
 	TypeReplicationSucceeded  = TypePrefix + "replication.succeeded"
 	TypeReplicationFailed     = TypePrefix + "replication.failed"
 	TypeReplicationCompleted  = TypePrefix + "replication.completed"
-	// TypePollScheduled is internal: a check of one in-flight copy that comes back to the
-	// poller on a delay. Subscribers may watch it but should not depend on its payload.
-	TypePollScheduled         = TypePrefix + "poll.scheduled"
 	TypeRebuildPlanned        = TypePrefix + "rebuild.planned"
 	TypeDesktopRebuildStarted = TypePrefix + "desktop.rebuild.started"
 	TypeDesktopRebuildSucceed = TypePrefix + "desktop.rebuild.succeeded"
 	TypeDesktopRebuildFailed  = TypePrefix + "desktop.rebuild.failed"
 	TypeRebuildCompleted      = TypePrefix + "rebuild.completed"
-	// TypeRebuildCheckScheduled is internal: the rebuild function's own delayed wake-up
-	// (wait for a canary, the next batch or a maintenance window).
-	TypeRebuildCheckScheduled = TypePrefix + "rebuild.check.scheduled"
 )
 
 // SchemaVersion is the version segment of every dataschema URI this build emits.
@@ -65,13 +63,11 @@ var registry = map[string]typeInfo{
 	TypeReplicationSucceeded:  {"replication.succeeded", func() any { return new(ReplicationSucceeded) }},
 	TypeReplicationFailed:     {"replication.failed", func() any { return new(ReplicationFailed) }},
 	TypeReplicationCompleted:  {"replication.completed", func() any { return new(ReplicationCompleted) }},
-	TypePollScheduled:         {"poll.scheduled", func() any { return new(PollScheduled) }},
 	TypeRebuildPlanned:        {"rebuild.planned", func() any { return new(RebuildPlanned) }},
 	TypeDesktopRebuildStarted: {"desktop.rebuild.started", func() any { return new(DesktopRebuild) }},
 	TypeDesktopRebuildSucceed: {"desktop.rebuild.succeeded", func() any { return new(DesktopRebuild) }},
 	TypeDesktopRebuildFailed:  {"desktop.rebuild.failed", func() any { return new(DesktopRebuild) }},
 	TypeRebuildCompleted:      {"rebuild.completed", func() any { return new(RebuildCompleted) }},
-	TypeRebuildCheckScheduled: {"rebuild.check.scheduled", func() any { return new(RebuildCheckScheduled) }},
 }
 
 // Types returns every known event type, for documentation and tests.

@@ -148,11 +148,26 @@ func (c *Core) apply(ctx context.Context, it item, st replication.CopyStatus) fn
 		return c.settle(ctx, it, replication.StateSucceeded, st, "")
 	case replication.PhaseFailed:
 		return c.settle(ctx, it, replication.StateFailed, st, "")
-	case replication.PhaseNotFound:
-		if it.rec.Polls >= c.notFoundChecks() {
-			st.Code, st.Message = "TaskNotFound", fmt.Sprintf("%s has no trace of task %s after %d checks", it.data.Provider, it.data.TaskID, it.rec.Polls)
-			return c.settle(ctx, it, replication.StateFailed, st, "check the copy in the provider's console; it may have been deleted")
+	}
+	// The task may be unknown for NotFoundChecks checks in a row (a provider can take a
+	// moment to list a new task); the check after that gives up.
+	rec, err := c.Store.UpdateRecord(ctx, it.data.Replication, func(r *replication.Record) error {
+		switch {
+		case st.Phase == replication.PhaseNotFound:
+			r.NotFound++
+		case r.NotFound == 0:
+			return state.ErrNoChange
+		default:
+			r.NotFound = 0
 		}
+		return nil
+	})
+	if err != nil {
+		return fn.Retry(0, err)
+	}
+	if st.Phase == replication.PhaseNotFound && rec.NotFound > c.notFoundChecks() {
+		st.Code, st.Message = "TaskNotFound", fmt.Sprintf("%s has no trace of task %s after %d checks", it.data.Provider, it.data.TaskID, rec.NotFound)
+		return c.settle(ctx, it, replication.StateFailed, st, "check the copy in the provider's console; it may have been deleted")
 	}
 	if c.now().After(it.data.Deadline) && !it.data.Deadline.IsZero() {
 		st.Code = "Timeout"

@@ -78,9 +78,14 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 		// Started before (by this request or by a multi-region call for a sibling region):
 		// say so again; the event id is the same, so the bus keeps one.
 		return c.ok(e, rec)
+	case rec.State == replication.StateFailed && rec.StartedAt.IsZero():
+		// Failed at the start call by an earlier delivery that may have stopped before its
+		// events were stored: announce it again (same ids, so the bus keeps one of each).
+		return c.announceFailed(ctx, e, req, []replication.Record{rec}, "")
 	case rec.State.Settled():
+		// Settled by the poller, which announces it.
 		return fn.OK()
-	case rec.State == replication.StateStarting && c.now().Sub(rec.StartingSince) < c.startLease():
+	case rec.State == replication.StateStarting && !c.stale(rec):
 		// Another worker is calling the provider right now; look again shortly.
 		return fn.DeferFor(c.startLease() / 4)
 	case rec.State == replication.StateStarting:
@@ -157,7 +162,9 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 		}
 		if !got {
 			_, _ = c.Store.UpdateRecord(ctx, req.Replication, func(r *replication.Record) error {
-				if r.State != replication.StateRequested {
+				// A stale claim gets here only after FindCopy found no copy, so it waits too;
+				// left "starting", every later delivery would look at the provider again.
+				if r.State != replication.StateRequested && !c.stale(*r) {
 					return state.ErrNoChange
 				}
 				r.State, r.Message, r.UpdatedAt = replication.StateWaiting, fmt.Sprintf("waiting for one of %d copy slots", lc.MaxInFlight()), c.now()
@@ -223,8 +230,7 @@ func (c *Core) claim(ctx context.Context, req *events.ReplicationRequested, regi
 	won := false
 	_, err := c.Store.UpdateRecord(ctx, r, func(rec *replication.Record) error {
 		won = false
-		stale := rec.State == replication.StateStarting && c.now().Sub(rec.StartingSince) >= c.startLease()
-		if rec.State != replication.StateRequested && rec.State != replication.StateWaiting && !stale {
+		if rec.State != replication.StateRequested && rec.State != replication.StateWaiting && !c.stale(*rec) {
 			return state.ErrNoChange
 		}
 		t := c.now()
@@ -234,6 +240,12 @@ func (c *Core) claim(ctx context.Context, req *events.ReplicationRequested, regi
 		return nil
 	})
 	return won, err
+}
+
+// stale reports whether rec is a "starting" claim older than the start lease: its worker is
+// taken to have stopped mid-call.
+func (c *Core) stale(rec replication.Record) bool {
+	return rec.State == replication.StateStarting && c.now().Sub(rec.StartingSince) >= c.startLease()
 }
 
 // unclaim returns claimed regions to requested after a retryable failure.
@@ -271,16 +283,26 @@ func (c *Core) markStarted(ctx context.Context, r events.Replication, h replicat
 func (c *Core) startFailed(ctx context.Context, e event.Event, req *events.ReplicationRequested, claimed []string, pe *replication.ProviderError) fn.Result {
 	if pe.Class == replication.Retryable {
 		rec, _, err := c.Store.Record(ctx, req.Replication)
-		if err == nil && rec.StartCalls < c.maxStartAttempts() {
+		if err != nil {
+			// Without the attempt count we cannot tell whether to give up: try again rather
+			// than fail a copy for a store hiccup.
+			c.unclaim(ctx, req, claimed)
+			c.releaseSlot(ctx, req.Replication)
+			return fn.Retry(0, err)
+		}
+		if rec.StartCalls < c.maxStartAttempts() {
 			c.unclaim(ctx, req, claimed)
 			c.releaseSlot(ctx, req.Replication)
 			c.log().Info("provider asked to retry later", "event_id", e.ID(), "correlation_id", events.CorrelationID(e), "code", pe.Code, "attempt", rec.StartCalls)
 			// Waiting out throttling is deferral, not failure: it must not use up deliveries.
 			return fn.DeferFor(max(pe.RetryAfter, backoff(rec.StartCalls)))
 		}
-		pe.Hint = fmt.Sprintf("gave up after %d attempts; %s", c.maxStartAttempts(), pe.Hint)
+		// A copy, so that a provider error value reused across calls is not edited.
+		given := *pe
+		given.Hint = fmt.Sprintf("gave up after %d attempts; %s", c.maxStartAttempts(), pe.Hint)
+		pe = &given
 	}
-	var out []event.Event
+	var recs []replication.Record
 	for _, region := range claimed {
 		r := req.Replication
 		r.DestinationRegion = region
@@ -292,13 +314,23 @@ func (c *Core) startFailed(ctx context.Context, e event.Event, req *events.Repli
 		if err != nil {
 			return fn.Retry(0, err)
 		}
-		ev, err := c.emitter().Failed(e, rec, pe.RequestID)
+		recs = append(recs, rec)
+	}
+	c.releaseSlot(ctx, req.Replication)
+	return c.announceFailed(ctx, e, req, recs, pe.RequestID)
+}
+
+// announceFailed emits replication.failed for records that failed at the start call, and
+// replication.completed when that settled the image's last planned region.
+func (c *Core) announceFailed(ctx context.Context, e event.Event, req *events.ReplicationRequested, recs []replication.Record, requestID string) fn.Result {
+	var out []event.Event
+	for _, rec := range recs {
+		ev, err := c.emitter().Failed(e, rec, requestID)
 		if err != nil {
 			return fn.RejectWith(err)
 		}
 		out = append(out, ev)
 	}
-	c.releaseSlot(ctx, req.Replication)
 	done, ok, err := c.emitter().Completed(ctx, c.Store, e, req.Image)
 	if err != nil {
 		return fn.Retry(0, err, out...)
@@ -324,7 +356,9 @@ func (c *Core) ok(e event.Event, rec replication.Record) fn.Result {
 }
 
 func (c *Core) copyRequest(req *events.ReplicationRequested, regions []string) replication.CopyRequest {
-	return replication.CopyRequest{ReplicationRequested: *req, DestinationRegions: regions, Name: replication.CopyName(req.Replication)}
+	// The regions are copied: start keeps editing its claimed list after the call, and the
+	// provider must not see its request change under it.
+	return replication.CopyRequest{ReplicationRequested: *req, DestinationRegions: slices.Clone(regions), Name: replication.CopyName(req.Replication)}
 }
 
 func (c *Core) startLease() time.Duration {

@@ -155,6 +155,8 @@ type Record struct {
 	Hint               string    `json:"hint,omitempty"`
 	StartCalls         int       `json:"startCalls"`
 	Polls              int       `json:"polls"`
+	// NotFound counts consecutive checks the provider did not know the task.
+	NotFound int `json:"notFound,omitempty"`
 	CorrelationID      string    `json:"correlationId,omitempty"`
 	RequestedAt        time.Time `json:"requestedAt,omitzero"`
 	StartedAt          time.Time `json:"startedAt,omitzero"`

@@ -1,0 +1,106 @@
+package poller_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/imagerelay/imagerelay/shared/replication"
+)
+
+// fakeReader is a test double of a provider's status API: it answers from a script per task
+// and records every call.
+type fakeReader struct {
+	mu    sync.Mutex
+	batch int
+	// script holds the statuses of each task id, one per call; the last one repeats.
+	// A task without a script is in progress at 0%.
+	script map[string][]replication.CopyStatus
+	// fail, when set, fails every call.
+	fail func() error
+	// short drops the last status of every answer (a provider bug the core must survive).
+	short bool
+	calls [][]replication.Task
+}
+
+func (f *fakeReader) CopyStatus(_ context.Context, tasks []replication.Task) ([]replication.CopyStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, slices.Clone(tasks))
+	if f.fail != nil {
+		return nil, f.fail()
+	}
+	out := make([]replication.CopyStatus, 0, len(tasks))
+	for _, t := range tasks {
+		st := replication.CopyStatus{Phase: replication.PhaseInProgress}
+		if s := f.script[t.TaskID]; len(s) > 0 {
+			st = s[0]
+			if len(s) > 1 {
+				f.script[t.TaskID] = s[1:]
+			}
+		}
+		out = append(out, st)
+	}
+	if f.short {
+		out = out[:len(out)-1]
+	}
+	return out, nil
+}
+
+func (f *fakeReader) BatchSize() int { return f.batch }
+
+// set replaces the script of one task.
+func (f *fakeReader) set(taskID string, sts ...replication.CopyStatus) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.script == nil {
+		f.script = map[string][]replication.CopyStatus{}
+	}
+	f.script[taskID] = sts
+}
+
+// callLog returns the tasks of every CopyStatus call so far.
+func (f *fakeReader) callLog() [][]replication.Task {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+// clock is a settable clock for Core.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Now().UTC().Truncate(time.Second)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func inProgress(pct int, status string) replication.CopyStatus {
+	return replication.CopyStatus{Phase: replication.PhaseInProgress, Percent: pct, ProviderStatus: status}
+}
+
+func succeeded(imageID string) replication.CopyStatus {
+	return replication.CopyStatus{Phase: replication.PhaseSucceeded, Percent: 100, ProviderStatus: "NORMAL", DestinationImageID: imageID}
+}
+
+func notFound() replication.CopyStatus {
+	return replication.CopyStatus{Phase: replication.PhaseNotFound}
+}
+
+func providerError(class replication.Class, code string) func() error {
+	return func() error {
+		return &replication.ProviderError{Provider: "tencent", Action: "CopyStatus", Code: code, Message: code + " happened", Class: class, Hint: "check the account"}
+	}
+}

@@ -1,0 +1,123 @@
+package replicate_test
+
+import (
+	"context"
+	"sync"
+
+	"github.com/imagerelay/imagerelay/shared/replication"
+)
+
+// fakeCopier is a test double of a provider's copy API: it counts calls per region, hands
+// out deterministic handles and fails on demand.
+type fakeCopier struct {
+	mu sync.Mutex
+	// startErrs are returned by successive StartCopy calls; once used up, calls succeed.
+	// alwaysErr, when set, is returned by every call instead.
+	startErrs []error
+	alwaysErr func() error
+	// found is what FindCopy reports; findErr fails it.
+	found   *replication.CopyHandle
+	findErr error
+	// skip lists regions StartCopy accepts without returning a handle for.
+	skip map[string]bool
+	// entered, when set, receives a value as each StartCopy call begins; the call then waits
+	// until hold is closed, so a test can keep a copy "in flight" while others race it.
+	entered chan struct{}
+	hold    chan struct{}
+
+	startCalls int
+	starts     map[string]int // StartCopy calls naming each region
+	finds      map[string]int // FindCopy calls per region
+	requests   []replication.CopyRequest
+}
+
+func (f *fakeCopier) StartCopy(_ context.Context, req replication.CopyRequest) ([]replication.CopyHandle, error) {
+	if f.entered != nil {
+		f.entered <- struct{}{}
+		<-f.hold
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.startCalls++
+	if f.starts == nil {
+		f.starts = map[string]int{}
+	}
+	for _, r := range req.DestinationRegions {
+		f.starts[r]++
+	}
+	f.requests = append(f.requests, req)
+	if f.alwaysErr != nil {
+		return nil, f.alwaysErr()
+	}
+	if len(f.startErrs) > 0 {
+		err := f.startErrs[0]
+		f.startErrs = f.startErrs[1:]
+		return nil, err
+	}
+	var hs []replication.CopyHandle
+	for _, r := range req.DestinationRegions {
+		if f.skip[r] {
+			continue
+		}
+		hs = append(hs, replication.CopyHandle{Region: r, TaskID: "task-" + r, DestinationImageID: "m-" + r})
+	}
+	return hs, nil
+}
+
+func (f *fakeCopier) FindCopy(_ context.Context, req replication.CopyRequest) (replication.CopyHandle, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.finds == nil {
+		f.finds = map[string]int{}
+	}
+	f.finds[req.DestinationRegions[0]]++
+	if f.findErr != nil {
+		return replication.CopyHandle{}, false, f.findErr
+	}
+	if f.found == nil {
+		return replication.CopyHandle{}, false, nil
+	}
+	return *f.found, true, nil
+}
+
+// counts returns the number of StartCopy calls, and per region the StartCopy and FindCopy calls.
+func (f *fakeCopier) counts() (calls int, starts, finds map[string]int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	starts, finds = map[string]int{}, map[string]int{}
+	for k, v := range f.starts {
+		starts[k] = v
+	}
+	for k, v := range f.finds {
+		finds[k] = v
+	}
+	return f.startCalls, starts, finds
+}
+
+func (f *fakeCopier) lastRequest() replication.CopyRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.requests[len(f.requests)-1]
+}
+
+// multiCopier starts many regions in one call, like Alibaba StartTaskForDistributeImage.
+type multiCopier struct{ *fakeCopier }
+
+func (multiCopier) MultiRegion() bool { return true }
+
+// limitedCopier allows two copies in flight per account, like Huawei IMS (which allows 5).
+type limitedCopier struct{ *fakeCopier }
+
+func (limitedCopier) MaxInFlight() int { return 2 }
+
+func retryable(code string) func() error {
+	return func() error {
+		return &replication.ProviderError{Provider: "huawei", Action: "StartCopy", Code: code, Message: "slow down",
+			Class: replication.Retryable, Hint: "imagerelay will retry"}
+	}
+}
+
+func terminal(code, msg, hint string) error {
+	return &replication.ProviderError{Provider: "huawei", Action: "StartCopy", Code: code, Message: msg,
+		RequestID: "req-123", Class: replication.Terminal, Hint: hint}
+}

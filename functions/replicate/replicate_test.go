@@ -1,0 +1,756 @@
+package replicate_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/functions/internal/lifecycle"
+	"github.com/imagerelay/imagerelay/functions/replicate"
+	"github.com/imagerelay/imagerelay/shared/fn"
+	"github.com/imagerelay/imagerelay/shared/replication"
+	"github.com/imagerelay/imagerelay/shared/state"
+	"github.com/imagerelay/imagerelay/shared/testenv"
+)
+
+// clock is a settable clock for Core.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Now().UTC().Truncate(time.Second)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+const timeoutSeconds = 3600
+
+// image returns a source image unique to the calling test, so tests can share a store.
+func image(provider, id string) events.Image {
+	return events.Image{Provider: provider, ImageID: id, VersionID: "v1", ImageName: "base-" + id, SourceRegion: "cn-shanghai"}
+}
+
+// published is the image.published event every request of img derives from.
+func published(t *testing.T, img events.Image) event.Event {
+	t.Helper()
+	e, err := events.New(events.TypeImagePublished, events.ImagePublished{Image: img}, events.Meta{
+		ID: "pub-" + img.ImageID, Source: "/test/publisher", Provider: img.Provider, Region: img.SourceRegion, ImageID: img.ImageID,
+	})
+	if err != nil {
+		t.Fatalf("build published: %v", err)
+	}
+	return e
+}
+
+// request builds the replication.requested event for one region of img, as fanout would;
+// delivery tells apart events that ask for the same replication with different ids.
+func request(t *testing.T, img events.Image, region string, regions []string, delivery string) event.Event {
+	t.Helper()
+	data := events.ReplicationRequested{
+		Replication:         events.Replication{Image: img, DestinationRegion: region},
+		Regions:             regions,
+		TimeoutSeconds:      timeoutSeconds,
+		PollIntervalSeconds: 20,
+		OSType:              "Linux",
+		Tags:                map[string]string{"team": "ops"},
+	}
+	e, err := events.Derive(published(t, img), "fanout", events.TypeReplicationRequested, data, img.Provider, region, img.ImageID, region, delivery)
+	if err != nil {
+		t.Fatalf("build request: %v", err)
+	}
+	return e
+}
+
+func replicationOf(img events.Image, region string) events.Replication {
+	return events.Replication{Image: img, DestinationRegion: region}
+}
+
+// emitted checks every emitted event against the contract and groups them by type.
+func emitted(t *testing.T, res fn.Result) map[string][]event.Event {
+	t.Helper()
+	out := map[string][]event.Event{}
+	for _, e := range res.Emit {
+		if err := events.Check(e); err != nil {
+			t.Fatalf("emitted %s %s fails events.Check: %v", e.Type(), e.ID(), err)
+		}
+		if e.Source() != events.SourceOf(replicate.Name) {
+			t.Errorf("emitted source %q, want %q", e.Source(), events.SourceOf(replicate.Name))
+		}
+		out[e.Type()] = append(out[e.Type()], e)
+	}
+	return out
+}
+
+func wantKind(t *testing.T, res fn.Result, kind fn.Kind) {
+	t.Helper()
+	if res.Outcome.Kind != kind {
+		t.Fatalf("outcome = %v (err %v), want %v", res.Outcome.Kind, res.Outcome.Err, kind)
+	}
+	emitted(t, res) // whatever the outcome, every emitted event must meet the contract
+}
+
+func record(t *testing.T, store *state.Store, r events.Replication) replication.Record {
+	t.Helper()
+	rec, _, err := store.Record(context.Background(), r)
+	if err != nil {
+		t.Fatalf("read record %s: %v", events.ReplicationKey(r), err)
+	}
+	return rec
+}
+
+func started(t *testing.T, e event.Event) *events.ReplicationStarted {
+	t.Helper()
+	d, err := events.DataAs[events.ReplicationStarted](e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func newCore(store *state.Store, clk *clock, provider string, c replicate.Copier) *replicate.Core {
+	return &replicate.Core{
+		Copiers:    map[string]replicate.Copier{provider: c},
+		Store:      store,
+		StartLease: 2 * time.Minute,
+		SlotWait:   3 * time.Second,
+		Now:        clk.Now,
+		Log:        slog.New(slog.DiscardHandler),
+	}
+}
+
+// copiers are the kinds of provider every single-region behaviour must hold for.
+func copiers() []struct {
+	name     string
+	provider string
+	make     func() (replicate.Copier, *fakeCopier)
+} {
+	return []struct {
+		name     string
+		provider string
+		make     func() (replicate.Copier, *fakeCopier)
+	}{
+		{"one region per call", events.ProviderTencent, func() (replicate.Copier, *fakeCopier) { f := &fakeCopier{}; return f, f }},
+		{"limited", events.ProviderHuawei, func() (replicate.Copier, *fakeCopier) { f := &fakeCopier{}; return limitedCopier{f}, f }},
+		{"multi-region", events.ProviderAlibaba, func() (replicate.Copier, *fakeCopier) { f := &fakeCopier{}; return multiCopier{f}, f }},
+	}
+}
+
+func TestFirstRequestStartsAndDuplicateDoesNot(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	for _, tc := range copiers() {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			clk := newClock()
+			copier, fake := tc.make()
+			core := newCore(env.Store, clk, tc.provider, copier)
+			img := image(tc.provider, "img-first-"+tc.provider)
+			first := request(t, img, "cn-beijing", []string{"cn-beijing"}, "1")
+
+			res := core.Handle(ctx, first)
+			wantKind(t, res, fn.Done)
+			calls, starts, _ := fake.counts()
+			if calls != 1 || starts["cn-beijing"] != 1 {
+				t.Fatalf("StartCopy calls = %d (per region %v), want exactly one for cn-beijing", calls, starts)
+			}
+			req := fake.lastRequest()
+			if !slices.Equal(req.DestinationRegions, []string{"cn-beijing"}) || req.Name != replication.CopyName(replicationOf(img, "cn-beijing")) {
+				t.Errorf("copy request regions %v name %q", req.DestinationRegions, req.Name)
+			}
+			rec := record(t, env.Store, replicationOf(img, "cn-beijing"))
+			if rec.State != replication.StateInProgress || rec.TaskID != "task-cn-beijing" || rec.DestinationImageID != "m-cn-beijing" {
+				t.Errorf("record = %s task %q image %q, want in-progress task-cn-beijing m-cn-beijing", rec.State, rec.TaskID, rec.DestinationImageID)
+			}
+			if rec.StartCalls != 1 || rec.CorrelationID != "pub-"+img.ImageID {
+				t.Errorf("record start calls %d correlation %q", rec.StartCalls, rec.CorrelationID)
+			}
+			evs := emitted(t, res)
+			if len(res.Emit) != 1 || len(evs[events.TypeReplicationStarted]) != 1 {
+				t.Fatalf("emitted %v, want one replication.started", res.Emit)
+			}
+			ev := evs[events.TypeReplicationStarted][0]
+			d := started(t, ev)
+			if d.TaskID != "task-cn-beijing" || d.DestinationImageID != "m-cn-beijing" || d.DestinationRegion != "cn-beijing" || d.PollIntervalSeconds != 20 {
+				t.Errorf("started data = %+v", d)
+			}
+			if !d.StartedAt.Equal(clk.Now()) || !d.Deadline.Equal(clk.Now().Add(timeoutSeconds*time.Second)) {
+				t.Errorf("started at %v deadline %v, want %v and one hour later", d.StartedAt, d.Deadline, clk.Now())
+			}
+			if events.CorrelationID(ev) != "pub-"+img.ImageID || events.StringExt(ev, events.ExtCausationID) != first.ID() {
+				t.Errorf("started correlation %q causation %q", events.CorrelationID(ev), events.StringExt(ev, events.ExtCausationID))
+			}
+
+			// The same request delivered again under another id starts nothing new and says
+			// "started" with the same id, so the bus keeps one.
+			clk.Advance(time.Minute)
+			dup := request(t, img, "cn-beijing", []string{"cn-beijing"}, "2")
+			if dup.ID() == first.ID() {
+				t.Fatal("test setup: duplicate has the same id")
+			}
+			res2 := core.Handle(ctx, dup)
+			wantKind(t, res2, fn.Done)
+			if calls, _, _ := fake.counts(); calls != 1 {
+				t.Errorf("duplicate request made StartCopy calls = %d, want 1", calls)
+			}
+			evs2 := emitted(t, res2)
+			if len(evs2[events.TypeReplicationStarted]) != 1 || evs2[events.TypeReplicationStarted][0].ID() != ev.ID() {
+				t.Errorf("duplicate emitted %v, want replication.started with id %s", res2.Emit, ev.ID())
+			}
+		})
+	}
+}
+
+func TestConcurrentDeliveriesStartOnce(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	for _, tc := range copiers() {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			copier, fake := tc.make()
+			core := newCore(env.Store, newClock(), tc.provider, copier)
+			img := image(tc.provider, "img-race-"+tc.provider)
+			const workers = 20
+			evs := make([]event.Event, workers)
+			for i := range evs {
+				evs[i] = request(t, img, "cn-hangzhou", []string{"cn-hangzhou"}, fmt.Sprint(i))
+			}
+			// The first StartCopy is held open until every other delivery has returned, so
+			// they all race a copy that is in flight; a second StartCopy releases it at once
+			// (and fails the test below) rather than waiting forever.
+			fake.entered, fake.hold = make(chan struct{}, workers), make(chan struct{})
+			results := make([]fn.Result, workers)
+			returned := make(chan struct{}, workers)
+			var wg sync.WaitGroup
+			ready := make(chan struct{})
+			for i := range workers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-ready
+					results[i] = core.Handle(context.Background(), evs[i])
+					returned <- struct{}{}
+				}()
+			}
+			close(ready)
+			deadline := time.After(20 * time.Second)
+			for entered, done := 0, 0; done < workers-1 && entered < 2; {
+				select {
+				case <-fake.entered:
+					entered++
+				case <-returned:
+					done++
+				case <-deadline:
+					t.Fatalf("deliveries did not return while a copy was in flight (%d returned)", done)
+				}
+			}
+			close(fake.hold)
+			wg.Wait()
+
+			if calls, starts, _ := fake.counts(); calls != 1 || starts["cn-hangzhou"] != 1 {
+				t.Fatalf("%d concurrent deliveries made %d StartCopy calls (%v), want 1", workers, calls, starts)
+			}
+			startedIDs := map[string]bool{}
+			for i, res := range results {
+				switch res.Outcome.Kind {
+				case fn.Done, fn.Defer:
+				default:
+					t.Errorf("delivery %d: outcome %v (%v)", i, res.Outcome.Kind, res.Outcome.Err)
+				}
+				for _, e := range emitted(t, res)[events.TypeReplicationStarted] {
+					startedIDs[e.ID()] = true
+				}
+			}
+			if len(startedIDs) != 1 {
+				t.Errorf("started event ids %v, want exactly one id", startedIDs)
+			}
+			if rec := record(t, env.Store, replicationOf(img, "cn-hangzhou")); rec.State != replication.StateInProgress || rec.StartCalls != 1 {
+				t.Errorf("record %s with %d start calls, want in-progress after 1", rec.State, rec.StartCalls)
+			}
+		})
+	}
+}
+
+func TestRetryableStartError(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	ctx := context.Background()
+	fake := &fakeCopier{startErrs: []error{retryable("Throttling")()}}
+	core := newCore(env.Store, newClock(), events.ProviderHuawei, fake)
+	img := image(events.ProviderHuawei, "img-retry")
+	r := replicationOf(img, "cn-east-3")
+
+	res := core.Handle(ctx, request(t, img, "cn-east-3", nil, "1"))
+	wantKind(t, res, fn.Defer)
+	if res.Outcome.Delay <= 0 || len(res.Emit) != 0 {
+		t.Errorf("retryable error: delay %v, emitted %d events; want a positive delay and nothing", res.Outcome.Delay, len(res.Emit))
+	}
+	if rec := record(t, env.Store, r); rec.State != replication.StateRequested || rec.StartCalls != 1 {
+		t.Errorf("after a retryable error the record is %s with %d calls, want requested with 1", rec.State, rec.StartCalls)
+	}
+
+	res = core.Handle(ctx, request(t, img, "cn-east-3", nil, "1"))
+	wantKind(t, res, fn.Done)
+	if calls, _, _ := fake.counts(); calls != 2 {
+		t.Errorf("StartCopy calls = %d, want 2 (one failed, one that worked)", calls)
+	}
+	if evs := emitted(t, res); len(evs[events.TypeReplicationStarted]) != 1 {
+		t.Errorf("second delivery emitted %v, want replication.started", res.Emit)
+	}
+	if rec := record(t, env.Store, r); rec.State != replication.StateInProgress || rec.TaskID != "task-cn-east-3" {
+		t.Errorf("record %s task %q, want in-progress", rec.State, rec.TaskID)
+	}
+}
+
+func TestRetryableStartErrorGivesUp(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	ctx := context.Background()
+	fake := &fakeCopier{alwaysErr: retryable("ServiceUnavailable")}
+	core := newCore(env.Store, newClock(), events.ProviderHuawei, limitedCopier{fake})
+	core.MaxStartAttempts = 3
+	img := image(events.ProviderHuawei, "img-giveup")
+	r := replicationOf(img, "cn-east-3")
+	if err := env.Store.SavePlan(ctx, state.Plan{Image: img, Regions: []string{"cn-east-3"}, CorrelationID: "pub-" + img.ImageID}); err != nil {
+		t.Fatal(err)
+	}
+	for attempt := 1; attempt < core.MaxStartAttempts; attempt++ {
+		res := core.Handle(ctx, request(t, img, "cn-east-3", nil, "1"))
+		wantKind(t, res, fn.Defer)
+		if len(res.Emit) != 0 {
+			t.Fatalf("attempt %d emitted %v", attempt, res.Emit)
+		}
+	}
+	res := core.Handle(ctx, request(t, img, "cn-east-3", nil, "1"))
+	wantKind(t, res, fn.Done)
+	if calls, _, _ := fake.counts(); calls != core.MaxStartAttempts {
+		t.Errorf("StartCopy calls = %d, want %d", calls, core.MaxStartAttempts)
+	}
+	evs := emitted(t, res)
+	if len(evs[events.TypeReplicationFailed]) != 1 || len(evs[events.TypeReplicationCompleted]) != 1 {
+		t.Fatalf("emitted %v, want replication.failed and replication.completed", res.Emit)
+	}
+	failed, _ := events.DataAs[events.ReplicationFailed](evs[events.TypeReplicationFailed][0])
+	if failed.Code != "ServiceUnavailable" || !strings.Contains(failed.Hint, "gave up after 3 attempts") {
+		t.Errorf("failed code %q hint %q, want ServiceUnavailable and 'gave up after 3 attempts'", failed.Code, failed.Hint)
+	}
+	if rec := record(t, env.Store, r); rec.State != replication.StateFailed {
+		t.Errorf("record %s, want failed", rec.State)
+	}
+	holders, _ := env.Store.Holders(ctx, lifecycle.SlotName(r))
+	if _, held := holders[events.ReplicationKey(r)]; held {
+		t.Error("a replication that gave up still holds its copy slot")
+	}
+	// A late delivery of a settled replication calls nobody.
+	wantKind(t, core.Handle(ctx, request(t, img, "cn-east-3", nil, "late")), fn.Done)
+	if calls, _, _ := fake.counts(); calls != core.MaxStartAttempts {
+		t.Errorf("late delivery made a StartCopy call (%d total)", calls)
+	}
+}
+
+func TestTerminalStartError(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	cases := []struct {
+		name          string
+		plan          []string // regions of the stored plan; nil stores none
+		wantCompleted bool
+	}{
+		{"one-region plan completes", []string{"ap-guangzhou"}, true},
+		{"two-region plan waits for the other region", []string{"ap-guangzhou", "ap-beijing"}, false},
+		{"no stored plan", nil, false},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			fake := &fakeCopier{startErrs: []error{terminal("InvalidImageId.NotFound", "image img-x does not exist", "publish an existing image")}}
+			core := newCore(env.Store, newClock(), events.ProviderTencent, fake)
+			img := image(events.ProviderTencent, fmt.Sprintf("img-terminal-%d", i))
+			r := replicationOf(img, "ap-guangzhou")
+			if tc.plan != nil {
+				if err := env.Store.SavePlan(ctx, state.Plan{Image: img, Regions: tc.plan, CorrelationID: "pub-" + img.ImageID}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res := core.Handle(ctx, request(t, img, "ap-guangzhou", tc.plan, "1"))
+			wantKind(t, res, fn.Done)
+			evs := emitted(t, res)
+			if len(evs[events.TypeReplicationFailed]) != 1 {
+				t.Fatalf("emitted %v, want one replication.failed", res.Emit)
+			}
+			failedEv := evs[events.TypeReplicationFailed][0]
+			failed, _ := events.DataAs[events.ReplicationFailed](failedEv)
+			if failed.Code != "InvalidImageId.NotFound" || failed.Message != "image img-x does not exist" ||
+				failed.Hint != "publish an existing image" || failed.RequestID != "req-123" || failed.DestinationRegion != "ap-guangzhou" {
+				t.Errorf("failed data = %+v", failed)
+			}
+			if got := len(evs[events.TypeReplicationCompleted]) == 1; got != tc.wantCompleted {
+				t.Errorf("replication.completed emitted = %v, want %v", got, tc.wantCompleted)
+			}
+			if tc.wantCompleted {
+				done, _ := events.DataAs[events.ReplicationCompleted](evs[events.TypeReplicationCompleted][0])
+				if done.Failed != 1 || done.Succeeded != 0 || len(done.Regions) != 1 || done.Regions[0].Code != "InvalidImageId.NotFound" {
+					t.Errorf("completed data = %+v", done)
+				}
+			}
+			rec := record(t, env.Store, r)
+			if rec.State != replication.StateFailed || rec.Code != "InvalidImageId.NotFound" {
+				t.Errorf("record %s code %q, want failed", rec.State, rec.Code)
+			}
+
+			// Redelivery (say the first worker stopped before publishing) calls nobody and
+			// announces the failure again under the same id.
+			again := core.Handle(ctx, request(t, img, "ap-guangzhou", tc.plan, "2"))
+			wantKind(t, again, fn.Done)
+			if calls, _, _ := fake.counts(); calls != 1 {
+				t.Errorf("redelivery made StartCopy calls = %d, want 1 in total", calls)
+			}
+			evs2 := emitted(t, again)
+			if len(evs2[events.TypeReplicationFailed]) != 1 || evs2[events.TypeReplicationFailed][0].ID() != failedEv.ID() {
+				t.Errorf("redelivery emitted %v, want replication.failed %s again", again.Emit, failedEv.ID())
+			}
+			if got := len(evs2[events.TypeReplicationCompleted]) == 1; got != tc.wantCompleted {
+				t.Errorf("redelivery: replication.completed emitted = %v, want %v", got, tc.wantCompleted)
+			}
+			if tc.wantCompleted && evs2[events.TypeReplicationCompleted][0].ID() != evs[events.TypeReplicationCompleted][0].ID() {
+				t.Error("redelivery's replication.completed has another id")
+			}
+		})
+	}
+}
+
+func TestCrashRecovery(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	lease := 2 * time.Minute
+	cases := []struct {
+		name       string
+		since      time.Duration // how long ago the crashed worker claimed the record
+		found      *replication.CopyHandle
+		findErr    error
+		wantKind   fn.Kind
+		wantFinds  int
+		wantStarts int
+		wantTask   string // task of the emitted started event; "" when none
+	}{
+		{name: "stale claim, copy exists", since: lease + time.Second, found: &replication.CopyHandle{Region: "cn-north-4", TaskID: "job-found"},
+			wantKind: fn.Done, wantFinds: 1, wantTask: "job-found"},
+		{name: "stale claim, no copy", since: 3 * lease,
+			wantKind: fn.Done, wantFinds: 1, wantStarts: 1, wantTask: "task-cn-north-4"},
+		{name: "stale claim, lookup fails", since: 3 * lease, findErr: retryable("InternalError")(),
+			wantKind: fn.RetryLater, wantFinds: 1},
+		{name: "fresh claim", since: lease / 2, found: &replication.CopyHandle{Region: "cn-north-4", TaskID: "job-found"},
+			wantKind: fn.Defer},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			clk := newClock()
+			fake := &fakeCopier{found: tc.found, findErr: tc.findErr}
+			core := newCore(env.Store, clk, events.ProviderHuawei, fake)
+			img := image(events.ProviderHuawei, fmt.Sprintf("img-crash-%d", i))
+			r := replicationOf(img, "cn-north-4")
+			// What a worker that crashed inside StartCopy leaves behind.
+			if err := env.Store.CreateRecord(ctx, replication.Record{
+				Key: events.ReplicationKey(r), Replication: r, State: replication.StateStarting, StartCalls: 1,
+				StartingSince: clk.Now().Add(-tc.since), Deadline: clk.Now().Add(time.Hour), PollIntervalSeconds: 20,
+			}); err != nil {
+				t.Fatal(err)
+			}
+			res := core.Handle(ctx, request(t, img, "cn-north-4", nil, "redelivered"))
+			wantKind(t, res, tc.wantKind)
+			calls, _, finds := fake.counts()
+			if calls != tc.wantStarts || finds["cn-north-4"] != tc.wantFinds {
+				t.Errorf("StartCopy calls %d FindCopy calls %d, want %d and %d", calls, finds["cn-north-4"], tc.wantStarts, tc.wantFinds)
+			}
+			evs := emitted(t, res)[events.TypeReplicationStarted]
+			rec := record(t, env.Store, r)
+			if tc.wantTask == "" {
+				if len(evs) != 0 {
+					t.Errorf("emitted %v, want nothing", res.Emit)
+				}
+				if rec.State != replication.StateStarting {
+					t.Errorf("record %s, want still starting", rec.State)
+				}
+				return
+			}
+			if len(evs) != 1 || started(t, evs[0]).TaskID != tc.wantTask {
+				t.Fatalf("emitted %v, want replication.started for %s", res.Emit, tc.wantTask)
+			}
+			if rec.State != replication.StateInProgress || rec.TaskID != tc.wantTask {
+				t.Errorf("record %s task %q, want in-progress %s", rec.State, rec.TaskID, tc.wantTask)
+			}
+		})
+	}
+}
+
+func TestCrashRecoveryWaitsForASlot(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	ctx := context.Background()
+	clk := newClock()
+	fake := &fakeCopier{}
+	core := newCore(env.Store, clk, events.ProviderHuawei, limitedCopier{fake})
+	img := image(events.ProviderHuawei, "img-crash-full")
+	r := replicationOf(img, "cn-north-4")
+	slot := lifecycle.SlotName(r)
+	// The crashed worker's slot lapsed and two other copies took both slots meanwhile.
+	for _, other := range []string{"other-1", "other-2"} {
+		if got, err := env.Store.Acquire(ctx, slot, other, 2, time.Hour); err != nil || !got {
+			t.Fatalf("acquire %s: %v %v", other, got, err)
+		}
+	}
+	if err := env.Store.CreateRecord(ctx, replication.Record{
+		Key: events.ReplicationKey(r), Replication: r, State: replication.StateStarting, StartCalls: 1,
+		StartingSince: clk.Now().Add(-time.Hour), Deadline: clk.Now().Add(time.Hour),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name       string
+		before     func()
+		wantKind   fn.Kind
+		wantState  replication.State
+		wantStarts int
+	}{
+		{"lookup finds nothing, slots full", nil, fn.Defer, replication.StateWaiting, 0},
+		{"still full", nil, fn.Defer, replication.StateWaiting, 0},
+		{"a slot frees", func() {
+			if err := env.Store.Release(ctx, slot, "other-1"); err != nil {
+				t.Fatal(err)
+			}
+		}, fn.Done, replication.StateInProgress, 1},
+	}
+	for _, step := range steps {
+		if step.before != nil {
+			step.before()
+		}
+		wantKind(t, core.Handle(ctx, request(t, img, "cn-north-4", nil, "1")), step.wantKind)
+		calls, _, finds := fake.counts()
+		if calls != step.wantStarts || finds["cn-north-4"] != 1 {
+			t.Errorf("%s: StartCopy %d FindCopy %d, want %d and 1 (one lookup in all)", step.name, calls, finds["cn-north-4"], step.wantStarts)
+		}
+		if rec := record(t, env.Store, r); rec.State != step.wantState {
+			t.Errorf("%s: record %s, want %s", step.name, rec.State, step.wantState)
+		}
+	}
+}
+
+func TestLimitedCopierWaitsForASlot(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	ctx := context.Background()
+	fake := &fakeCopier{}
+	core := newCore(env.Store, newClock(), events.ProviderHuawei, limitedCopier{fake})
+	img := image(events.ProviderHuawei, "img-limited")
+	regions := []string{"cn-north-4", "cn-east-3", "cn-south-1"}
+	slot := lifecycle.SlotName(replicationOf(img, regions[0]))
+
+	for _, region := range regions[:2] {
+		wantKind(t, core.Handle(ctx, request(t, img, region, regions, "1")), fn.Done)
+	}
+	third := replicationOf(img, regions[2])
+	res := core.Handle(ctx, request(t, img, regions[2], regions, "1"))
+	wantKind(t, res, fn.Defer)
+	if res.Outcome.Delay != core.SlotWait || len(res.Emit) != 0 {
+		t.Errorf("third copy: delay %v emitted %d, want %v and nothing", res.Outcome.Delay, len(res.Emit), core.SlotWait)
+	}
+	if calls, starts, _ := fake.counts(); calls != 2 || starts[regions[2]] != 0 {
+		t.Fatalf("StartCopy calls %d (%v), want 2 and none for %s", calls, starts, regions[2])
+	}
+	if rec := record(t, env.Store, third); rec.State != replication.StateWaiting || !strings.Contains(rec.Message, "2 copy slots") {
+		t.Errorf("third record %s %q, want waiting for a slot", rec.State, rec.Message)
+	}
+	holders, _ := env.Store.Holders(ctx, slot)
+	if len(holders) != 2 {
+		t.Errorf("slot holders %v, want 2", holders)
+	}
+
+	// Still full: asking again keeps waiting.
+	wantKind(t, core.Handle(ctx, request(t, img, regions[2], regions, "2")), fn.Defer)
+
+	// The poller releases a slot when a copy settles; the waiting one then starts.
+	first := replicationOf(img, regions[0])
+	if err := env.Store.Release(ctx, slot, events.ReplicationKey(first)); err != nil {
+		t.Fatal(err)
+	}
+	res = core.Handle(ctx, request(t, img, regions[2], regions, "1"))
+	wantKind(t, res, fn.Done)
+	if evs := emitted(t, res)[events.TypeReplicationStarted]; len(evs) != 1 {
+		t.Errorf("emitted %v, want replication.started", res.Emit)
+	}
+	if calls, starts, _ := fake.counts(); calls != 3 || starts[regions[2]] != 1 {
+		t.Errorf("StartCopy calls %d (%v), want 3", calls, starts)
+	}
+	holders, _ = env.Store.Holders(ctx, slot)
+	if _, ok := holders[events.ReplicationKey(third)]; !ok || len(holders) != 2 {
+		t.Errorf("slot holders %v, want the second and third copies", holders)
+	}
+	if rec := record(t, env.Store, third); rec.State != replication.StateInProgress {
+		t.Errorf("third record %s, want in-progress", rec.State)
+	}
+}
+
+func TestLimitedCopierReleasesSlotOnFailure(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	cases := []struct {
+		name string
+		err  error
+		kind fn.Kind
+	}{
+		{"retryable", retryable("Throttling")(), fn.Defer},
+		{"terminal", terminal("IMG.0001", "image is encrypted", "copy an unencrypted image"), fn.Done},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			core := newCore(env.Store, newClock(), events.ProviderHuawei, limitedCopier{&fakeCopier{startErrs: []error{tc.err}}})
+			img := image(events.ProviderHuawei, fmt.Sprintf("img-slotfail-%d", i))
+			r := replicationOf(img, "cn-north-4")
+			wantKind(t, core.Handle(ctx, request(t, img, "cn-north-4", nil, "1")), tc.kind)
+			holders, err := env.Store.Holders(ctx, lifecycle.SlotName(r))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, held := holders[events.ReplicationKey(r)]; held {
+				t.Errorf("slot still held after a %s failure: %v", tc.name, holders)
+			}
+		})
+	}
+}
+
+func TestMultiRegionCopierStartsAllRegionsInOneCall(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	ctx := context.Background()
+	fake := &fakeCopier{}
+	core := newCore(env.Store, newClock(), events.ProviderAlibaba, multiCopier{fake})
+	img := image(events.ProviderAlibaba, "img-multi")
+	regions := []string{"cn-hangzhou", "cn-beijing", "cn-shenzhen"}
+
+	res := core.Handle(ctx, request(t, img, regions[0], regions, "1"))
+	wantKind(t, res, fn.Done)
+	calls, _, _ := fake.counts()
+	if calls != 1 || !slices.Equal(fake.lastRequest().DestinationRegions, regions) {
+		t.Fatalf("StartCopy calls %d with regions %v, want one call naming %v", calls, fake.lastRequest().DestinationRegions, regions)
+	}
+	first := map[string]string{} // region → started event id
+	for _, e := range emitted(t, res)[events.TypeReplicationStarted] {
+		first[started(t, e).DestinationRegion] = e.ID()
+	}
+	if len(first) != len(regions) {
+		t.Fatalf("started events for %v, want one per region of %v", first, regions)
+	}
+	for _, region := range regions {
+		if rec := record(t, env.Store, replicationOf(img, region)); rec.State != replication.StateInProgress || rec.TaskID != "task-"+region {
+			t.Errorf("%s record %s task %q, want in-progress", region, rec.State, rec.TaskID)
+		}
+	}
+
+	// The sibling regions' own requests find their copies started.
+	for _, region := range regions[1:] {
+		res := core.Handle(ctx, request(t, img, region, regions, "1"))
+		wantKind(t, res, fn.Done)
+		evs := emitted(t, res)[events.TypeReplicationStarted]
+		if len(evs) != 1 || evs[0].ID() != first[region] {
+			t.Errorf("request for %s emitted %v, want started %s", region, res.Emit, first[region])
+		}
+	}
+	calls, starts, _ := fake.counts()
+	if calls != 1 {
+		t.Errorf("StartCopy calls = %d, want 1", calls)
+	}
+	for _, region := range regions {
+		if starts[region] != 1 {
+			t.Errorf("%s was named in %d StartCopy calls, want exactly 1", region, starts[region])
+		}
+	}
+}
+
+func TestMultiRegionCopierRegionWithoutHandle(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	ctx := context.Background()
+	fake := &fakeCopier{skip: map[string]bool{"cn-shenzhen": true}}
+	core := newCore(env.Store, newClock(), events.ProviderAlibaba, multiCopier{fake})
+	img := image(events.ProviderAlibaba, "img-partial")
+	regions := []string{"cn-hangzhou", "cn-beijing", "cn-shenzhen"}
+
+	res := core.Handle(ctx, request(t, img, regions[0], regions, "1"))
+	wantKind(t, res, fn.Done)
+	if n := len(emitted(t, res)[events.TypeReplicationStarted]); n != 2 {
+		t.Errorf("%d started events, want 2 (no handle for cn-shenzhen)", n)
+	}
+	if rec := record(t, env.Store, replicationOf(img, "cn-shenzhen")); rec.State != replication.StateRequested {
+		t.Errorf("region without a handle is %s, want back to requested", rec.State)
+	}
+	// Its own request starts it, alone.
+	fake.mu.Lock()
+	fake.skip = nil
+	fake.mu.Unlock()
+	res = core.Handle(ctx, request(t, img, "cn-shenzhen", regions, "1"))
+	wantKind(t, res, fn.Done)
+	if got := fake.lastRequest().DestinationRegions; !slices.Equal(got, []string{"cn-shenzhen"}) {
+		t.Errorf("second StartCopy named %v, want only cn-shenzhen", got)
+	}
+	if _, starts, _ := fake.counts(); starts["cn-hangzhou"] != 1 || starts["cn-beijing"] != 1 || starts["cn-shenzhen"] != 2 {
+		t.Errorf("per-region StartCopy calls %v", starts)
+	}
+}
+
+func TestRejects(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	img := image(events.ProviderHuawei, "img-reject")
+	cases := []struct {
+		name    string
+		in      event.Event
+		mention string
+	}{
+		{"unconfigured provider", request(t, img, "cn-north-4", nil, "1"), "imagerelay.yaml"},
+		{"wrong type", published(t, image(events.ProviderTencent, "img-wrongtype")), events.TypeReplicationRequested},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fake := &fakeCopier{}
+			res := newCore(env.Store, newClock(), events.ProviderTencent, fake).Handle(context.Background(), tc.in)
+			wantKind(t, res, fn.Reject)
+			if res.Outcome.Err == nil || !strings.Contains(res.Outcome.Err.Error(), tc.mention) {
+				t.Errorf("reject reason %v does not mention %q", res.Outcome.Err, tc.mention)
+			}
+			if len(res.Emit) != 0 {
+				t.Errorf("a rejected event emitted %d events", len(res.Emit))
+			}
+			if calls, _, finds := fake.counts(); calls != 0 || len(finds) != 0 {
+				t.Errorf("a rejected event called the provider")
+			}
+		})
+	}
+	if _, _, err := env.Store.Record(context.Background(), replicationOf(img, "cn-north-4")); !errors.Is(err, state.ErrNotFound) {
+		t.Errorf("a rejected request left a record: %v", err)
+	}
+}
