@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 
-
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/goccy/go-yaml"
 	"github.com/google/uuid"
@@ -161,5 +160,3 @@ func sampleImages(fsys fs.FS) ([]events.ImagePublished, error) {
 	}
 	return out, nil
 }
-
-
