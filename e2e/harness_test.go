@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 
 	"github.com/imagerelay/imagerelay/events"
@@ -199,14 +198,4 @@ func (s *stack) duplicateRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
-}
-
-func ofType(evs []event.Event, typ string) []event.Event {
-	var out []event.Event
-	for _, e := range evs {
-		if e.Type() == typ {
-			out = append(out, e)
-		}
-	}
-	return out
 }
