@@ -19,7 +19,11 @@ import (
 	"github.com/imagerelay/imagerelay/shared/testenv"
 )
 
-func published(t *testing.T, id, imageID string) event.Event {
+func published(t *testing.T, id, imageID string) event.Event { return publishedTB(t, id, imageID) }
+
+func publishedB(b *testing.B, id string) event.Event { return publishedTB(b, id, "img-bench001") }
+
+func publishedTB(t testing.TB, id, imageID string) event.Event {
 	t.Helper()
 	e, err := events.New(events.TypeImagePublished, events.ImagePublished{Image: events.Image{
 		Provider: events.ProviderTencent, ImageID: imageID, SourceRegion: "ap-guangzhou"}}, events.Meta{
