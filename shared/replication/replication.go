@@ -145,24 +145,24 @@ func (s State) Settled() bool { return s == StateSucceeded || s == StateFailed |
 type Record struct {
 	Key string `json:"key"`
 	events.Replication
-	State              State     `json:"state"`
-	TaskID             string    `json:"taskId,omitempty"`
-	DestinationImageID string    `json:"destinationImageId,omitempty"`
-	Percent            int       `json:"percent"`
-	ProviderStatus     string    `json:"providerStatus,omitempty"`
-	Code               string    `json:"code,omitempty"`
-	Message            string    `json:"message,omitempty"`
-	Hint               string    `json:"hint,omitempty"`
-	StartCalls         int       `json:"startCalls"`
-	Polls              int       `json:"polls"`
+	State              State  `json:"state"`
+	TaskID             string `json:"taskId,omitempty"`
+	DestinationImageID string `json:"destinationImageId,omitempty"`
+	Percent            int    `json:"percent"`
+	ProviderStatus     string `json:"providerStatus,omitempty"`
+	Code               string `json:"code,omitempty"`
+	Message            string `json:"message,omitempty"`
+	Hint               string `json:"hint,omitempty"`
+	StartCalls         int    `json:"startCalls"`
+	Polls              int    `json:"polls"`
 	// NotFound counts consecutive checks the provider did not know the task.
-	NotFound int `json:"notFound,omitempty"`
-	CorrelationID      string    `json:"correlationId,omitempty"`
-	RequestedAt        time.Time `json:"requestedAt,omitzero"`
-	StartedAt          time.Time `json:"startedAt,omitzero"`
-	FinishedAt         time.Time `json:"finishedAt,omitzero"`
-	Deadline           time.Time `json:"deadline,omitzero"`
-	UpdatedAt          time.Time `json:"updatedAt,omitzero"`
+	NotFound      int       `json:"notFound,omitempty"`
+	CorrelationID string    `json:"correlationId,omitempty"`
+	RequestedAt   time.Time `json:"requestedAt,omitzero"`
+	StartedAt     time.Time `json:"startedAt,omitzero"`
+	FinishedAt    time.Time `json:"finishedAt,omitzero"`
+	Deadline      time.Time `json:"deadline,omitzero"`
+	UpdatedAt     time.Time `json:"updatedAt,omitzero"`
 	// LastPolledAt is when the poller last asked the provider; it keeps a duplicated poll
 	// chain from polling the same copy twice.
 	LastPolledAt        time.Time `json:"lastPolledAt,omitzero"`
