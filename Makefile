@@ -30,7 +30,7 @@ fmt-check:
 
 ## lint: golangci-lint v2 (installed from the Go module proxy on first use).
 lint:
-	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.7.2 run ./...
+	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0 run ./...
 
 ## bench: throughput and latency benchmarks; results are machine-specific (see README).
 bench:
