@@ -317,3 +317,41 @@ func TestDrainHandsBatchesAndStopsWithinBudget(t *testing.T) {
 		t.Fatalf("second drain: %d, %v", n, err)
 	}
 }
+
+// A core slower than AckWait is not redelivered meanwhile: the worker heartbeats.
+func TestSlowCoreIsNotRedeliveredWhileRunning(t *testing.T) {
+	cfg := bus.DefaultConfig()
+	cfg.AckWait = 400 * time.Millisecond
+	cfg.Backoff = nil
+	cfg.MaxDeliver = 5
+	env := testenv.Start(t, testenv.Options{Bus: &cfg})
+	var c calls
+	release := make(chan struct{})
+	env.Run(t, spec(fn.HandlerFunc(func(_ context.Context, e event.Event) fn.Result {
+		if c.add(e.ID()) == 1 {
+			<-release // hold the first delivery for several AckWaits
+		}
+		return fn.OK()
+	})))
+	if err := env.Bus.Publish(context.Background(), published(t, "slow-1", "img-00000003")); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if c.count() == 0 {
+			return errors.New("not delivered yet")
+		}
+		return nil
+	})
+	// Wait until well past three AckWaits, then check that no second delivery happened.
+	deadline := time.Now().Add(3 * cfg.AckWait)
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if time.Now().Before(deadline) {
+			return errors.New("still inside the observation window")
+		}
+		return nil
+	})
+	close(release)
+	if n := c.count(); n != 1 {
+		t.Fatalf("core ran %d times while the first delivery was still being handled", n)
+	}
+}

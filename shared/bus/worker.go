@@ -193,6 +193,8 @@ func (b *Bus) process(ctx context.Context, s Spec, msgs []jetstream.Msg) {
 	if len(ready) == 0 {
 		return
 	}
+	stop := b.heartbeat(ready)
+	defer stop()
 	var results []fn.Result
 	if bh, ok := s.Handler.(fn.BatchHandler); ok && len(ready) > 1 {
 		evs := make([]event.Event, len(ready))
@@ -208,6 +210,31 @@ func (b *Bus) process(ctx context.Context, s Spec, msgs []jetstream.Msg) {
 	for i, in := range ready {
 		b.settle(ctx, s, in, results[i])
 	}
+}
+
+// heartbeat tells the server, every half AckWait, that the messages are still being worked
+// on, so a slow provider call does not make them redeliver to another worker meanwhile.
+func (b *Bus) heartbeat(msgs []inbound) (stop func()) {
+	every := b.cfg.AckWait / 2
+	if every <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, in := range msgs {
+					_ = in.msg.InProgress()
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // settle publishes what the core emitted, then acknowledges, delays, defers or rejects the
