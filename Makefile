@@ -3,7 +3,7 @@ GO        ?= go
 BIN       := bin/imagerelay
 PKGS      := ./...
 
-.PHONY: all build run test test-short vet fmt-check lint bench fuzz clean
+.PHONY: all build run test test-short vet fmt-check lint bench fuzz package serverless-check clean
 
 all: build
 
@@ -14,9 +14,10 @@ build:
 run: build
 	./$(BIN) demo
 
-## test: formatting, vet, and every test with the race detector.
+## test: formatting, vet, every test with the race detector, and the AWS packaging check.
 test: fmt-check vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(MAKE) serverless-check
 
 test-short:
 	$(GO) test -count=1 -short $(PKGS)
@@ -43,5 +44,20 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzFromBinary$$' -fuzztime=$(FUZZTIME) ./events/
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./shared/config/
 
+## package: every function for AWS Lambda (dist/lambda/<fn>.zip: linux/arm64 bootstrap) and
+## Alibaba Function Compute (dist/fc/<fn>.zip: linux/amd64 main); CONFIG=file adds imagerelay.yaml.
+CONFIG ?=
+package:
+	$(GO) run ./scripts/package -out dist $(if $(CONFIG),-config $(CONFIG))
+
+## serverless-check: `serverless package` (Framework v3 from npm, offline) and a check of the
+## generated CloudFormation template (functions, triggers, DLQ, least-privilege IAM). Needs Node.js.
+serverless-check:
+	$(GO) run ./scripts/package -out dist -target lambda
+	npm ci --no-audit --no-fund
+	AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY \
+	SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off npx serverless package < /dev/null
+	$(GO) run ./scripts/checkstack .serverless/cloudformation-template-update-stack.json
+
 clean:
-	rm -rf bin dist .imagerelay
+	rm -rf bin dist .imagerelay .serverless

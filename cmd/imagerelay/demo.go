@@ -12,12 +12,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/functions/rebuild"
 	"github.com/imagerelay/imagerelay/samples"
 	"github.com/imagerelay/imagerelay/shared/app"
 	"github.com/imagerelay/imagerelay/shared/bus"
 	"github.com/imagerelay/imagerelay/shared/config"
 	"github.com/imagerelay/imagerelay/shared/emulators"
 	"github.com/imagerelay/imagerelay/shared/replication"
+	"github.com/imagerelay/imagerelay/shared/state"
 )
 
 func newDemo(g *globals) *cobra.Command {
@@ -72,7 +74,7 @@ func runDemo(ctx context.Context, cfg *config.Config, timeout time.Duration) err
 	}
 	defer st.close()
 
-	tracker := newDemoTracker()
+	tracker := newDemoTracker(cfg.Rebuild.Policies)
 	stop, err := follow(ctx, st.nc, cfg.NATS.Stream, events.SubjectPrefix+">", func(m jetstream.Msg) {
 		printMsg(out, m)
 		tracker.observe(m)
@@ -112,7 +114,26 @@ func runDemo(ctx context.Context, cfg *config.Config, timeout time.Duration) err
 	fmt.Fprintf(out, "\nFinal status after %s:\n\n", time.Since(start).Round(100*time.Millisecond))
 	writeTable(out, recs, time.Now())
 
+	rollouts, err := state.List[rebuild.Rollout](ctx, st.rt.Store, rebuild.RolloutPrefix)
+	if err != nil {
+		return err
+	}
 	var problems []string
+	for _, ro := range rollouts {
+		fmt.Fprintf(out, "\nRebuild %s: %s in %s: %d rebuilt, %d failed, %d skipped, %s\n", ro.Policy, ro.DestinationImageID,
+			ro.Replication.DestinationRegion, ro.Succeeded, ro.Failed, ro.Skipped, rolloutBatches(ro))
+		for _, d := range ro.Decisions {
+			fmt.Fprintf(out, "  %-16s %-7s %s\n", d.DesktopID, d.Action, d.Reason)
+		}
+		switch {
+		case ro.Stopped:
+			problems = append(problems, fmt.Sprintf("rebuild %s stopped: %s", ro.Policy, ro.Reason))
+		case ro.Phase != rebuild.PhaseDone:
+			problems = append(problems, fmt.Sprintf("rebuild %s did not finish", ro.Policy))
+		case ro.Failed > 0:
+			problems = append(problems, fmt.Sprintf("rebuild %s: %d desktops failed", ro.Policy, ro.Failed))
+		}
+	}
 	if len(recs) == 0 {
 		problems = append(problems, "no replication was recorded")
 	}
@@ -133,17 +154,34 @@ func runDemo(ctx context.Context, cfg *config.Config, timeout time.Duration) err
 	return nil
 }
 
-// demoTracker follows the published images until each has its completion (or no region to
-// copy to).
-type demoTracker struct {
-	mu      sync.Mutex
-	pending map[string]bool // correlation id → still waiting
-	dlq     []string
-	changed chan struct{}
+// rolloutBatches describes a rollout's batches ("canary 1, then 3, 1").
+func rolloutBatches(ro rebuild.Rollout) string {
+	var sizes []string
+	for _, b := range ro.Batches[min(1, len(ro.Batches)):] {
+		sizes = append(sizes, fmt.Sprint(len(b)))
+	}
+	s := "no canary"
+	if len(ro.Batches) > 0 && len(ro.Batches[0]) > 0 {
+		s = fmt.Sprintf("canary %d", len(ro.Batches[0]))
+	}
+	if len(sizes) > 0 {
+		s += ", then batches of " + strings.Join(sizes, ", ")
+	}
+	return s
 }
 
-func newDemoTracker() *demoTracker {
-	return &demoTracker{pending: map[string]bool{}, changed: make(chan struct{}, 1)}
+// demoTracker follows the published images until each has its completion (or no region to
+// copy to), and each rebuild rollout a copy starts until its rebuild.completed.
+type demoTracker struct {
+	mu       sync.Mutex
+	pending  map[string]bool // correlation id, or rollout key → still waiting
+	policies []config.RebuildPolicy
+	dlq      []string
+	changed  chan struct{}
+}
+
+func newDemoTracker(policies []config.RebuildPolicy) *demoTracker {
+	return &demoTracker{pending: map[string]bool{}, policies: policies, changed: make(chan struct{}, 1)}
 }
 
 func (t *demoTracker) expect(id string) {
@@ -178,6 +216,28 @@ func (t *demoTracker) observe(m jetstream.Msg) {
 		}
 	case events.TypeReplicationCompleted:
 		delete(t.pending, corr)
+	case events.TypeReplicationSucceeded:
+		// The succeeded event comes before the image's completed one on the stream, so the
+		// rollouts it starts are waited for before the image stops being pending.
+		e, err := decodeHeaders(h, m.Data())
+		if err != nil {
+			return
+		}
+		if d, err := events.DataAs[events.ReplicationSucceeded](e); err == nil {
+			for _, p := range rebuild.Applies(t.policies, d) {
+				if !p.DryRun {
+					t.pending[rebuild.RolloutKey(p.Name, d.Replication)] = true
+				}
+			}
+		}
+	case events.TypeRebuildCompleted:
+		e, err := decodeHeaders(h, m.Data())
+		if err != nil {
+			return
+		}
+		if d, err := events.DataAs[events.RebuildCompleted](e); err == nil {
+			delete(t.pending, rebuild.RolloutKey(d.Policy, d.Replication))
+		}
 	}
 }
 

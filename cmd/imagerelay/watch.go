@@ -124,6 +124,32 @@ func describe(e event.Event) string {
 	case events.TypeReplicationCompleted:
 		d, _ := events.DataAs[events.ReplicationCompleted](e)
 		return fmt.Sprintf("%s %d succeeded, %d failed", img, d.Succeeded, d.Failed)
+	case events.TypeRebuildPlanned:
+		d, _ := events.DataAs[events.RebuildPlanned](e)
+		n := 0
+		for _, x := range d.Decisions {
+			if x.Action == "rebuild" {
+				n++
+			}
+		}
+		s := fmt.Sprintf("%s policy %s: rebuild %d, skip %d", d.DestinationImageID, d.Policy, n, len(d.Decisions)-n)
+		if d.DryRun {
+			s += " (dry run)"
+		}
+		return s
+	case events.TypeDesktopRebuildStarted, events.TypeDesktopRebuildSucceed:
+		d, _ := events.DataAs[events.DesktopRebuild](e)
+		return fmt.Sprintf("%s batch %d → %s", d.DesktopID, d.Batch, d.DestinationImageID)
+	case events.TypeDesktopRebuildFailed:
+		d, _ := events.DataAs[events.DesktopRebuild](e)
+		return fmt.Sprintf("%s batch %d %s: %s", d.DesktopID, d.Batch, d.Code, oneLine(d.Message, 80))
+	case events.TypeRebuildCompleted:
+		d, _ := events.DataAs[events.RebuildCompleted](e)
+		s := fmt.Sprintf("%s policy %s: %d rebuilt, %d failed, %d skipped", d.DestinationImageID, d.Policy, d.Succeeded, d.Failed, d.Skipped)
+		if d.Stopped {
+			s += "; stopped: " + oneLine(d.Reason, 120)
+		}
+		return s
 	}
 	return img
 }

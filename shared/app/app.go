@@ -15,6 +15,7 @@ import (
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/fanout"
 	"github.com/imagerelay/imagerelay/functions/poller"
+	"github.com/imagerelay/imagerelay/functions/rebuild"
 	"github.com/imagerelay/imagerelay/functions/replicate"
 	"github.com/imagerelay/imagerelay/shared/bus"
 	"github.com/imagerelay/imagerelay/shared/config"
@@ -36,6 +37,10 @@ type Providers struct {
 	ByName map[string]Provider
 	// Unavailable explains each provider that could not be built (missing credentials, ...).
 	Unavailable map[string]error
+	// Desktops is the Alibaba Elastic Desktop Service client rebuild uses; nil when it could
+	// not be built, and DesktopsErr says why (that disables rebuild only).
+	Desktops    *alibaba.Desktops
+	DesktopsErr error
 }
 
 // BuildProviders builds every provider whose credentials are present.
@@ -55,6 +60,8 @@ func BuildProviders(cfg *config.Config) Providers {
 	a, err := alibaba.New(alibaba.Config{Endpoint: pc.Alibaba.Endpoint, EcdEndpoint: pc.Alibaba.EcdEndpoint,
 		Account: pc.Alibaba.Account, ProductType: pc.Alibaba.ProductType, RatePerSecond: pc.Alibaba.Rate})
 	add(events.ProviderAlibaba, a, err)
+	p.Desktops, p.DesktopsErr = alibaba.NewDesktops(alibaba.Config{EcdEndpoint: pc.Alibaba.EcdEndpoint,
+		Account: pc.Alibaba.Account, RatePerSecond: pc.Alibaba.Rate})
 	h, err := huawei.New(huawei.Config{Endpoint: pc.Huawei.Endpoint, Account: pc.Huawei.Account,
 		Projects: pc.Huawei.Projects, Agency: pc.Huawei.Agency, RatePerSecond: pc.Huawei.Rate})
 	add(events.ProviderHuawei, h, err)
@@ -112,7 +119,7 @@ func Open(ctx context.Context, cfg *config.Config, nc *nats.Conn, log *slog.Logg
 }
 
 // FunctionNames lists the functions a runtime can run, in flow order.
-var FunctionNames = []string{fanout.Name, replicate.Name, poller.Name}
+var FunctionNames = []string{fanout.Name, replicate.Name, poller.Name, rebuild.Name}
 
 // Spec returns the bus spec of one function.
 func (rt *Runtime) Spec(name string) (bus.Spec, error) {
@@ -123,6 +130,8 @@ func (rt *Runtime) Spec(name string) (bus.Spec, error) {
 		return bus.Spec{Function: name, Types: []string{events.TypeReplicationRequested}, Handler: rt.Replicate(), Concurrency: 8}, nil
 	case poller.Name:
 		return bus.Spec{Function: name, Types: []string{events.TypeReplicationStarted}, Handler: rt.Poller(), BatchSize: 100}, nil
+	case rebuild.Name:
+		return bus.Spec{Function: name, Types: []string{events.TypeReplicationSucceeded}, Handler: rt.Rebuild(), Concurrency: 4}, nil
 	}
 	return bus.Spec{}, fmt.Errorf("unknown function %q; functions are %v", name, FunctionNames)
 }
@@ -160,6 +169,61 @@ func (rt *Runtime) Poller() *poller.Core {
 		}
 	}
 	return c
+}
+
+// Rebuild builds the rebuild core. Without a desktop client it is built disabled: matching
+// copies are acknowledged with a warning, and replication carries on unaffected.
+func (rt *Runtime) Rebuild() *rebuild.Core {
+	c := &rebuild.Core{Policies: rt.Config.Rebuild.Policies, Store: rt.Store, Log: rt.Log}
+	switch {
+	case rt.Providers.DesktopsErr != nil:
+		c.Disabled = fmt.Errorf("%w: the Alibaba Elastic Desktop Service client could not be built: %w", rebuild.ErrDisabled, rt.Providers.DesktopsErr)
+	case rt.Providers.Desktops == nil:
+		c.Disabled = fmt.Errorf("%w: no Alibaba Elastic Desktop Service client", rebuild.ErrDisabled)
+	default:
+		c.Fleet = desktopFleet{d: rt.Providers.Desktops}
+	}
+	if len(c.Policies) > 0 && rt.Log != nil {
+		switch {
+		case c.Fleet == nil:
+			rt.Log.Warn("rebuild is disabled; its policies will not rebuild anything", "reason", c.Disabled.Error())
+		case alibaba.CredentialsFromEnv().AccessKeyID == "":
+			// Function Compute hands credentials to each invocation, so this is not fatal;
+			// elsewhere every rebuild is refused and dead-lettered with the reason.
+			rt.Log.Warn("rebuild policies are set but no Alibaba credentials are in the environment; rebuilds will be refused unless the runtime supplies credentials",
+				"variables", alibaba.EnvAccessKeyID+", "+alibaba.EnvAccessKeySecret)
+		}
+	}
+	return c
+}
+
+// desktopFleet adapts the Alibaba Elastic Desktop Service client to rebuild's Fleet port.
+type desktopFleet struct{ d *alibaba.Desktops }
+
+func (f desktopFleet) ListDesktops(ctx context.Context, region string, filter rebuild.DesktopFilter) ([]rebuild.Desktop, error) {
+	got, err := f.d.ListDesktops(ctx, region, alibaba.DesktopFilter{DesktopIDs: filter.DesktopIDs, ImageIDs: filter.ImageIDs,
+		GroupID: filter.GroupID, Tags: filter.Tags})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]rebuild.Desktop, len(got))
+	for i, d := range got {
+		out[i] = rebuild.Desktop{ID: d.ID, Status: d.Status, ImageID: d.ImageID, OSType: d.OSType, GPU: d.GPU,
+			DataDisk: d.DataDisk, GroupID: d.GroupID, Tags: d.Tags}
+	}
+	return out, nil
+}
+
+func (f desktopFleet) RebuildDesktops(ctx context.Context, region string, ids []string, imageID string, opts rebuild.RebuildOptions) ([]rebuild.RebuildResult, error) {
+	got, err := f.d.RebuildDesktops(ctx, region, ids, imageID, opts.OperateType, opts.Language)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]rebuild.RebuildResult, len(got))
+	for i, r := range got {
+		out[i] = rebuild.RebuildResult{DesktopID: r.DesktopID, Code: r.Code, Message: r.Message, OK: r.OK}
+	}
+	return out, nil
 }
 
 // Deadline bounds start-up work such as creating the stream.

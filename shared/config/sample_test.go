@@ -69,9 +69,9 @@ func TestSampleFile(t *testing.T) {
 			t.Errorf("policy %s did not inherit timings: %s %s", p.Name, p.Timeout, p.PollInterval)
 		}
 	}
-	rb := cfg.Rebuild.Matching(desk, nil, "cn-shanghai")
+	rb := cfg.Rebuild.Matching(desk, nil, "cn-beijing")
 	if len(rb) != 1 {
-		t.Fatalf("rebuild policies for cn-shanghai: %+v", rb)
+		t.Fatalf("rebuild policies for cn-beijing: %+v", rb)
 	}
 	p := rb[0]
 	if p.Name != "office-desktops" || p.Desktops.Tags["team"] != "design" || p.Canary != 1 || p.BatchSize != 3 ||

@@ -161,8 +161,11 @@ func DefaultEcdRegions() []string {
 // DefaultSeed returns demo data: the demo credentials; WUYING images in cn-shanghai (desktop
 // and app images that can be distributed, one encrypted, one still being created, one
 // already in cn-hangzhou); and an Ecd fleet of eight desktops in cn-shanghai (running,
-// stopped, one pending, one GPU, some with data disks, two desktop groups) plus two in
-// cn-hongkong, where a rebuild may not change the operating system.
+// stopped, one pending, one GPU, some with data disks, two desktop groups), two in
+// cn-hongkong, where a rebuild may not change the operating system, and eight in cn-beijing
+// for the demo's rebuild rollout (seven of team design: five Windows desktops it rebuilds,
+// a GPU desktop and a Linux desktop with a data disk it must skip; one of team finance it
+// must not touch).
 func DefaultSeed() Seed {
 	sh := []string{"cn-shanghai"}
 	return Seed{
@@ -189,6 +192,9 @@ func DefaultSeed() Seed {
 				{ID: "m-demogpu000001", Region: "cn-shanghai", Name: "gpu-desktop-2026.07", GPU: true},
 				{ID: "m-demohkw000001", Region: "cn-hongkong", Name: "win-desktop-hk-2026.07"},
 				{ID: "m-demohkl000001", Region: "cn-hongkong", Name: "ubuntu-desktop-hk-2026.07", OSType: "Linux"},
+				{ID: "m-demobjw000001", Region: "cn-beijing", Name: "win-desktop-bj-2026.06"},
+				{ID: "m-demobjl000001", Region: "cn-beijing", Name: "ubuntu-desktop-bj-2026.06", OSType: "Linux"},
+				{ID: "m-demobjg000001", Region: "cn-beijing", Name: "gpu-desktop-bj-2026.06", GPU: true},
 			},
 			Desktops: []Desktop{
 				{DesktopID: "ecd-demo000001", Region: "cn-shanghai", Name: "dev-01", Status: "Running", ImageID: "m-demowin000001", GroupID: "dg-demodev01", DataDisk: true, Tags: map[string]string{"team": "dev", "ring": "canary"}},
@@ -201,6 +207,14 @@ func DefaultSeed() Seed {
 				{DesktopID: "ecd-demo000008", Region: "cn-shanghai", Name: "dev-05", Status: "Pending", ImageID: "m-demowin000001", GroupID: "dg-demodev01", Tags: map[string]string{"team": "dev"}},
 				{DesktopID: "ecd-demohk0001", Region: "cn-hongkong", Name: "hk-01", Status: "Running", ImageID: "m-demohkw000001", DataDisk: true, Tags: map[string]string{"team": "dev"}},
 				{DesktopID: "ecd-demohk0002", Region: "cn-hongkong", Name: "hk-02", Status: "Stopped", ImageID: "m-demohkw000001", Tags: map[string]string{"team": "dev"}},
+				{DesktopID: "ecd-demobj0001", Region: "cn-beijing", Name: "design-01", Status: "Running", ImageID: "m-demobjw000001", GroupID: "dg-demobjdesign", DataDisk: true, Tags: map[string]string{"team": "design"}},
+				{DesktopID: "ecd-demobj0002", Region: "cn-beijing", Name: "design-02", Status: "Running", ImageID: "m-demobjw000001", GroupID: "dg-demobjdesign", Tags: map[string]string{"team": "design"}},
+				{DesktopID: "ecd-demobj0003", Region: "cn-beijing", Name: "design-03", Status: "Stopped", ImageID: "m-demobjw000001", GroupID: "dg-demobjdesign", Tags: map[string]string{"team": "design"}},
+				{DesktopID: "ecd-demobj0004", Region: "cn-beijing", Name: "design-04", Status: "Running", ImageID: "m-demobjw000001", GroupID: "dg-demobjdesign", DataDisk: true, Tags: map[string]string{"team": "design"}},
+				{DesktopID: "ecd-demobj0005", Region: "cn-beijing", Name: "design-05", Status: "Running", ImageID: "m-demobjw000001", GroupID: "dg-demobjdesign", Tags: map[string]string{"team": "design"}},
+				{DesktopID: "ecd-demobj0006", Region: "cn-beijing", Name: "design-render", Status: "Running", ImageID: "m-demobjg000001", GPU: true, Tags: map[string]string{"team": "design"}},
+				{DesktopID: "ecd-demobj0007", Region: "cn-beijing", Name: "design-linux", Status: "Running", ImageID: "m-demobjl000001", OSType: "Linux", DataDisk: true, Tags: map[string]string{"team": "design"}},
+				{DesktopID: "ecd-demobj0008", Region: "cn-beijing", Name: "finance-01", Status: "Running", ImageID: "m-demobjw000001", Tags: map[string]string{"team": "finance"}},
 			},
 			RebuildDuration: DefaultRebuildDuration,
 		},

@@ -1,0 +1,193 @@
+package rebuild_test
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/imagerelay/imagerelay/functions/rebuild"
+	"github.com/imagerelay/imagerelay/shared/replication"
+)
+
+// clock is a settable clock shared by the core and the fake fleet.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock {
+	// A Wednesday noon in UTC, so window tests know where they stand.
+	return &clock{t: time.Date(2026, 7, 15, 12, 0, 0, 0, time.UTC)}
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// fakeFleet is a test double of Elastic Desktop Service: accepted desktops are Rebuilding
+// for dur, then Running on the new image (or Stopped on the old one when listed in fail).
+type fakeFleet struct {
+	mu    sync.Mutex
+	clock *clock
+	dur   time.Duration
+	desk  map[string]*fakeDesk
+	// refuse gives the per-desktop code RebuildDesktops answers instead of success.
+	refuse map[string]string
+	// fail lists desktops whose accepted rebuild ends Stopped on the old image.
+	fail map[string]bool
+	// stuck lists desktops that stay Rebuilding forever.
+	stuck map[string]bool
+	// callErrs are returned by successive RebuildDesktops calls; lostAnswer marks the ones
+	// that were carried out before the error (an answer lost on the way back).
+	callErrs   []error
+	lostAnswer []bool
+	// listErr, when set, fails every ListDesktops call.
+	listErr error
+
+	calls [][]string // desktop ids of every RebuildDesktops call, in order
+	lists int
+}
+
+type fakeDesk struct {
+	rebuild.Desktop
+	target  string
+	started time.Time
+}
+
+func newFleet(c *clock, ds ...rebuild.Desktop) *fakeFleet {
+	f := &fakeFleet{clock: c, dur: 3 * time.Second, desk: map[string]*fakeDesk{}, refuse: map[string]string{}, fail: map[string]bool{}, stuck: map[string]bool{}}
+	for _, d := range ds {
+		d.Tags = maps.Clone(d.Tags)
+		f.desk[d.ID] = &fakeDesk{Desktop: d}
+	}
+	return f
+}
+
+// settle finishes rebuilds whose time is up. Callers hold f.mu.
+func (f *fakeFleet) settle() {
+	now := f.clock.Now()
+	for id, d := range f.desk {
+		if d.Status != rebuild.StatusRebuilding || f.stuck[id] || now.Before(d.started.Add(f.dur)) {
+			continue
+		}
+		if f.fail[id] {
+			d.Status = rebuild.StatusStopped
+			continue
+		}
+		d.Status, d.ImageID = rebuild.StatusRunning, d.target
+	}
+}
+
+func (f *fakeFleet) ListDesktops(_ context.Context, _ string, filter rebuild.DesktopFilter) ([]rebuild.Desktop, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lists++
+	if f.listErr != nil {
+		return nil, f.listErr
+	}
+	f.settle()
+	var out []rebuild.Desktop
+	for _, id := range slices.Sorted(maps.Keys(f.desk)) {
+		d := f.desk[id]
+		if len(filter.DesktopIDs) > 0 && !slices.Contains(filter.DesktopIDs, id) ||
+			len(filter.ImageIDs) > 0 && !slices.Contains(filter.ImageIDs, d.ImageID) ||
+			filter.GroupID != "" && filter.GroupID != d.GroupID {
+			continue
+		}
+		match := true
+		for k, v := range filter.Tags {
+			if d.Tags[k] != v {
+				match = false
+			}
+		}
+		if match {
+			dd := d.Desktop
+			dd.Tags = maps.Clone(d.Tags)
+			out = append(out, dd)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeFleet) RebuildDesktops(_ context.Context, _ string, ids []string, imageID string, _ rebuild.RebuildOptions) ([]rebuild.RebuildResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, slices.Clone(ids))
+	var callErr error
+	lost := false
+	if len(f.callErrs) > 0 {
+		callErr, f.callErrs = f.callErrs[0], f.callErrs[1:]
+		if len(f.lostAnswer) > 0 {
+			lost, f.lostAnswer = f.lostAnswer[0], f.lostAnswer[1:]
+		}
+		if !lost {
+			return nil, callErr
+		}
+	}
+	f.settle()
+	var out []rebuild.RebuildResult
+	for _, id := range ids {
+		d := f.desk[id]
+		switch {
+		case d == nil:
+			out = append(out, rebuild.RebuildResult{DesktopID: id, Code: "InvalidDesktopId.NotFound"})
+		case f.refuse[id] != "":
+			out = append(out, rebuild.RebuildResult{DesktopID: id, Code: f.refuse[id], Message: "refused by the fake"})
+		case d.Status != rebuild.StatusRunning && d.Status != rebuild.StatusStopped:
+			out = append(out, rebuild.RebuildResult{DesktopID: id, Code: "IncorrectDesktopStatus"})
+		default:
+			d.Status, d.target, d.started = rebuild.StatusRebuilding, imageID, f.clock.Now()
+			out = append(out, rebuild.RebuildResult{DesktopID: id, Code: "SUCCESS", OK: true})
+		}
+	}
+	if lost {
+		return nil, callErr
+	}
+	return out, nil
+}
+
+// named counts how many RebuildDesktops calls named each desktop.
+func (f *fakeFleet) named() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]int{}
+	for _, c := range f.calls {
+		for _, id := range c {
+			out[id]++
+		}
+	}
+	return out
+}
+
+func (f *fakeFleet) callLog() [][]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+func (f *fakeFleet) image(id string) (string, string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.settle()
+	return f.desk[id].ImageID, f.desk[id].Status
+}
+
+func throttled() error {
+	return &replication.ProviderError{Provider: "alibaba", Action: "RebuildDesktops", Code: "Throttling.User", Message: "slow down",
+		Class: replication.Retryable, RetryAfter: 2 * time.Second}
+}
+
+func forbidden() error {
+	return &replication.ProviderError{Provider: "alibaba", Action: "DescribeDesktops", Code: "Forbidden.RAM", Message: "denied",
+		Class: replication.Terminal, Hint: "grant ecd:DescribeDesktops"}
+}

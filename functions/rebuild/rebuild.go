@@ -1,0 +1,566 @@
+// Package rebuild is the core of the rebuild function: when a copy of an Alibaba App
+// Streaming image lands in a region (replication.succeeded), it rolls the cloud desktops a
+// rebuild policy selects onto it — a canary first, then batches of at most 20 through
+// RebuildDesktops — and stops when the policy's failure budget is spent.
+//
+// Nothing happens unless a policy matches. The plan (who is rebuilt, who is skipped and why,
+// which batch) is computed once, stored with the rollout's KV record and announced in
+// rebuild.planned; every later delivery follows the stored plan. Each desktop is claimed in
+// its own KV record before a RebuildDesktops call names it, so a duplicated or redelivered
+// trigger never rebuilds a desktop twice. Waiting — for a canary, a batch or a maintenance
+// window — is done by deferring the trigger event on the bus, never by a sleeping function.
+package rebuild
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/shared/config"
+	"github.com/imagerelay/imagerelay/shared/fn"
+	"github.com/imagerelay/imagerelay/shared/replication"
+	"github.com/imagerelay/imagerelay/shared/state"
+)
+
+// Name is the function's name on the bus.
+const Name = "rebuild"
+
+// ErrDisabled is wrapped by Core.Disabled when rebuild cannot run (no desktop client).
+var ErrDisabled = errors.New("rebuild: disabled")
+
+// Core is the rebuild function. It is safe for concurrent use.
+type Core struct {
+	// Fleet lists and rebuilds desktops; nil disables rebuild (matching events are
+	// acknowledged and a warning explains Disabled).
+	Fleet Fleet
+	// Disabled says why Fleet is nil.
+	Disabled error
+	// Policies are the rebuild policies, in file order.
+	Policies []config.RebuildPolicy
+	Store    *state.Store
+	// StartLease is how long a desktop claim taken before a RebuildDesktops call is trusted
+	// before the call is taken to have died (default 2 minutes).
+	StartLease time.Duration
+	// RebuildTimeout is how long a desktop may stay Rebuilding before it counts as failed
+	// (default 1 hour).
+	RebuildTimeout time.Duration
+	// MaxCallAttempts bounds the RebuildDesktops calls that may name one desktop after
+	// retryable failures (default 5).
+	MaxCallAttempts int
+	// OutboxTTL is how long a step's events are emitted again by later deliveries; keep it
+	// below the bus's duplicate window (default 2 minutes).
+	OutboxTTL time.Duration
+	// MaxWait caps one deferral while waiting for a maintenance window (default 1 hour), so
+	// a changed clock or window is noticed.
+	MaxWait time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	Log *slog.Logger
+}
+
+// Applies returns the policies that rebuild desktops after the copy d: rebuild is for
+// Alibaba Cloud desktops, so only copies of Alibaba images qualify.
+func Applies(policies []config.RebuildPolicy, d *events.ReplicationSucceeded) []config.RebuildPolicy {
+	if d == nil || d.Provider != events.ProviderAlibaba {
+		return nil
+	}
+	return config.Rebuild{Policies: policies}.Matching(d.Image, d.Tags, d.DestinationRegion)
+}
+
+// step is what one policy's rollout decided for the current delivery.
+type step struct {
+	emit    []event.Event
+	pending bool
+	delay   time.Duration
+	retry   error
+	reject  error
+}
+
+// Handle advances the rollout of every policy that matches the copy.
+func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
+	if e.Type() != events.TypeReplicationSucceeded {
+		return fn.RejectWith(fmt.Errorf("rebuild handles %s, not %s", events.TypeReplicationSucceeded, e.Type()))
+	}
+	d, err := events.DataAs[events.ReplicationSucceeded](e)
+	if err != nil {
+		return fn.RejectWith(err)
+	}
+	pols := Applies(c.Policies, d)
+	if len(pols) == 0 {
+		return fn.OK()
+	}
+	if c.Fleet == nil {
+		c.log().Warn("a rebuild policy matches this copy but rebuild is disabled", "event_id", e.ID(),
+			"policy", pols[0].Name, "region", d.DestinationRegion, "reason", errString(c.Disabled))
+		return fn.OK()
+	}
+	if d.DestinationImageID == "" {
+		return fn.RejectWith(fmt.Errorf("replication.succeeded for %s has no destinationImageId to rebuild onto", events.ReplicationKey(d.Replication)))
+	}
+	var (
+		out           []event.Event
+		retry, reject error
+		pending       bool
+		delay         time.Duration
+	)
+	for _, p := range pols {
+		s := c.rollout(ctx, e, d, p)
+		out = append(out, s.emit...)
+		switch {
+		case s.retry != nil:
+			retry = errors.Join(retry, s.retry)
+		case s.reject != nil:
+			reject = errors.Join(reject, s.reject)
+		case s.pending:
+			if !pending || s.delay < delay {
+				delay = s.delay
+			}
+			pending = true
+		}
+	}
+	switch {
+	case retry != nil:
+		return fn.Retry(0, retry, out...)
+	case pending:
+		return fn.DeferFor(max(delay, 100*time.Millisecond), out...)
+	case reject != nil:
+		return fn.Result{Emit: out, Outcome: fn.Outcome{Kind: fn.Reject, Err: reject}}
+	}
+	return fn.OK(out...)
+}
+
+// rollout creates or advances one policy's rollout onto the copy.
+func (c *Core) rollout(ctx context.Context, e event.Event, d *events.ReplicationSucceeded, p config.RebuildPolicy) step {
+	key := RolloutKey(p.Name, d.Replication)
+	ro, _, err := state.Get[Rollout](ctx, c.Store, key)
+	created := false
+	if errors.Is(err, state.ErrNotFound) {
+		ro, created, err = c.create(ctx, e, d, p, key)
+		if err != nil {
+			var pe *replication.ProviderError
+			if errors.As(err, &pe) && pe.Class == replication.Terminal {
+				// Nothing was recorded, so once the cause is fixed the dead-lettered event
+				// can be replayed and the rollout is planned afresh.
+				return step{reject: fmt.Errorf("rebuild policy %s: cannot list the desktops of %s: %w", p.Name, d.DestinationRegion, err)}
+			}
+			return step{retry: fmt.Errorf("rebuild policy %s: plan: %w", p.Name, err)}
+		}
+	} else if err != nil {
+		return step{retry: err}
+	}
+	if ro.Phase == PhaseDone {
+		return c.finishStep(e, ro, step{})
+	}
+	interval := checkInterval(p)
+	if !created {
+		won, got, err := c.takeStep(ctx, key, interval)
+		if err != nil {
+			return step{retry: err}
+		}
+		ro = got
+		if !won {
+			// Another delivery (a duplicated trigger, or a redelivery racing its original)
+			// advanced the rollout moments ago: only repeat the recent events and look again
+			// later. This chain ends when the rollout does.
+			return c.finishStep(e, ro, step{pending: ro.Phase != PhaseDone, delay: interval})
+		}
+	}
+	return c.advance(ctx, e, p, ro)
+}
+
+// create plans the rollout and stores it. When another delivery stored its plan first, that
+// plan is returned and ours is dropped, so every delivery follows one plan.
+func (c *Core) create(ctx context.Context, e event.Event, d *events.ReplicationSucceeded, p config.RebuildPolicy, key string) (Rollout, bool, error) {
+	t := Target{Region: d.DestinationRegion, ImageID: d.DestinationImageID, VersionID: d.VersionID, OSType: d.OSType,
+		GPU: strings.EqualFold(d.Tags[GPUTag], "true")}
+	filter := serverFilter(p.Desktops)
+	var hist History
+	if p.Desktops.OlderVersionOfImage {
+		older, err := c.olderImages(ctx, d)
+		if err != nil {
+			return Rollout{}, false, err
+		}
+		hist.OlderImageIDs = older
+		// Only desktops on an older copy or on this image id can be selected: let the
+		// service narrow the listing.
+		filter.ImageIDs = append(filter.ImageIDs, t.ImageID)
+		for id := range older {
+			filter.ImageIDs = append(filter.ImageIDs, id)
+		}
+		slices.Sort(filter.ImageIDs)
+	}
+	listed, err := c.Fleet.ListDesktops(ctx, t.Region, filter)
+	if err != nil {
+		return Rollout{}, false, err
+	}
+	hist.Versions = map[string]string{}
+	previous := map[string]string{}
+	for _, dk := range listed {
+		previous[dk.ID] = dk.ImageID
+		if dk.ImageID != t.ImageID {
+			continue
+		}
+		on, _, err := state.Get[OnImage](ctx, c.Store, OnImageKey(t.Region, dk.ID))
+		if err == nil && on.ImageID == t.ImageID {
+			hist.Versions[dk.ID] = on.VersionID
+		} else if err != nil && !errors.Is(err, state.ErrNotFound) {
+			return Rollout{}, false, err
+		}
+	}
+	plan := MakePlan(p, t, listed, hist)
+	// Keep only the plan's desktops: the record must not grow with the whole region.
+	prev := map[string]string{}
+	for _, dec := range plan.Decisions {
+		prev[dec.DesktopID] = previous[dec.DesktopID]
+	}
+	now := c.now()
+	ro := Rollout{
+		Key: key, Policy: p.Name, Replication: d.Replication, DestinationImageID: t.ImageID,
+		CorrelationID: events.CorrelationID(e), DryRun: p.DryRun,
+		Decisions: plan.Decisions, Batches: plan.Batches, Previous: prev, Skipped: plan.Skipped(),
+		Phase: PhaseRollingOut, LastStepAt: now, CreatedAt: now, UpdatedAt: now,
+		Outbox: []Emission{{Type: events.TypeRebuildPlanned, At: now}},
+	}
+	if p.DryRun {
+		ro.Phase, ro.FinishedAt = PhaseDone, now
+	}
+	if _, err := state.Create(ctx, c.Store, key, ro); errors.Is(err, state.ErrExists) {
+		got, _, err := state.Get[Rollout](ctx, c.Store, key)
+		return got, false, err
+	} else if err != nil {
+		return Rollout{}, false, err
+	}
+	toRebuild := len(plan.Decisions) - ro.Skipped
+	c.log().Info("rebuild planned", "policy", p.Name, "region", t.Region, "image", t.ImageID, "dry_run", p.DryRun,
+		"rebuild", toRebuild, "skip", ro.Skipped, "batches", len(plan.Batches), "correlation_id", ro.CorrelationID)
+	return ro, true, nil
+}
+
+// olderImages returns the destination image ids of the earlier versions of the copy's source
+// image that imagerelay replicated to the same region.
+func (c *Core) olderImages(ctx context.Context, d *events.ReplicationSucceeded) (map[string]bool, error) {
+	recs, err := state.List[replication.Record](ctx, c.Store, replicationPrefix(d.Image))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, r := range recs {
+		if r.ImageID == d.ImageID && r.DestinationRegion == d.DestinationRegion && r.VersionID != d.VersionID &&
+			r.State == replication.StateSucceeded && r.DestinationImageID != "" && r.DestinationImageID != d.DestinationImageID {
+			out[r.DestinationImageID] = true
+		}
+	}
+	return out, nil
+}
+
+// takeStep lets one delivery at a time advance a rollout: it wins when nobody advanced it in
+// the last half interval.
+func (c *Core) takeStep(ctx context.Context, key string, interval time.Duration) (bool, Rollout, error) {
+	won := false
+	ro, err := state.Update(ctx, c.Store, key, func(r *Rollout) error {
+		won = false
+		if r.Phase == PhaseDone || !r.LastStepAt.IsZero() && c.now().Sub(r.LastStepAt) < interval/2 {
+			return state.ErrNoChange
+		}
+		r.LastStepAt = c.now()
+		won = true
+		return nil
+	})
+	return won, ro, err
+}
+
+// advance moves the rollout as far as it can go now: it starts the current batch (inside the
+// maintenance window), follows it, and moves to the next batch or finishes.
+func (c *Core) advance(ctx context.Context, e event.Event, p config.RebuildPolicy, ro Rollout) step {
+	s := step{pending: true, delay: checkInterval(p)}
+	var pending []Emission
+	fail := func(err error) step {
+		// Keep what this step already did observable before retrying.
+		if got, ferr := c.update(ctx, ro.Key, &pending, nil); ferr == nil {
+			ro = got
+		}
+		return c.finishStep(e, ro, step{retry: err})
+	}
+	for guard := 0; guard <= len(ro.Batches)+1 && ro.Phase != PhaseDone; guard++ {
+		idx := ro.Current
+		if idx >= len(ro.Batches) {
+			got, err := c.finish(ctx, ro.Key, &pending, false, "")
+			if err != nil {
+				return fail(err)
+			}
+			ro = got
+			break
+		}
+		if len(ro.Batches[idx]) == 0 {
+			got, err := c.settleBatch(ctx, ro.Key, idx, tally{}, p, &pending)
+			if err != nil {
+				return fail(err)
+			}
+			ro = got
+			continue
+		}
+		if ro.BatchStartedAt.IsZero() {
+			now := c.now()
+			if !p.Window.Open(now) {
+				next := p.Window.NextOpen(now)
+				if next.IsZero() {
+					got, err := c.finish(ctx, ro.Key, &pending, true, "the maintenance window never opens; check its start, end, timeZone and days")
+					if err != nil {
+						return fail(err)
+					}
+					ro = got
+					break
+				}
+				got, err := c.update(ctx, ro.Key, &pending, func(r *Rollout) error {
+					if r.WaitingUntil.Equal(next) {
+						return state.ErrNoChange
+					}
+					r.WaitingUntil = next
+					return nil
+				})
+				if err != nil {
+					return fail(err)
+				}
+				ro = got
+				c.log().Info("rebuild waits for its maintenance window", "policy", p.Name, "rollout", ro.Key, "batch", idx, "opens", next)
+				s.delay = min(max(next.Sub(now), time.Second), c.maxWait())
+				break
+			}
+			got, err := c.update(ctx, ro.Key, &pending, func(r *Rollout) error {
+				if r.Current != idx || !r.BatchStartedAt.IsZero() {
+					return state.ErrNoChange
+				}
+				r.BatchStartedAt, r.WaitingUntil = now, time.Time{}
+				return nil
+			})
+			if err != nil {
+				return fail(err)
+			}
+			ro = got
+			if ro.Current != idx {
+				continue
+			}
+		}
+		b := c.runBatch(ctx, ro, p)
+		pending = append(pending, b.emits...)
+		if b.err != nil {
+			return fail(b.err)
+		}
+		if !b.settled {
+			if b.delay > 0 {
+				s.delay = b.delay
+			}
+			break
+		}
+		got, err := c.settleBatch(ctx, ro.Key, idx, b.tally, p, &pending)
+		if err != nil {
+			return fail(err)
+		}
+		ro = got
+	}
+	got, err := c.update(ctx, ro.Key, &pending, nil)
+	if err != nil {
+		return fail(err)
+	}
+	ro = got
+	s.pending = ro.Phase != PhaseDone
+	return c.finishStep(e, ro, s)
+}
+
+// update changes the rollout with compare-and-swap and stores the pending emissions in its
+// outbox in the same write (then clears them). A nil change only flushes the emissions.
+func (c *Core) update(ctx context.Context, key string, pending *[]Emission, change func(*Rollout) error) (Rollout, error) {
+	ro, err := state.Update(ctx, c.Store, key, func(r *Rollout) error {
+		changed := false
+		if change != nil {
+			switch err := change(r); {
+			case err == nil:
+				changed = true
+			case !errors.Is(err, state.ErrNoChange):
+				return err
+			}
+		}
+		if len(*pending) > 0 {
+			r.Outbox = c.addToOutbox(r.Outbox, *pending)
+			changed = true
+		}
+		if !changed {
+			return state.ErrNoChange
+		}
+		r.UpdatedAt = c.now()
+		return nil
+	})
+	if err == nil {
+		*pending = nil
+	}
+	return ro, err
+}
+
+// addToOutbox appends emissions (one per type and desktop) and drops those past the TTL.
+func (c *Core) addToOutbox(box, add []Emission) []Emission {
+	cutoff := c.now().Add(-c.outboxTTL())
+	out := slices.DeleteFunc(slices.Clone(box), func(em Emission) bool { return em.At.Before(cutoff) })
+	for _, em := range add {
+		if !slices.ContainsFunc(out, func(o Emission) bool { return o.Type == em.Type && o.DesktopID == em.DesktopID }) {
+			out = append(out, em)
+		}
+	}
+	return out
+}
+
+// tally counts a settled batch.
+type tally struct {
+	succeeded, failed, skipped int
+	// failures are "desktop: code" of the failed desktops, for the stop reason.
+	failures []string
+}
+
+// settleBatch adds a settled batch to the totals, then stops the rollout (a failed canary, or
+// more failures than the budget) or moves on to the next batch.
+func (c *Core) settleBatch(ctx context.Context, key string, idx int, t tally, p config.RebuildPolicy, pending *[]Emission) (Rollout, error) {
+	stopped := false
+	ro, err := c.update(ctx, key, pending, func(r *Rollout) error {
+		stopped = false
+		if r.Phase == PhaseDone || r.Current != idx {
+			return state.ErrNoChange
+		}
+		r.Succeeded += t.succeeded
+		r.Failed += t.failed
+		r.Skipped += t.skipped
+		r.Current++
+		r.BatchStartedAt = time.Time{}
+		left := 0
+		for _, b := range r.Batches[r.Current:] {
+			left += len(b)
+		}
+		reason := ""
+		switch {
+		case idx == 0 && t.failed > 0:
+			reason = fmt.Sprintf("the canary failed (%s), so the rollout stopped; the other %d desktops were left as they are", summary(t.failures), left)
+		case r.Failed > max(p.FailureBudget, 0):
+			reason = fmt.Sprintf("%d desktops failed (%s), more than the failure budget of %d, so the rollout stopped after batch %d of %d; %d desktops were left as they are",
+				r.Failed, summary(t.failures), max(p.FailureBudget, 0), idx, len(r.Batches)-1, left)
+		}
+		if reason != "" {
+			stopped = true
+			c.done(r, true, reason)
+		}
+		return nil
+	})
+	if err == nil && stopped && ro.Stopped {
+		c.log().Warn("rebuild rollout stopped", "policy", ro.Policy, "rollout", ro.Key, "reason", ro.Reason)
+	}
+	return ro, err
+}
+
+// finish ends the rollout and queues rebuild.completed.
+func (c *Core) finish(ctx context.Context, key string, pending *[]Emission, stopped bool, reason string) (Rollout, error) {
+	ro, err := c.update(ctx, key, pending, func(r *Rollout) error {
+		if r.Phase == PhaseDone {
+			return state.ErrNoChange
+		}
+		c.done(r, stopped, reason)
+		return nil
+	})
+	if err == nil {
+		c.log().Info("rebuild rollout completed", "policy", ro.Policy, "rollout", ro.Key, "succeeded", ro.Succeeded,
+			"failed", ro.Failed, "skipped", ro.Skipped, "stopped", ro.Stopped)
+	}
+	return ro, err
+}
+
+// done marks r finished and adds rebuild.completed to its outbox.
+func (c *Core) done(r *Rollout, stopped bool, reason string) {
+	now := c.now()
+	r.Phase, r.Stopped, r.Reason, r.FinishedAt, r.WaitingUntil = PhaseDone, stopped, reason, now, time.Time{}
+	r.Outbox = c.addToOutbox(r.Outbox, []Emission{{Type: events.TypeRebuildCompleted, At: now}})
+}
+
+// summary lists up to three failures.
+func summary(failures []string) string {
+	if len(failures) <= 3 {
+		return strings.Join(failures, ", ")
+	}
+	return strings.Join(failures[:3], ", ") + fmt.Sprintf(" and %d more", len(failures)-3)
+}
+
+// finishStep adds the rollout's fresh events to s.
+func (c *Core) finishStep(e event.Event, ro Rollout, s step) step {
+	evs, err := c.events(e, ro)
+	if err != nil {
+		// An event that does not validate is a bug in this package; retrying cannot fix it.
+		return step{reject: err}
+	}
+	s.emit = append(s.emit, evs...)
+	return s
+}
+
+func checkInterval(p config.RebuildPolicy) time.Duration {
+	if d := p.CheckInterval.Std(); d > 0 {
+		return d
+	}
+	return 10 * time.Second
+}
+
+func (c *Core) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c *Core) startLease() time.Duration {
+	if c.StartLease > 0 {
+		return c.StartLease
+	}
+	return 2 * time.Minute
+}
+
+func (c *Core) rebuildTimeout() time.Duration {
+	if c.RebuildTimeout > 0 {
+		return c.RebuildTimeout
+	}
+	return time.Hour
+}
+
+func (c *Core) maxCallAttempts() int {
+	if c.MaxCallAttempts > 0 {
+		return c.MaxCallAttempts
+	}
+	return 5
+}
+
+func (c *Core) outboxTTL() time.Duration {
+	if c.OutboxTTL > 0 {
+		return c.OutboxTTL
+	}
+	return 2 * time.Minute
+}
+
+func (c *Core) maxWait() time.Duration {
+	if c.MaxWait > 0 {
+		return c.MaxWait
+	}
+	return time.Hour
+}
+
+func (c *Core) log() *slog.Logger {
+	if c.Log != nil {
+		return c.Log
+	}
+	return slog.Default()
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "no desktop client configured"
+	}
+	return err.Error()
+}
