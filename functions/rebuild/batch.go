@@ -232,7 +232,7 @@ func (c *Core) call(ctx context.Context, ro Rollout, p config.RebuildPolicy, ids
 	slices.Sort(ids)
 	claimed := func(r *DesktopRecord) bool { return r.Rollout == ro.Key && r.State == DesktopStarting }
 	results, err := c.Fleet.RebuildDesktops(ctx, ro.Replication.DestinationRegion, ids, ro.DestinationImageID,
-		RebuildOptions{OperateType: p.OperateType, Language: p.Language})
+		Options{OperateType: p.OperateType, Language: p.Language})
 	var ems []Emission
 	var delay time.Duration
 	if err != nil {
@@ -264,7 +264,7 @@ func (c *Core) call(ctx context.Context, ro Rollout, p config.RebuildPolicy, ids
 		}
 		return ems, delay, nil
 	}
-	byID := map[string]RebuildResult{}
+	byID := map[string]DesktopResult{}
 	for _, r := range results {
 		byID[r.DesktopID] = r
 	}

@@ -119,7 +119,7 @@ func (f *fakeFleet) ListDesktops(_ context.Context, _ string, filter rebuild.Des
 	return out, nil
 }
 
-func (f *fakeFleet) RebuildDesktops(_ context.Context, _ string, ids []string, imageID string, _ rebuild.RebuildOptions) ([]rebuild.RebuildResult, error) {
+func (f *fakeFleet) RebuildDesktops(_ context.Context, _ string, ids []string, imageID string, _ rebuild.Options) ([]rebuild.DesktopResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, slices.Clone(ids))
@@ -135,19 +135,19 @@ func (f *fakeFleet) RebuildDesktops(_ context.Context, _ string, ids []string, i
 		}
 	}
 	f.settle()
-	var out []rebuild.RebuildResult
+	var out []rebuild.DesktopResult
 	for _, id := range ids {
 		d := f.desk[id]
 		switch {
 		case d == nil:
-			out = append(out, rebuild.RebuildResult{DesktopID: id, Code: "InvalidDesktopId.NotFound"})
+			out = append(out, rebuild.DesktopResult{DesktopID: id, Code: "InvalidDesktopId.NotFound"})
 		case f.refuse[id] != "":
-			out = append(out, rebuild.RebuildResult{DesktopID: id, Code: f.refuse[id], Message: "refused by the fake"})
+			out = append(out, rebuild.DesktopResult{DesktopID: id, Code: f.refuse[id], Message: "refused by the fake"})
 		case d.Status != rebuild.StatusRunning && d.Status != rebuild.StatusStopped:
-			out = append(out, rebuild.RebuildResult{DesktopID: id, Code: "IncorrectDesktopStatus"})
+			out = append(out, rebuild.DesktopResult{DesktopID: id, Code: "IncorrectDesktopStatus"})
 		default:
 			d.Status, d.target, d.started = rebuild.StatusRebuilding, imageID, f.clock.Now()
-			out = append(out, rebuild.RebuildResult{DesktopID: id, Code: "SUCCESS", OK: true})
+			out = append(out, rebuild.DesktopResult{DesktopID: id, Code: "SUCCESS", OK: true})
 		}
 	}
 	if lost {

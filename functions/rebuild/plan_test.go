@@ -131,10 +131,10 @@ func TestMakePlanBatches(t *testing.T) {
 	var fleet []rebuild.Desktop
 	for i := range 30 {
 		d := win(fmt.Sprintf("ecd-%03d", i))
-		switch {
-		case i%10 == 3:
+		switch i % 10 {
+		case 3:
 			d.Tags["team"] = "dev" // not selected
-		case i%10 == 7:
+		case 7:
 			d.Status = "Pending" // selected, skipped
 		}
 		fleet = append(fleet, d)

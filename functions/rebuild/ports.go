@@ -12,7 +12,7 @@ type Fleet interface {
 	// RebuildDesktops asks for 1–20 desktops of region to be rebuilt onto imageID in one call.
 	// A desktop the service refuses comes back with OK false and the service's code; that is
 	// not an error. An error means the whole call was refused (or its answer was lost).
-	RebuildDesktops(ctx context.Context, region string, ids []string, imageID string, opts RebuildOptions) ([]RebuildResult, error)
+	RebuildDesktops(ctx context.Context, region string, ids []string, imageID string, opts Options) ([]DesktopResult, error)
 }
 
 // Desktop is one cloud desktop as the fleet lists it.
@@ -42,16 +42,16 @@ type DesktopFilter struct {
 	Tags map[string]string
 }
 
-// RebuildOptions are the RebuildDesktops parameters a policy sets.
-type RebuildOptions struct {
+// Options are the RebuildDesktops parameters a policy sets.
+type Options struct {
 	// OperateType is "" (keep the data disk when the OS is unchanged) or "replace".
 	OperateType string
 	// Language is en-US, zh-HK, zh-CN, ja-JP or "" (keep the image's).
 	Language string
 }
 
-// RebuildResult is one desktop's answer to RebuildDesktops.
-type RebuildResult struct {
+// DesktopResult is one desktop's answer to RebuildDesktops.
+type DesktopResult struct {
 	DesktopID string
 	// Code is "success" when the rebuild started, else the service's reason
 	// (IncorrectDesktopStatus, ...).

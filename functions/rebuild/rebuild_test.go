@@ -301,9 +301,9 @@ func (s *statusFlipper) ListDesktops(ctx context.Context, r string, f rebuild.De
 	out, err := s.fakeFleet.ListDesktops(ctx, r, f)
 	if !s.flipped {
 		s.flipped = true
-		s.fakeFleet.mu.Lock()
-		s.fakeFleet.desk[s.id].Status = s.to
-		s.fakeFleet.mu.Unlock()
+		s.mu.Lock()
+		s.desk[s.id].Status = s.to
+		s.mu.Unlock()
 	}
 	return out, err
 }

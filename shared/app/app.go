@@ -214,14 +214,14 @@ func (f desktopFleet) ListDesktops(ctx context.Context, region string, filter re
 	return out, nil
 }
 
-func (f desktopFleet) RebuildDesktops(ctx context.Context, region string, ids []string, imageID string, opts rebuild.RebuildOptions) ([]rebuild.RebuildResult, error) {
+func (f desktopFleet) RebuildDesktops(ctx context.Context, region string, ids []string, imageID string, opts rebuild.Options) ([]rebuild.DesktopResult, error) {
 	got, err := f.d.RebuildDesktops(ctx, region, ids, imageID, opts.OperateType, opts.Language)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]rebuild.RebuildResult, len(got))
+	out := make([]rebuild.DesktopResult, len(got))
 	for i, r := range got {
-		out[i] = rebuild.RebuildResult{DesktopID: r.DesktopID, Code: r.Code, Message: r.Message, OK: r.OK}
+		out[i] = rebuild.DesktopResult{DesktopID: r.DesktopID, Code: r.Code, Message: r.Message, OK: r.OK}
 	}
 	return out, nil
 }

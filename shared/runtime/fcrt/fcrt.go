@@ -160,7 +160,7 @@ func Inputs(raw []byte, requestID string) []host.Input {
 	case len(raw) > 0 && raw[0] == '[':
 		var elems []json.RawMessage
 		if err := json.Unmarshal(raw, &elems); err != nil {
-			return []host.Input{{Raw: raw, Origin: origin, Deliveries: 1, Err: fmt.Errorf("%w: not a JSON array of events: %v", host.ErrUndecodable, err)}}
+			return []host.Input{{Raw: raw, Origin: origin, Deliveries: 1, Err: fmt.Errorf("%w: not a JSON array of events: %w", host.ErrUndecodable, err)}}
 		}
 		ins := make([]host.Input, len(elems))
 		for i, el := range elems {

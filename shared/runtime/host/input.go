@@ -107,7 +107,7 @@ func Wrap(payload []byte, fb Fallback) (event.Event, error) {
 	}
 	var img events.ImagePublished
 	if err := json.Unmarshal(payload, &img); err != nil {
-		return event.Event{}, fmt.Errorf("%w: not an image.published payload: %v", ErrUndecodable, err)
+		return event.Event{}, fmt.Errorf("%w: not an image.published payload: %w", ErrUndecodable, err)
 	}
 	if img.ImageID == "" || img.Provider == "" {
 		return event.Event{}, fmt.Errorf("%w: neither a CloudEvent nor an image.published payload (provider and imageId are required)", ErrUndecodable)

@@ -100,7 +100,7 @@ func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (any, err
 	case p.DetailType != nil:
 		var eb awsevents.EventBridgeEvent
 		if err := json.Unmarshal(payload, &eb); err != nil {
-			in := host.Input{Raw: payload, Origin: "aws:events", Deliveries: 1, Err: fmt.Errorf("%w: EventBridge envelope: %v", host.ErrUndecodable, err)}
+			in := host.Input{Raw: payload, Origin: "aws:events", Deliveries: 1, Err: fmt.Errorf("%w: EventBridge envelope: %w", host.ErrUndecodable, err)}
 			return h.single(ctx, TriggerEventBridge, in)
 		}
 		if scheduled(eb) {
@@ -190,7 +190,7 @@ func fromSQS(m awsevents.SQSMessage) host.Input {
 	if err := json.Unmarshal(body, &p); err == nil && p.DetailType != nil && p.Spec == nil {
 		var eb awsevents.EventBridgeEvent
 		if err := json.Unmarshal(body, &eb); err != nil {
-			in = host.Input{Raw: body, Err: fmt.Errorf("%w: EventBridge envelope: %v", host.ErrUndecodable, err)}
+			in = host.Input{Raw: body, Err: fmt.Errorf("%w: EventBridge envelope: %w", host.ErrUndecodable, err)}
 		} else if scheduled(eb) {
 			in = host.Input{Raw: body, Err: fmt.Errorf("%w: a scheduled event in a queue; schedule the function itself instead", host.ErrUndecodable)}
 		} else {
