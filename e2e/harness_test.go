@@ -42,14 +42,21 @@ var demoCreds = map[string]string{
 	"HUAWEICLOUD_SDK_SK":              "imagerelay-demo-huawei-secret",
 }
 
-// startStack starts emulators seeded by seed, and every function with cfg's policies.
-// env overrides credentials (t.Setenv, so these tests do not run in parallel).
-func startStack(t *testing.T, seed emulators.Seed, policies []config.ReplicationPolicy, env map[string]string) *stack {
+// stackOptions shape one test's pipeline.
+type stackOptions struct {
+	Policies []config.ReplicationPolicy
+	Rebuilds []config.RebuildPolicy
+	// Env overrides credentials (t.Setenv, so these tests do not run in parallel).
+	Env map[string]string
+}
+
+// startStack starts emulators seeded by seed, and every function with the options' policies.
+func startStack(t *testing.T, seed emulators.Seed, o stackOptions) *stack {
 	t.Helper()
 	for k, v := range demoCreds {
 		t.Setenv(k, v)
 	}
-	for k, v := range env {
+	for k, v := range o.Env {
 		t.Setenv(k, v)
 	}
 	emus, err := emulators.Start(seed, emulators.Addrs{Tencent: "127.0.0.1:0", Alibaba: "127.0.0.1:0", Huawei: "127.0.0.1:0"})
@@ -65,7 +72,8 @@ func startStack(t *testing.T, seed emulators.Seed, policies []config.Replication
 	cfg.Providers.Huawei.Projects = seed.Huawei.Projects
 	cfg.Replication.PollInterval = config.Duration(time.Second)
 	cfg.Replication.Timeout = config.Duration(time.Minute)
-	cfg.Replication.Policies = policies
+	cfg.Replication.Policies = o.Policies
+	cfg.Rebuild.Policies = o.Rebuilds
 	bc := app.BusConfig(cfg)
 	bc.AckWait = 5 * time.Second
 	bc.Backoff = []time.Duration{200 * time.Millisecond, time.Second}
@@ -73,6 +81,9 @@ func startStack(t *testing.T, seed emulators.Seed, policies []config.Replication
 	rt := &app.Runtime{Config: cfg, Bus: env2.Bus, Store: env2.Store, Providers: app.BuildProviders(cfg), Log: testenv.Logger(t)}
 	for name, err := range rt.Providers.Unavailable {
 		t.Fatalf("provider %s unavailable: %v", name, err)
+	}
+	if rt.Providers.DesktopsErr != nil {
+		t.Fatalf("desktop client: %v", rt.Providers.DesktopsErr)
 	}
 	s := &stack{env: env2, emus: emus, rt: rt, rec: env2.Record(t), cfg: cfg}
 	for _, name := range app.FunctionNames {

@@ -86,7 +86,7 @@ func TestAllProvidersEndToEndWithFaults(t *testing.T) {
 		emucore.Rule{Provider: "alibaba", Action: "ListImage", Kind: emucore.FaultThrottle, Count: 2},
 		emucore.Rule{Provider: "huawei", Action: "ShowJob", Kind: emucore.FaultServer, Count: 2})
 	seed.Faults.Rules = rules
-	s := startStack(t, seed, allPolicies, nil)
+	s := startStack(t, seed, stackOptions{Policies: allPolicies})
 	s.duplicateRequests(t)
 	for _, img := range imgs {
 		s.publish(t, img)
@@ -153,7 +153,7 @@ func TestHuaweiNeverMoreThanFiveCopiesInFlight(t *testing.T) {
 		seed.Huawei.Images = append(seed.Huawei.Images, huaweiemu.Image{ID: id, Name: fmt.Sprintf("sem-%d", i), Region: "cn-north-4", SizeGB: 40, OSType: "Linux"})
 		imgs = append(imgs, events.ImagePublished{Image: events.Image{Provider: "huawei", ImageID: id, ImageName: fmt.Sprintf("sem-%d", i), SourceRegion: "cn-north-4"}, SizeGB: 40})
 	}
-	s := startStack(t, seed, allPolicies, nil)
+	s := startStack(t, seed, stackOptions{Policies: allPolicies})
 	for _, img := range imgs {
 		s.publish(t, img)
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/rebuild"
-	"github.com/imagerelay/imagerelay/shared/app"
 	"github.com/imagerelay/imagerelay/shared/bus"
 	"github.com/imagerelay/imagerelay/shared/config"
 	"github.com/imagerelay/imagerelay/shared/emulators"
@@ -103,44 +102,10 @@ func officePolicy(f func(*config.RebuildPolicy)) config.RebuildPolicy {
 
 var fleetReplication = []config.ReplicationPolicy{{Name: "to-hangzhou", Match: policy.Match{Provider: "alibaba"}, Regions: []string{fleetRegion}}}
 
-// startRebuildStack is startStack with rebuild policies.
+// startRebuildStack is startStack with the fleet's replication policy and rebuild policies.
 func startRebuildStack(t *testing.T, seed emulators.Seed, rebuilds ...config.RebuildPolicy) *stack {
 	t.Helper()
-	for k, v := range demoCreds {
-		t.Setenv(k, v)
-	}
-	emus, err := emulators.Start(seed, emulators.Addrs{Tencent: "127.0.0.1:0", Alibaba: "127.0.0.1:0", Huawei: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emus.Close)
-	cfg := config.Defaults()
-	cfg.Providers.Tencent.Endpoint = emus.Addrs.Tencent
-	cfg.Providers.Alibaba.Endpoint, cfg.Providers.Alibaba.EcdEndpoint = emus.Addrs.Alibaba, emus.Addrs.Alibaba
-	cfg.Providers.Huawei.Endpoint = "http://" + emus.Addrs.Huawei
-	cfg.Providers.Huawei.Agency = "ims_admin_agency"
-	cfg.Providers.Huawei.Projects = seed.Huawei.Projects
-	cfg.Replication.PollInterval = config.Duration(time.Second)
-	cfg.Replication.Timeout = config.Duration(time.Minute)
-	cfg.Replication.Policies = fleetReplication
-	cfg.Rebuild.Policies = rebuilds
-	bc := app.BusConfig(cfg)
-	bc.AckWait = 5 * time.Second
-	bc.Backoff = []time.Duration{200 * time.Millisecond, time.Second}
-	env := testenv.Start(t, testenv.Options{Bus: &bc})
-	rt := &app.Runtime{Config: cfg, Bus: env.Bus, Store: env.Store, Providers: app.BuildProviders(cfg), Log: testenv.Logger(t)}
-	if rt.Providers.DesktopsErr != nil {
-		t.Fatalf("desktop client: %v", rt.Providers.DesktopsErr)
-	}
-	s := &stack{env: env, emus: emus, rt: rt, rec: env.Record(t), cfg: cfg}
-	for _, name := range app.FunctionNames {
-		spec, err := rt.Spec(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		env.Run(t, spec)
-	}
-	return s
+	return startStack(t, seed, stackOptions{Policies: fleetReplication, Rebuilds: rebuilds})
 }
 
 func (s *stack) publishFleetImage(t *testing.T) {

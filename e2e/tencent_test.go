@@ -51,7 +51,7 @@ func TestTencentEndToEndExactlyOneSyncPerRegion(t *testing.T) {
 	seed, imgs := tencentSeed(images, 1500*time.Millisecond)
 	// Throttle the first SyncImages calls: they must be retried and still succeed.
 	seed.Faults.Rules = []emucore.Rule{{Provider: "tencent", Action: "SyncImages", Kind: emucore.FaultThrottle, Count: 3}}
-	s := startStack(t, seed, tencentPolicy, nil)
+	s := startStack(t, seed, stackOptions{Policies: tencentPolicy})
 	s.duplicateRequests(t)
 	for _, img := range imgs {
 		s.publish(t, img)
@@ -119,7 +119,7 @@ func TestTencentEndToEndExactlyOneSyncPerRegion(t *testing.T) {
 
 func TestTencentWrongSecretKeyFailsWithAuthCodeAndHint(t *testing.T) {
 	seed, imgs := tencentSeed(1, time.Second)
-	s := startStack(t, seed, tencentPolicy, map[string]string{"TENCENTCLOUD_SECRET_KEY": "not-the-right-secret"})
+	s := startStack(t, seed, stackOptions{Policies: tencentPolicy, Env: map[string]string{"TENCENTCLOUD_SECRET_KEY": "not-the-right-secret"}})
 	s.publish(t, imgs[0])
 	recs := s.waitSettled(t, len(tencentRegions), 30*time.Second)
 	for _, r := range recs {
@@ -157,7 +157,7 @@ func TestTencentWrongSecretKeyFailsWithAuthCodeAndHint(t *testing.T) {
 
 func TestTencentPlanSkipsWhatTheProviderWouldRefuse(t *testing.T) {
 	seed, _ := tencentSeed(0, time.Second)
-	s := startStack(t, seed, tencentPolicy, nil)
+	s := startStack(t, seed, stackOptions{Policies: tencentPolicy})
 	s.publish(t, events.ImagePublished{Image: events.Image{Provider: "tencent", ImageID: "img-demoenc1", SourceRegion: "ap-guangzhou"},
 		Encrypted: true, SizeGB: 20, Tags: map[string]string{"env": "prod"}})
 	s.publish(t, events.ImagePublished{Image: events.Image{Provider: "tencent", ImageID: "img-demobig1", SourceRegion: "ap-guangzhou"},

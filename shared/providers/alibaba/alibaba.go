@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -181,6 +182,20 @@ type api struct {
 	// signatureAlgorithm is "" for the SDK default (ACS3-HMAC-SHA256) or "v2" for the legacy
 	// HMAC-SHA1 RPC signature.
 	signatureAlgorithm string
+	// http sends every request of this API.
+	http sdkHTTPClient
+}
+
+// sdkHTTPClient sends the SDK's requests through one http.Client that nothing mutates. The
+// SDK's own pooled client (tea/dara v1.5.2) rewrites its Timeout before every request while
+// concurrent requests read it — a data race under concurrent calls — so imagerelay brings its
+// own; the per-call deadline comes from the request's context.
+type sdkHTTPClient struct{ client *http.Client }
+
+// Call implements dara.HttpClient. The SDK's per-request transport is not used: the shared
+// one keeps connections alive across calls and honours the usual proxy variables.
+func (c sdkHTTPClient) Call(req *http.Request, _ *http.Transport) (*http.Response, error) {
+	return c.client.Do(req)
 }
 
 func newAPI(version string, ep func(string) endpoint, cfg Config, actions ...string) *api {
@@ -192,7 +207,8 @@ func newAPI(version string, ep func(string) endpoint, cfg Config, actions ...str
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	a := &api{version: version, endpoint: ep, timeout: timeout, limiters: map[string]*rate.Limiter{}, account: cfg.Account}
+	a := &api{version: version, endpoint: ep, timeout: timeout, limiters: map[string]*rate.Limiter{}, account: cfg.Account,
+		http: sdkHTTPClient{client: &http.Client{Transport: http.DefaultTransport}}}
 	for _, act := range actions {
 		a.limiters[act] = rate.NewLimiter(rate.Limit(r), max(1, int(r)))
 	}
@@ -220,6 +236,7 @@ func (a *api) call(ctx context.Context, action, region string, query, body map[s
 		Protocol:        dara.String(ep.protocol),
 		ReadTimeout:     dara.Int(int(a.timeout / time.Millisecond)),
 		ConnectTimeout:  dara.Int(int(min(a.timeout, 10*time.Second) / time.Millisecond)),
+		HttpClient:      a.http,
 	}
 	if region != "" {
 		cfg.RegionId = dara.String(region)

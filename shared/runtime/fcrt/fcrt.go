@@ -46,22 +46,10 @@ type Handler struct {
 func New(h *host.Host) *Handler { return &Handler{host: h} }
 
 // Response is what an invocation returns.
-type Response struct {
-	Function string `json:"function"`
-	Trigger  string `json:"trigger"`
-	// Handled counts the inputs settled (for the timer: the messages drained).
-	Handled int `json:"handled"`
-	// Results says what became of each input (not for the timer).
-	Results []Item `json:"results,omitempty"`
-}
+type Response = host.Response
 
 // Item is what became of one input.
-type Item struct {
-	EventID string      `json:"eventId,omitempty"`
-	Status  host.Status `json:"status"`
-	Emitted int         `json:"emitted,omitempty"`
-	Reason  string      `json:"reason,omitempty"`
-}
+type Item = host.Item
 
 // Invocation is what the handler takes from the invocation context.
 type Invocation struct {
@@ -116,11 +104,7 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) (any, error) {
 	var retry []error
 	for _, res := range results {
 		h.logResult(ctx, res)
-		it := Item{EventID: res.EventID, Status: res.Status, Emitted: res.Emitted}
-		if res.Err != nil {
-			it.Reason = res.Err.Error()
-		}
-		resp.Results = append(resp.Results, it)
+		resp.Results = append(resp.Results, res.Item())
 		if res.Status == host.StatusRetry {
 			retry = append(retry, res.Err)
 		}

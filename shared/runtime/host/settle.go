@@ -238,3 +238,31 @@ func (s *Session) Drain(ctx context.Context, budget time.Duration) (int, error) 
 	}
 	return s.Bus.Drain(ctx, spec, budget)
 }
+
+// Response is what a Lambda or Function Compute invocation returns (other than an SQS batch,
+// which answers with its batch item failures).
+type Response struct {
+	Function string `json:"function"`
+	Trigger  string `json:"trigger"`
+	// Handled counts the inputs settled (for a scheduled drain: the messages drained).
+	Handled int `json:"handled"`
+	// Results says what became of each input (not for a scheduled drain).
+	Results []Item `json:"results,omitempty"`
+}
+
+// Item is what became of one input.
+type Item struct {
+	EventID string `json:"eventId,omitempty"`
+	Status  Status `json:"status"`
+	Emitted int    `json:"emitted,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// Item reports r for an invocation response.
+func (r Result) Item() Item {
+	it := Item{EventID: r.EventID, Status: r.Status, Emitted: r.Emitted}
+	if r.Err != nil {
+		it.Reason = r.Err.Error()
+	}
+	return it
+}

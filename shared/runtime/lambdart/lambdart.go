@@ -50,23 +50,11 @@ type Handler struct {
 // New returns the handler of h's function.
 func New(h *host.Host) *Handler { return &Handler{host: h} }
 
-// Response is what an invocation other than an SQS batch returns.
-type Response struct {
-	Function string `json:"function"`
-	Trigger  string `json:"trigger"`
-	// Handled counts the inputs settled (for a schedule: the messages drained).
-	Handled int `json:"handled"`
-	// Results says what became of each input (not for a schedule).
-	Results []Item `json:"results,omitempty"`
-}
+// Response is what an invocation returns.
+type Response = host.Response
 
 // Item is what became of one input.
-type Item struct {
-	EventID string      `json:"eventId,omitempty"`
-	Status  host.Status `json:"status"`
-	Emitted int         `json:"emitted,omitempty"`
-	Reason  string      `json:"reason,omitempty"`
-}
+type Item = host.Item
 
 // probe finds out which trigger a payload comes from.
 type probe struct {
@@ -147,7 +135,7 @@ func (h *Handler) single(ctx context.Context, trigger string, in host.Input) (an
 	if res.Status == host.StatusRetry {
 		return nil, res.Err
 	}
-	return Response{Function: sess.Function, Trigger: trigger, Handled: 1, Results: []Item{item(res)}}, nil
+	return Response{Function: sess.Function, Trigger: trigger, Handled: 1, Results: []Item{res.Item()}}, nil
 }
 
 // sqs settles an SQS batch and reports the messages to deliver again.
@@ -217,14 +205,6 @@ func (h *Handler) drain(ctx context.Context) (any, error) {
 		return nil, fmt.Errorf("drain %s: %w", sess.Function, err)
 	}
 	return Response{Function: sess.Function, Trigger: TriggerSchedule, Handled: n}, nil
-}
-
-func item(res host.Result) Item {
-	it := Item{EventID: res.EventID, Status: res.Status, Emitted: res.Emitted}
-	if res.Err != nil {
-		it.Reason = res.Err.Error()
-	}
-	return it
 }
 
 func (h *Handler) logResult(ctx context.Context, trigger string, res host.Result, attrs ...any) {
