@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/imagerelay/imagerelay/functions/rebuild"
 	"github.com/imagerelay/imagerelay/shared/app"
 	"github.com/imagerelay/imagerelay/shared/config"
 	"github.com/imagerelay/imagerelay/shared/replication"
@@ -45,10 +46,18 @@ func newStatus(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			rollouts, err := state.List[rebuild.Rollout](cmd.Context(), store, rebuild.RolloutPrefix)
+			if err != nil {
+				return err
+			}
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), recs)
+				return writeJSON(cmd.OutOrStdout(), statusReport{Replications: nonNilSlice(recs), Rollouts: nonNilSlice(rollouts)})
 			}
 			writeTable(cmd.OutOrStdout(), recs, time.Now())
+			if len(rollouts) > 0 {
+				fmt.Fprintln(cmd.OutOrStdout())
+				writeRollouts(cmd.OutOrStdout(), rollouts)
+			}
 			return nil
 		},
 	}
@@ -57,13 +66,47 @@ func newStatus(g *globals) *cobra.Command {
 	return cmd
 }
 
-func writeJSON(w io.Writer, recs []replication.Record) error {
-	if recs == nil {
-		recs = []replication.Record{}
+// statusReport is what `status --json` prints.
+type statusReport struct {
+	Replications []replication.Record `json:"replications"`
+	Rollouts     []rebuild.Rollout    `json:"rollouts"`
+}
+
+func nonNilSlice[T any](s []T) []T {
+	if s == nil {
+		return []T{}
 	}
+	return s
+}
+
+func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(recs)
+	return enc.Encode(v)
+}
+
+// writeRollouts prints one row per desktop rollout.
+func writeRollouts(w io.Writer, rollouts []rebuild.Rollout) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REBUILD POLICY\tIMAGE\tREGION\tPHASE\tBATCH\tREBUILT\tFAILED\tSKIPPED\tNOTE")
+	for _, r := range rollouts {
+		phase := string(r.Phase)
+		switch {
+		case r.DryRun:
+			phase = "dry run"
+		case r.Stopped:
+			phase = "stopped"
+		case !r.WaitingUntil.IsZero() && r.Phase != rebuild.PhaseDone:
+			phase = "waiting for window"
+		}
+		batch := "-"
+		if len(r.Batches) > 0 {
+			batch = fmt.Sprintf("%d/%d", min(r.Current+1, len(r.Batches)), len(r.Batches))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", r.Policy, r.DestinationImageID, r.Replication.DestinationRegion,
+			phase, batch, r.Succeeded, r.Failed, r.Skipped, oneLine(r.Reason, 80))
+	}
+	_ = tw.Flush()
 }
 
 // writeTable prints one row per image × region.
