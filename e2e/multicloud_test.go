@@ -31,7 +31,8 @@ var allPolicies = []config.ReplicationPolicy{
 // multiSeed seeds n images per provider, each copy taking copyTime.
 func multiSeed(n int, copyTime time.Duration) (emulators.Seed, []events.ImagePublished) {
 	seed := emulators.DefaultSeed()
-	seed.Tencent.CopyDuration, seed.Alibaba.AppStream.CopyDuration, seed.Huawei.CopyDuration = copyTime, copyTime, copyTime
+	d := emucore.Duration(copyTime)
+	seed.Tencent.CopyDuration, seed.Alibaba.AppStream.CopyDuration, seed.Huawei.CopyDuration = d, d, d
 	var imgs []events.ImagePublished
 	for i := range n {
 		tid := fmt.Sprintf("img-mc%06d", i)
@@ -146,7 +147,7 @@ func TestAllProvidersEndToEndWithFaults(t *testing.T) {
 
 func TestHuaweiNeverMoreThanFiveCopiesInFlight(t *testing.T) {
 	seed := emulators.DefaultSeed()
-	seed.Huawei.CopyDuration = 1500 * time.Millisecond
+	seed.Huawei.CopyDuration = emucore.Duration(1500 * time.Millisecond)
 	var imgs []events.ImagePublished
 	for i := range 4 {
 		id := fmt.Sprintf("7b1d0000-0000-4000-8000-%012d", i)

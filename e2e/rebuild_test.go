@@ -40,8 +40,8 @@ type fleet struct {
 func fleetSeed(t *testing.T) (emulators.Seed, fleet) {
 	t.Helper()
 	seed := emulators.DefaultSeed()
-	seed.Alibaba.AppStream.CopyDuration = 500 * time.Millisecond
-	seed.Alibaba.Ecd.RebuildDuration = 400 * time.Millisecond
+	seed.Alibaba.AppStream.CopyDuration = emucore.Duration(500 * time.Millisecond)
+	seed.Alibaba.Ecd.RebuildDuration = emucore.Duration(400 * time.Millisecond)
 	seed.Alibaba.AppStream.Images = append(seed.Alibaba.AppStream.Images, alibabaemu.AppImage{ImageID: fleetImage, VersionID: fleetVersion,
 		Name: "office-2026.08", ProductType: "CloudDesktop", OSType: "Windows", Regions: []string{"cn-shanghai"}})
 	var f fleet

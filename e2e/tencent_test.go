@@ -21,7 +21,7 @@ var tencentRegions = []string{"ap-shanghai", "ap-beijing", "ap-singapore"}
 // tencentSeed seeds n images in ap-guangzhou with copies that take copyTime.
 func tencentSeed(n int, copyTime time.Duration) (emulators.Seed, []events.ImagePublished) {
 	seed := emulators.DefaultSeed()
-	seed.Tencent.CopyDuration = copyTime
+	seed.Tencent.CopyDuration = emucore.Duration(copyTime)
 	var imgs []events.ImagePublished
 	for i := range n {
 		id := fmt.Sprintf("img-e2e%05d", i)

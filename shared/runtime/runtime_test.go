@@ -19,6 +19,7 @@ import (
 	"github.com/imagerelay/imagerelay/shared/config"
 	"github.com/imagerelay/imagerelay/shared/emulators"
 	"github.com/imagerelay/imagerelay/shared/emulators/alibabaemu"
+	"github.com/imagerelay/imagerelay/shared/emulators/emucore"
 	"github.com/imagerelay/imagerelay/shared/emulators/tencentemu"
 	"github.com/imagerelay/imagerelay/shared/natsembed"
 	"github.com/imagerelay/imagerelay/shared/runtime"
@@ -119,8 +120,8 @@ func startStack(t *testing.T) *stack {
 	t.Cleanup(func() { nc.Close(); srv.Shutdown() })
 	env := &testenv.Env{Server: srv, Conn: nc}
 	seed := emulators.DefaultSeed()
-	seed.Tencent.CopyDuration = 300 * time.Millisecond
-	seed.Alibaba.AppStream.CopyDuration = 300 * time.Millisecond
+	seed.Tencent.CopyDuration = emucore.Duration(300 * time.Millisecond)
+	seed.Alibaba.AppStream.CopyDuration = emucore.Duration(300 * time.Millisecond)
 	seed.Alibaba.Credentials = []alibabaemu.Credential{
 		{AccessKeyID: alibabaemu.DemoAccessKeyID, AccessKeySecret: alibabaemu.DemoAccessKeySecret},
 		{AccessKeyID: stsOne.AccessKeyID, AccessKeySecret: stsOne.AccessKeySecret, SecurityToken: stsOne.SecurityToken},

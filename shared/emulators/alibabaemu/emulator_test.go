@@ -250,7 +250,7 @@ throttleRetryAfter: 100ms
 		t.Fatal(err)
 	}
 	for name, s := range map[string]Seed{"yaml": fromYAML, "json": fromJSON} {
-		if s.AppStream.CopyDuration != 2*time.Second || s.Ecd.RebuildDuration != 1500*time.Millisecond || s.ThrottleRetryAfter != 100*time.Millisecond {
+		if s.AppStream.CopyDuration.Std() != 2*time.Second || s.Ecd.RebuildDuration.Std() != 1500*time.Millisecond || s.ThrottleRetryAfter.Std() != 100*time.Millisecond {
 			t.Errorf("%s: durations %v %v %v", name, s.AppStream.CopyDuration, s.Ecd.RebuildDuration, s.ThrottleRetryAfter)
 		}
 		e, err := New(s, nil, nil)

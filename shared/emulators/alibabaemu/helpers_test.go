@@ -44,9 +44,9 @@ func newHarness(t *testing.T, seed Seed, configure ...func(*Emulator)) *harness 
 // testSeed is DefaultSeed with short durations.
 func testSeed() Seed {
 	s := DefaultSeed()
-	s.AppStream.CopyDuration = 300 * time.Millisecond
-	s.Ecd.RebuildDuration = 200 * time.Millisecond
-	s.ThrottleRetryAfter = 250 * time.Millisecond
+	s.AppStream.CopyDuration = emucore.Duration(300 * time.Millisecond)
+	s.Ecd.RebuildDuration = emucore.Duration(200 * time.Millisecond)
+	s.ThrottleRetryAfter = emucore.Duration(250 * time.Millisecond)
 	// Generous limits, so only the rate-limit test meets them.
 	s.RateLimits = RateLimits{StartTaskForDistributeImage: 1000, ListImage: 1000, RebuildDesktops: 1000, DescribeDesktops: 1000}
 	return s

@@ -1,9 +1,9 @@
 package alibabaemu
 
 import (
-	"encoding/json"
-	"fmt"
 	"time"
+
+	"github.com/imagerelay/imagerelay/shared/emulators/emucore"
 )
 
 // Credential is one AccessKey pair the emulator accepts.
@@ -62,7 +62,7 @@ type AppStreamSeed struct {
 	Images  []AppImage `yaml:"images,omitempty" json:"images,omitempty"`
 	// CopyDuration is how long one region's distribution takes from INIT 0% to AVAILABLE
 	// 100%; default DefaultCopyDuration.
-	CopyDuration time.Duration `yaml:"copyDuration,omitempty" json:"copyDuration,omitempty"`
+	CopyDuration emucore.Duration `yaml:"copyDuration,omitempty" json:"copyDuration,omitempty"`
 	// MaxConcurrentDistributions caps the region distributions in flight per account
 	// (ExceedBuilderQuota beyond it); 0 means no cap.
 	MaxConcurrentDistributions int `yaml:"maxConcurrentDistributions,omitempty" json:"maxConcurrentDistributions,omitempty"`
@@ -107,7 +107,7 @@ type EcdSeed struct {
 	Desktops []Desktop  `yaml:"desktops,omitempty" json:"desktops,omitempty"`
 	Images   []EcdImage `yaml:"images,omitempty" json:"images,omitempty"`
 	// RebuildDuration is how long a desktop stays Rebuilding; default DefaultRebuildDuration.
-	RebuildDuration time.Duration `yaml:"rebuildDuration,omitempty" json:"rebuildDuration,omitempty"`
+	RebuildDuration emucore.Duration `yaml:"rebuildDuration,omitempty" json:"rebuildDuration,omitempty"`
 }
 
 // RateLimits are requests per second per action and AccessKeyId. Alibaba does not publish
@@ -127,7 +127,7 @@ type Seed struct {
 	RateLimits  RateLimits    `yaml:"rateLimits,omitempty" json:"rateLimits,omitzero"`
 	// ThrottleRetryAfter is what a throttled answer puts in x-acs-retry-after (the SDK reads
 	// it as milliseconds) when an injected fault throttles; default DefaultThrottleRetryAfter.
-	ThrottleRetryAfter time.Duration `yaml:"throttleRetryAfter,omitempty" json:"throttleRetryAfter,omitempty"`
+	ThrottleRetryAfter emucore.Duration `yaml:"throttleRetryAfter,omitempty" json:"throttleRetryAfter,omitempty"`
 }
 
 // Defaults used when the seed leaves a value empty.
@@ -181,7 +181,7 @@ func DefaultSeed() Seed {
 				{ImageID: "imgc-demonew00001", Name: "dev-desktop-2026.08", VersionID: "iv-demonew00001", ProductType: "CloudDesktop", Status: "CREATING", Regions: sh},
 				{ImageID: "imgc-demomulti001", Name: "ops-desktop-2026.07", VersionID: "iv-demomulti001", ProductType: "CloudDesktop", Regions: []string{"cn-shanghai", "cn-hangzhou"}},
 			},
-			CopyDuration: DefaultCopyDuration,
+			CopyDuration: emucore.Duration(DefaultCopyDuration),
 		},
 		Ecd: EcdSeed{
 			Regions: DefaultEcdRegions(),
@@ -216,7 +216,7 @@ func DefaultSeed() Seed {
 				{DesktopID: "ecd-demobj0007", Region: "cn-beijing", Name: "design-linux", Status: "Running", ImageID: "m-demobjl000001", OSType: "Linux", DataDisk: true, Tags: map[string]string{"team": "design"}},
 				{DesktopID: "ecd-demobj0008", Region: "cn-beijing", Name: "finance-01", Status: "Running", ImageID: "m-demobjw000001", Tags: map[string]string{"team": "finance"}},
 			},
-			RebuildDuration: DefaultRebuildDuration,
+			RebuildDuration: emucore.Duration(DefaultRebuildDuration),
 		},
 		RateLimits: RateLimits{
 			StartTaskForDistributeImage: DefaultDistributeRate,
@@ -224,72 +224,6 @@ func DefaultSeed() Seed {
 			RebuildDesktops:             DefaultRebuildRate,
 			DescribeDesktops:            DefaultDescribeRate,
 		},
-		ThrottleRetryAfter: DefaultThrottleRetryAfter,
+		ThrottleRetryAfter: emucore.Duration(DefaultThrottleRetryAfter),
 	}
-}
-
-// UnmarshalJSON accepts throttleRetryAfter as a Go duration string ("1s") as well as
-// nanoseconds, so the same seed reads the same from YAML and JSON.
-func (s *Seed) UnmarshalJSON(b []byte) error {
-	type plain Seed
-	var aux struct {
-		*plain
-		ThrottleRetryAfter json.RawMessage `json:"throttleRetryAfter,omitempty"`
-	}
-	aux.plain = (*plain)(s)
-	if err := json.Unmarshal(b, &aux); err != nil {
-		return err
-	}
-	return jsonDuration("throttleRetryAfter", aux.ThrottleRetryAfter, &s.ThrottleRetryAfter)
-}
-
-// UnmarshalJSON accepts copyDuration as a Go duration string ("3s") as well as nanoseconds.
-func (s *AppStreamSeed) UnmarshalJSON(b []byte) error {
-	type plain AppStreamSeed
-	var aux struct {
-		*plain
-		CopyDuration json.RawMessage `json:"copyDuration,omitempty"`
-	}
-	aux.plain = (*plain)(s)
-	if err := json.Unmarshal(b, &aux); err != nil {
-		return err
-	}
-	return jsonDuration("copyDuration", aux.CopyDuration, &s.CopyDuration)
-}
-
-// UnmarshalJSON accepts rebuildDuration as a Go duration string ("3s") as well as
-// nanoseconds.
-func (s *EcdSeed) UnmarshalJSON(b []byte) error {
-	type plain EcdSeed
-	var aux struct {
-		*plain
-		RebuildDuration json.RawMessage `json:"rebuildDuration,omitempty"`
-	}
-	aux.plain = (*plain)(s)
-	if err := json.Unmarshal(b, &aux); err != nil {
-		return err
-	}
-	return jsonDuration("rebuildDuration", aux.RebuildDuration, &s.RebuildDuration)
-}
-
-// jsonDuration decodes raw (a duration string or a number of nanoseconds) into d.
-func jsonDuration(field string, raw json.RawMessage, d *time.Duration) error {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil
-	}
-	var str string
-	if err := json.Unmarshal(raw, &str); err == nil {
-		v, err := time.ParseDuration(str)
-		if err != nil {
-			return fmt.Errorf("%s: %w", field, err)
-		}
-		*d = v
-		return nil
-	}
-	var n int64
-	if err := json.Unmarshal(raw, &n); err != nil {
-		return fmt.Errorf("%s must be a duration such as \"3s\": %w", field, err)
-	}
-	*d = time.Duration(n)
-	return nil
 }

@@ -93,10 +93,11 @@ type Rule struct {
 
 // Rates injects faults at random, for soak runs and demos.
 type Rates struct {
-	Throttle float64       `json:"throttle,omitempty" yaml:"throttle"`
-	Server   float64       `json:"server,omitempty" yaml:"server"`
-	Drop     float64       `json:"drop,omitempty" yaml:"drop"`
-	Latency  time.Duration `json:"latency,omitempty" yaml:"latency"`
+	Throttle float64 `json:"throttle,omitempty" yaml:"throttle"`
+	Server   float64 `json:"server,omitempty" yaml:"server"`
+	Drop     float64 `json:"drop,omitempty" yaml:"drop"`
+	// Latency is added to every call, written like every seed duration ("50ms").
+	Latency Duration `json:"latency,omitempty" yaml:"latency"`
 }
 
 // Faults decides which fault, if any, a call gets. It is safe for concurrent use.
@@ -131,7 +132,7 @@ func (f *Faults) Clear() {
 func (f *Faults) Latency() time.Duration {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.rates.Latency
+	return f.rates.Latency.Std()
 }
 
 // Decide returns the fault for one call of provider/action whose key parameters are keys.

@@ -146,7 +146,7 @@ func New(seed Seed, calls *emucore.CallLog, faults *emucore.Faults) (*Emulator, 
 	e := &Emulator{
 		calls:        calls,
 		faults:       faults,
-		copyDuration: seed.CopyDuration,
+		copyDuration: seed.CopyDuration.Std(),
 		maxCopies:    seed.MaxConcurrentCopies,
 		secrets:      map[string]string{},
 		regions:      map[string]bool{},

@@ -35,7 +35,7 @@ type env struct {
 func newEnv(t *testing.T, mutate func(*huaweiemu.Seed)) *env {
 	t.Helper()
 	seed := huaweiemu.DefaultSeed()
-	seed.CopyDuration = 400 * time.Millisecond
+	seed.CopyDuration = emucore.Duration(400 * time.Millisecond)
 	if mutate != nil {
 		mutate(&seed)
 	}
@@ -366,7 +366,7 @@ func TestShowJobNotFound(t *testing.T) {
 
 func TestSixthConcurrentCopyRejected(t *testing.T) {
 	e := newEnv(t, func(s *huaweiemu.Seed) {
-		s.CopyDuration = time.Second
+		s.CopyDuration = emucore.Duration(time.Second)
 		s.Credentials = append(s.Credentials, huaweiemu.Credential{AK: "HWOTHERTENANT", SK: "other-secret"})
 	})
 	c := e.demo(t, src)
@@ -529,7 +529,7 @@ func TestSeedJSONDuration(t *testing.T) {
 		if err := json.Unmarshal([]byte(`{"regions":["cn-north-4"],"copyDuration":`+in+`,"maxConcurrentCopies":3}`), &s); err != nil {
 			t.Fatalf("%s: %v", in, err)
 		}
-		if s.CopyDuration != want || s.MaxConcurrentCopies != 3 || len(s.Regions) != 1 {
+		if s.CopyDuration.Std() != want || s.MaxConcurrentCopies != 3 || len(s.Regions) != 1 {
 			t.Fatalf("%s: got %+v", in, s)
 		}
 	}

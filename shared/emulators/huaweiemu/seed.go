@@ -1,9 +1,9 @@
 package huaweiemu
 
 import (
-	"encoding/json"
-	"fmt"
 	"time"
+
+	"github.com/imagerelay/imagerelay/shared/emulators/emucore"
 )
 
 // Credential is one AK/SK pair the emulator accepts. Each AK is one tenant: the limit of
@@ -41,42 +41,10 @@ type Seed struct {
 	// Agencies are the IAM agency names a copy may name in agency_name.
 	Agencies []string `yaml:"agencies,omitempty" json:"agencies,omitempty"`
 	// CopyDuration is how long a copy takes from INIT to SUCCESS; default 3s.
-	CopyDuration time.Duration `yaml:"copyDuration,omitempty" json:"copyDuration,omitempty"`
+	CopyDuration emucore.Duration `yaml:"copyDuration,omitempty" json:"copyDuration,omitempty"`
 	// MaxConcurrentCopies is how many cross-region copies one tenant may run at once;
 	// default 5, as IMS documents.
 	MaxConcurrentCopies int `yaml:"maxConcurrentCopies,omitempty" json:"maxConcurrentCopies,omitempty"`
-}
-
-// UnmarshalJSON accepts copyDuration as a Go duration string ("3s") as well as nanoseconds,
-// so the same seed reads the same from YAML and JSON.
-func (s *Seed) UnmarshalJSON(b []byte) error {
-	type plain Seed
-	var aux struct {
-		*plain
-		CopyDuration json.RawMessage `json:"copyDuration,omitempty"`
-	}
-	aux.plain = (*plain)(s)
-	if err := json.Unmarshal(b, &aux); err != nil {
-		return err
-	}
-	if len(aux.CopyDuration) == 0 || string(aux.CopyDuration) == "null" {
-		return nil
-	}
-	var str string
-	if err := json.Unmarshal(aux.CopyDuration, &str); err == nil {
-		d, err := time.ParseDuration(str)
-		if err != nil {
-			return fmt.Errorf("huaweiemu seed: copyDuration %q: %w", str, err)
-		}
-		s.CopyDuration = d
-		return nil
-	}
-	var ns int64
-	if err := json.Unmarshal(aux.CopyDuration, &ns); err != nil {
-		return fmt.Errorf("huaweiemu seed: copyDuration must be a duration string such as \"3s\": %w", err)
-	}
-	s.CopyDuration = time.Duration(ns)
-	return nil
 }
 
 // Demo credentials of DefaultSeed. They are not secrets: they only open the local emulator.
@@ -118,7 +86,7 @@ func DefaultSeed() Seed {
 			{ID: DemoImageISO, Name: "custom-from-iso", Region: "cn-north-4", SizeGB: 20, FromISO: true, OSType: "Linux"},
 		},
 		Agencies:            []string{"ims_admin_agency"},
-		CopyDuration:        3 * time.Second,
+		CopyDuration:        emucore.Duration(3 * time.Second),
 		MaxConcurrentCopies: 5,
 	}
 }

@@ -44,7 +44,7 @@ func testSeed() Seed {
 			{ID: "img-ins00001", Name: "instance", Region: "ap-guangzhou", SizeGB: 20, InstanceImage: true},
 			{ID: "img-sh000001", Name: "taken-name", Region: "ap-shanghai", SizeGB: 20},
 		},
-		CopyDuration: 300 * time.Millisecond,
+		CopyDuration: emucore.Duration(300 * time.Millisecond),
 		RateLimits:   RateLimits{SyncImages: 1000, DescribeImages: 1000},
 	}
 }
@@ -536,7 +536,7 @@ func TestSeedDecoding(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, s := range map[string]Seed{"yaml": ys, "json": js} {
-		if s.CopyDuration != 1500*time.Millisecond || s.Quota != 7 || s.RateLimits.SyncImages != 2 || len(s.Images) != 1 || s.Images[0].SizeGB != 3 || s.Credentials[0].SecretKey != "b" {
+		if s.CopyDuration.Std() != 1500*time.Millisecond || s.Quota != 7 || s.RateLimits.SyncImages != 2 || len(s.Images) != 1 || s.Images[0].SizeGB != 3 || s.Credentials[0].SecretKey != "b" {
 			t.Errorf("%s seed = %+v", name, s)
 		}
 		if _, err := New(s, nil, nil); err != nil {

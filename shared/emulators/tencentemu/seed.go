@@ -1,9 +1,9 @@
 package tencentemu
 
 import (
-	"encoding/json"
-	"fmt"
 	"time"
+
+	"github.com/imagerelay/imagerelay/shared/emulators/emucore"
 )
 
 // Credential is one SecretId/SecretKey pair the emulator accepts. Token, when set, must be
@@ -54,41 +54,9 @@ type Seed struct {
 	// Quota is the most custom images one region may hold; default 500.
 	Quota int `yaml:"quota,omitempty" json:"quota,omitempty"`
 	// CopyDuration is how long a sync takes from SYNCING 0% to NORMAL; default 3s.
-	CopyDuration time.Duration `yaml:"copyDuration,omitempty" json:"copyDuration,omitempty"`
+	CopyDuration emucore.Duration `yaml:"copyDuration,omitempty" json:"copyDuration,omitempty"`
 	// RateLimits default to 10/s SyncImages and 40/s DescribeImages.
 	RateLimits RateLimits `yaml:"rateLimits,omitempty" json:"rateLimits,omitzero"`
-}
-
-// UnmarshalJSON accepts copyDuration as a Go duration string ("3s") as well as nanoseconds,
-// so the same seed reads the same from YAML and JSON.
-func (s *Seed) UnmarshalJSON(b []byte) error {
-	type plain Seed
-	var aux struct {
-		*plain
-		CopyDuration json.RawMessage `json:"copyDuration,omitempty"`
-	}
-	aux.plain = (*plain)(s)
-	if err := json.Unmarshal(b, &aux); err != nil {
-		return err
-	}
-	if len(aux.CopyDuration) == 0 || string(aux.CopyDuration) == "null" {
-		return nil
-	}
-	var str string
-	if err := json.Unmarshal(aux.CopyDuration, &str); err == nil {
-		d, err := time.ParseDuration(str)
-		if err != nil {
-			return fmt.Errorf("copyDuration: %w", err)
-		}
-		s.CopyDuration = d
-		return nil
-	}
-	var n int64
-	if err := json.Unmarshal(aux.CopyDuration, &n); err != nil {
-		return fmt.Errorf("copyDuration must be a duration such as \"3s\": %w", err)
-	}
-	s.CopyDuration = time.Duration(n)
-	return nil
 }
 
 // Defaults used when the seed leaves a value empty.
@@ -133,7 +101,7 @@ func DefaultSeed() Seed {
 			{ID: "img-demonew1", Name: "web-base-2026.08", Region: "ap-guangzhou", SizeGB: 20, State: "CREATING", Platform: "TencentOS"},
 		},
 		Quota:        DefaultQuota,
-		CopyDuration: DefaultCopyDuration,
+		CopyDuration: emucore.Duration(DefaultCopyDuration),
 		RateLimits:   RateLimits{SyncImages: DefaultSyncImagesRate, DescribeImages: DefaultDescribeImagesRate},
 	}
 }

@@ -27,9 +27,9 @@ type env struct {
 
 func emuSeed() alibabaemu.Seed {
 	s := alibabaemu.DefaultSeed()
-	s.AppStream.CopyDuration = 300 * time.Millisecond
-	s.Ecd.RebuildDuration = 200 * time.Millisecond
-	s.ThrottleRetryAfter = 250 * time.Millisecond
+	s.AppStream.CopyDuration = emucore.Duration(300 * time.Millisecond)
+	s.Ecd.RebuildDuration = emucore.Duration(200 * time.Millisecond)
+	s.ThrottleRetryAfter = emucore.Duration(250 * time.Millisecond)
 	s.RateLimits = alibabaemu.RateLimits{StartTaskForDistributeImage: 1000, ListImage: 1000, RebuildDesktops: 1000, DescribeDesktops: 1000}
 	s.Credentials = append(s.Credentials, alibabaemu.Credential{AccessKeyID: "STS.fcinvocation", AccessKeySecret: "sts-secret", SecurityToken: "sts-token"})
 	return s
@@ -181,7 +181,7 @@ func TestStartCopyRepeatedDistribution(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			seed := emuSeed()
-			seed.AppStream.CopyDuration = time.Hour
+			seed.AppStream.CopyDuration = emucore.Duration(time.Hour)
 			e := newEnv(t, seed)
 			ctx := context.Background()
 			if tc.prestart != nil {

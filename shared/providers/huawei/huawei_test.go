@@ -56,7 +56,7 @@ func setKeys(t *testing.T, ak, sk string) {
 func newEnv(t *testing.T, mutateSeed func(*huaweiemu.Seed), mutateCfg func(*huawei.Config)) *env {
 	t.Helper()
 	seed := huaweiemu.DefaultSeed()
-	seed.CopyDuration = 400 * time.Millisecond
+	seed.CopyDuration = emucore.Duration(400 * time.Millisecond)
 	if mutateSeed != nil {
 		mutateSeed(&seed)
 	}
@@ -292,7 +292,7 @@ func TestConcurrentUseIsSafe(t *testing.T) {
 }
 
 func TestSixthConcurrentCopyIsRetryable(t *testing.T) {
-	e := newEnv(t, func(s *huaweiemu.Seed) { s.CopyDuration = time.Second }, nil)
+	e := newEnv(t, func(s *huaweiemu.Seed) { s.CopyDuration = emucore.Duration(time.Second) }, nil)
 	if e.p.MaxInFlight() != 5 {
 		t.Fatalf("MaxInFlight = %d, want 5", e.p.MaxInFlight())
 	}

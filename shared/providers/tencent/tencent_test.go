@@ -37,7 +37,7 @@ func seed() tencentemu.Seed {
 		Images: []tencentemu.Image{
 			{ID: "img-base0001", Name: "base", Region: "ap-guangzhou", SizeGB: 20, Platform: "TencentOS"},
 		},
-		CopyDuration: 300 * time.Millisecond,
+		CopyDuration: emucore.Duration(300 * time.Millisecond),
 		RateLimits:   tencentemu.RateLimits{SyncImages: 1000, DescribeImages: 1000},
 	}
 }
