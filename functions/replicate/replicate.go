@@ -147,12 +147,16 @@ func (c *Core) recover(ctx context.Context, e event.Event, copier Copier, req *e
 func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *events.ReplicationRequested) fn.Result {
 	regions := []string{req.DestinationRegion}
 	if mc, ok := copier.(MultiRegionCopier); ok && mc.MultiRegion() {
-		// One call for every region of the image that nobody has started yet.
+		// One call for every region of the image that nobody has started yet. Regions are
+		// claimed in sorted order by every worker (lock ordering), so when requests for
+		// sibling regions race, the first to claim the lowest free region takes them all
+		// and the others back off, instead of each starting a part.
 		for _, r := range req.Regions {
 			if !slices.Contains(regions, r) {
 				regions = append(regions, r)
 			}
 		}
+		slices.Sort(regions)
 	}
 	poll := time.Duration(max(req.PollIntervalSeconds, 1)) * time.Second
 	if lc, ok := copier.(LimitedCopier); ok {
@@ -181,17 +185,32 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 				return fn.Retry(0, err)
 			}
 		}
-		ok, err := c.claim(ctx, req, region)
+		won, busy, err := c.claim(ctx, req, region)
 		if err != nil {
 			c.unclaim(ctx, req, claimed)
 			return fn.Retry(0, err)
 		}
-		if ok {
+		switch {
+		case won:
 			claimed = append(claimed, region)
-		} else if region == req.DestinationRegion {
-			// Lost the race for our own region: whoever won reports it.
+		case busy && len(claimed) == 0:
+			// Another worker is starting this image's regions (ours too, if it was free);
+			// it reports them. Look again shortly.
 			return fn.DeferFor(c.startLease() / 4)
 		}
+		// Otherwise the region is already in flight or settled: nothing to start there.
+	}
+	if len(claimed) == 0 {
+		rec, _, err := c.Store.Record(ctx, req.Replication)
+		switch {
+		case err != nil:
+			return fn.Retry(0, err)
+		case rec.State == replication.StateInProgress:
+			return c.ok(e, rec)
+		case rec.State.Settled():
+			return fn.OK()
+		}
+		return fn.DeferFor(c.startLease() / 4)
 	}
 	handles, err := copier.StartCopy(ctx, c.copyRequest(req, claimed))
 	if err != nil {
@@ -223,13 +242,13 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 	return fn.OK(out...)
 }
 
-// claim moves a region's record to starting if nobody else holds it.
-func (c *Core) claim(ctx context.Context, req *events.ReplicationRequested, region string) (bool, error) {
+// claim moves a region's record to starting if nobody else holds it. busy reports that
+// another worker holds a fresh claim on it.
+func (c *Core) claim(ctx context.Context, req *events.ReplicationRequested, region string) (won, busy bool, err error) {
 	r := req.Replication
 	r.DestinationRegion = region
-	won := false
-	_, err := c.Store.UpdateRecord(ctx, r, func(rec *replication.Record) error {
-		won = false
+	_, err = c.Store.UpdateRecord(ctx, r, func(rec *replication.Record) error {
+		won, busy = false, rec.State == replication.StateStarting && !c.stale(*rec)
 		if rec.State != replication.StateRequested && rec.State != replication.StateWaiting && !c.stale(*rec) {
 			return state.ErrNoChange
 		}
@@ -239,7 +258,7 @@ func (c *Core) claim(ctx context.Context, req *events.ReplicationRequested, regi
 		won = true
 		return nil
 	})
-	return won, err
+	return won, busy, err
 }
 
 // stale reports whether rec is a "starting" claim older than the start lease: its worker is

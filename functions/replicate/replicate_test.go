@@ -654,7 +654,7 @@ func TestMultiRegionCopierStartsAllRegionsInOneCall(t *testing.T) {
 	res := core.Handle(ctx, request(t, img, regions[0], regions, "1"))
 	wantKind(t, res, fn.Done)
 	calls, _, _ := fake.counts()
-	if calls != 1 || !slices.Equal(fake.lastRequest().DestinationRegions, regions) {
+	if calls != 1 || !slices.Equal(slices.Sorted(slices.Values(fake.lastRequest().DestinationRegions)), slices.Sorted(slices.Values(regions))) {
 		t.Fatalf("StartCopy calls %d with regions %v, want one call naming %v", calls, fake.lastRequest().DestinationRegions, regions)
 	}
 	first := map[string]string{} // region → started event id
@@ -752,5 +752,41 @@ func TestRejects(t *testing.T) {
 	}
 	if _, _, err := env.Store.Record(context.Background(), replicationOf(img, "cn-north-4")); !errors.Is(err, state.ErrNotFound) {
 		t.Errorf("a rejected request left a record: %v", err)
+	}
+}
+
+// Requests for sibling regions of one image that race each other still make one call: every
+// worker claims regions in the same order, and the ones that find the first region busy back
+// off instead of starting a part of the image.
+func TestMultiRegionSiblingRequestsRacingMakeOneCall(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	ctx := context.Background()
+	fake := &fakeCopier{}
+	core := newCore(env.Store, newClock(), events.ProviderAlibaba, multiCopier{fake})
+	img := image(events.ProviderAlibaba, "img-race")
+	regions := []string{"cn-hangzhou", "cn-beijing", "cn-shenzhen", "cn-shanghai"}
+	var wg sync.WaitGroup
+	for i, r := range regions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Deliver each request again until it settles, as the bus does after a deferral.
+			deadline := time.Now().Add(10 * time.Second)
+			for time.Now().Before(deadline) {
+				if res := core.Handle(ctx, request(t, img, r, regions, fmt.Sprint(i))); res.Outcome.Kind == fn.Done {
+					return
+				}
+			}
+			t.Errorf("request for %s never settled", r)
+		}()
+	}
+	wg.Wait()
+	calls, _, _ := fake.counts()
+	if calls != 1 {
+		t.Fatalf("%d StartCopy calls for one image, want 1", calls)
+	}
+	if got := slices.Sorted(slices.Values(fake.lastRequest().DestinationRegions)); !slices.Equal(got, slices.Sorted(slices.Values(regions))) {
+		t.Fatalf("the call named %v, want all of %v", got, regions)
 	}
 }
