@@ -141,7 +141,12 @@ func (b *Bus) DeadLetter(ctx context.Context, function string, subject string, h
 		msg.Header.Set(HeaderDeadLetterMsgID, id)
 	}
 	msg.Data = data
-	if _, err := b.js.PublishMsg(ctx, msg); err != nil {
+	var opts []jetstream.PublishOpt
+	if id := header.Get(jetstream.MsgIDHeader); id != "" {
+		// One dead letter per message, however many workers or deliveries give up on it.
+		opts = append(opts, jetstream.WithMsgID("dlq~"+function+"~"+id))
+	}
+	if _, err := b.js.PublishMsg(ctx, msg, opts...); err != nil {
 		return fmt.Errorf("bus: dead-letter to %s: %w", msg.Subject, err)
 	}
 	return nil

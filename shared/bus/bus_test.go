@@ -12,6 +12,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/shared/bus"
@@ -353,5 +354,106 @@ func TestSlowCoreIsNotRedeliveredWhileRunning(t *testing.T) {
 	close(release)
 	if n := c.count(); n != 1 {
 		t.Fatalf("core ran %d times while the first delivery was still being handled", n)
+	}
+}
+
+// A core that panics does not take the worker down: the event is retried, then
+// dead-lettered with the panic as the reason, and the next event is handled.
+func TestPanickingCoreIsDeadLetteredAndWorkerGoesOn(t *testing.T) {
+	env := testenv.Start(t)
+	rec := env.Record(t)
+	var c calls
+	env.Run(t, spec(fn.HandlerFunc(func(_ context.Context, e event.Event) fn.Result {
+		c.add(e.ID())
+		if e.ID() == "boom" {
+			panic("nil map somewhere")
+		}
+		return fn.OK()
+	})))
+	ctx := context.Background()
+	if err := env.Bus.Publish(ctx, published(t, "boom", "img-00000004")); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Bus.Publish(ctx, published(t, "fine", "img-00000005")); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if len(rec.DeadLetters()) == 0 {
+			return errors.New("no dead letter yet")
+		}
+		return nil
+	})
+	if r := rec.DeadLetters()[0].Header.Get(bus.HeaderDeadLetterReason); !strings.Contains(r, "panicked: nil map somewhere") {
+		t.Errorf("reason %q", r)
+	}
+	testenv.Eventually(t, 5*time.Second, func() error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, id := range c.ids {
+			if id == "fine" {
+				return nil
+			}
+		}
+		return errors.New("the event after the panic was not handled")
+	})
+}
+
+// A message that a worker takes and never answers (it crashed or hung) MaxDeliver times is
+// dead-lettered from JetStream's advisory, exactly once.
+func TestExhaustedDeliveriesAreDeadLettered(t *testing.T) {
+	cfg := bus.DefaultConfig()
+	cfg.AckWait, cfg.Backoff, cfg.MaxDeliver = 200*time.Millisecond, nil, 2
+	env := testenv.Start(t, testenv.Options{Bus: &cfg})
+	rec := env.Record(t)
+	ctx := context.Background()
+	s := spec(fn.HandlerFunc(func(context.Context, event.Event) fn.Result { return fn.OK() }))
+	stop, err := env.Bus.WatchExhausted(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	stop2, err := env.Bus.WatchExhausted(ctx, s) // a second worker of the same function
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop2()
+	cons, err := env.Bus.Consumer(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Bus.Publish(ctx, published(t, "lost-1", "img-00000006")); err != nil {
+		t.Fatal(err)
+	}
+	// The "crashing worker": take the message and never answer, until the server gives up.
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if len(rec.DeadLetters()) > 0 {
+			return nil
+		}
+		b, err := cons.Fetch(1, jetstream.FetchMaxWait(300*time.Millisecond))
+		if err != nil {
+			return err
+		}
+		for range b.Messages() {
+		}
+		return errors.New("not dead-lettered yet")
+	})
+	// Both watchers publish a dead letter (a plain subscriber sees both publishes)...
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if n := len(rec.DeadLetters()); n < 2 {
+			return fmt.Errorf("%d dead-letter publishes, want one per watcher", n)
+		}
+		return nil
+	})
+	m := rec.DeadLetters()[0]
+	if m.Header.Get("ce-id") != "lost-1" || !strings.Contains(m.Header.Get(bus.HeaderDeadLetterReason), "without an answer") {
+		t.Errorf("dead letter %v", m.Header)
+	}
+	info, err := env.Bus.JetStream().Stream(ctx, cfg.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ...and the stream keeps one of them.
+	if n := info.CachedInfo().State.Msgs; n != 2 {
+		t.Errorf("stream holds %d messages, want the event and exactly one dead letter", n)
 	}
 }

@@ -65,6 +65,11 @@ func (b *Bus) Run(ctx context.Context, s Spec) error {
 	if err != nil {
 		return err
 	}
+	stopWatch, err := b.WatchExhausted(ctx, s)
+	if err != nil {
+		return err
+	}
+	defer stopWatch()
 	if bh, ok := s.Handler.(fn.BatchHandler); ok {
 		for ctx.Err() == nil {
 			if _, err := b.pullBatch(ctx, cons, s, bh, time.Second); err != nil && ctx.Err() == nil {
@@ -201,10 +206,10 @@ func (b *Bus) process(ctx context.Context, s Spec, msgs []jetstream.Msg) {
 		for i, in := range ready {
 			evs[i] = in.ev
 		}
-		results = bh.HandleBatch(ctx, evs)
+		results = fn.SafeHandleBatch(ctx, bh, evs, b.log)
 	} else {
 		for _, in := range ready {
-			results = append(results, s.Handler.Handle(ctx, in.ev))
+			results = append(results, fn.SafeHandle(ctx, s.Handler, in.ev, b.log))
 		}
 	}
 	for i, in := range ready {

@@ -7,6 +7,8 @@ package fn
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"runtime/debug"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -90,6 +92,43 @@ type Handler interface {
 type BatchHandler interface {
 	Handler
 	HandleBatch(ctx context.Context, evs []event.Event) []Result
+}
+
+// SafeHandle runs h on e and turns a panic into a RetryLater result, so one bad event cannot
+// take the worker down; if it keeps panicking, the runtime's delivery limit dead-letters it
+// with the panic as the reason.
+func SafeHandle(ctx context.Context, h Handler, e event.Event, log *slog.Logger) (r Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			r = panicked(p, log, e.ID())
+		}
+	}()
+	return h.Handle(ctx, e)
+}
+
+// SafeHandleBatch is SafeHandle for a batch: a panic makes every event of the batch
+// RetryLater.
+func SafeHandleBatch(ctx context.Context, h BatchHandler, evs []event.Event, log *slog.Logger) (rs []Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			rs = make([]Result, len(evs))
+			for i, e := range evs {
+				rs[i] = panicked(p, log, e.ID())
+			}
+		}
+	}()
+	rs = h.HandleBatch(ctx, evs)
+	if len(rs) != len(evs) {
+		panic(fmt.Sprintf("fn: HandleBatch returned %d results for %d events", len(rs), len(evs)))
+	}
+	return rs
+}
+
+func panicked(p any, log *slog.Logger, eventID string) Result {
+	if log != nil {
+		log.Error("function core panicked", "event_id", eventID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	}
+	return Retry(0, fmt.Errorf("the function core panicked: %v", p))
 }
 
 // HandlerFunc adapts a function to [Handler].

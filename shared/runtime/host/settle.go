@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -124,7 +125,7 @@ func (s *Session) run(ctx context.Context, ins []Input, ready []int) []fn.Result
 		for j, i := range ready {
 			evs[j] = ins[i].Event
 		}
-		return bh.HandleBatch(ctx, evs)
+		return fn.SafeHandleBatch(ctx, bh, evs, slog.Default())
 	}
 	outs := make([]fn.Result, len(ready))
 	sem := make(chan struct{}, max(s.Spec.Concurrency, 1))
@@ -134,7 +135,7 @@ func (s *Session) run(ctx context.Context, ins []Input, ready []int) []fn.Result
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			outs[j] = s.Spec.Handler.Handle(ctx, ins[i].Event)
+			outs[j] = fn.SafeHandle(ctx, s.Spec.Handler, ins[i].Event, slog.Default())
 		}()
 	}
 	wg.Wait()
