@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/imagerelay/imagerelay/shared/app"
 	"github.com/imagerelay/imagerelay/shared/config"
 )
 
@@ -61,6 +62,9 @@ func newRoot() *cobra.Command {
 func (g *globals) load() (*config.Config, error) {
 	cfg, err := config.LoadOrDefault(g.configPath)
 	if err != nil {
+		return nil, err
+	}
+	if err := app.CheckRegions(cfg); err != nil {
 		return nil, err
 	}
 	if g.logLevel != "" {

@@ -51,7 +51,7 @@ func newPublish(g *globals) *cobra.Command {
 				img.Tags = tags
 				images = append(images, img)
 			}
-			nc, err := app.Connect(&config.Config{NATS: config.NATS{URL: natsURL(cfg, url)}}, "imagerelay-publish")
+			nc, err := app.Dial(cfg, natsURL(cfg, url), "imagerelay-publish")
 			if err != nil {
 				return err
 			}

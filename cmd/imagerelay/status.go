@@ -13,7 +13,6 @@ import (
 
 	"github.com/imagerelay/imagerelay/functions/rebuild"
 	"github.com/imagerelay/imagerelay/shared/app"
-	"github.com/imagerelay/imagerelay/shared/config"
 	"github.com/imagerelay/imagerelay/shared/replication"
 	"github.com/imagerelay/imagerelay/shared/state"
 )
@@ -29,7 +28,7 @@ func newStatus(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			nc, err := app.Connect(&config.Config{NATS: config.NATS{URL: natsURL(cfg, url)}}, "imagerelay-status")
+			nc, err := app.Dial(cfg, natsURL(cfg, url), "imagerelay-status")
 			if err != nil {
 				return err
 			}

@@ -15,7 +15,6 @@ import (
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/shared/app"
 	"github.com/imagerelay/imagerelay/shared/bus"
-	"github.com/imagerelay/imagerelay/shared/config"
 )
 
 func newWatch(g *globals) *cobra.Command {
@@ -28,7 +27,7 @@ func newWatch(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			nc, err := app.Connect(&config.Config{NATS: config.NATS{URL: natsURL(cfg, url)}}, "imagerelay-watch")
+			nc, err := app.Dial(cfg, natsURL(cfg, url), "imagerelay-watch")
 			if err != nil {
 				return err
 			}

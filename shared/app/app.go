@@ -58,7 +58,7 @@ func BuildProviders(cfg *config.Config) Providers {
 		SyncRatePerSecond: pc.Tencent.SyncRate, DescribeRatePerSecond: pc.Tencent.DescribeRate})
 	add(events.ProviderTencent, t, err)
 	a, err := alibaba.New(alibaba.Config{Endpoint: pc.Alibaba.Endpoint, EcdEndpoint: pc.Alibaba.EcdEndpoint,
-		Account: pc.Alibaba.Account, ProductType: pc.Alibaba.ProductType, RatePerSecond: pc.Alibaba.Rate})
+		Account: pc.Alibaba.Account, ProductType: pc.Alibaba.ProductType, RatePerSecond: pc.Alibaba.Rate, Regions: pc.Alibaba.Regions})
 	add(events.ProviderAlibaba, a, err)
 	p.Desktops, p.DesktopsErr = alibaba.NewDesktops(alibaba.Config{EcdEndpoint: pc.Alibaba.EcdEndpoint,
 		Account: pc.Alibaba.Account, RatePerSecond: pc.Alibaba.Rate})
@@ -86,10 +86,26 @@ func BusConfig(cfg *config.Config) bus.Config {
 	return bc
 }
 
-// Connect opens the configured external NATS.
+// Connect opens the configured external NATS, retrying until it answers (for workers).
 func Connect(cfg *config.Config, name string) (*nats.Conn, error) {
-	return bus.Connect(bus.ConnectOptions{URL: cfg.NATS.URL, CredsFile: cfg.NATS.CredsFile,
-		CAFile: cfg.NATS.TLS.CAFile, CertFile: cfg.NATS.TLS.CertFile, KeyFile: cfg.NATS.TLS.KeyFile, Name: name})
+	return bus.Connect(connectOptions(cfg.NATS, name))
+}
+
+// Dial connects a short-lived tool to NATS at url with the configured credentials and TLS,
+// failing at once, with the URL in the error, when nothing answers.
+func Dial(cfg *config.Config, url, name string) (*nats.Conn, error) {
+	o := connectOptions(cfg.NATS, name)
+	o.URL, o.FailFast = url, true
+	nc, err := bus.Connect(o)
+	if err != nil {
+		return nil, fmt.Errorf("%w; is `imagerelay up` running, or is nats.url (IMAGERELAY_NATS_URL) set to your NATS?", err)
+	}
+	return nc, nil
+}
+
+func connectOptions(n config.NATS, name string) bus.ConnectOptions {
+	return bus.ConnectOptions{URL: n.URL, CredsFile: n.CredsFile,
+		CAFile: n.TLS.CAFile, CertFile: n.TLS.CertFile, KeyFile: n.TLS.KeyFile, Name: name}
 }
 
 // Runtime is everything a function needs at run time.
@@ -228,3 +244,17 @@ func (f desktopFleet) RebuildDesktops(ctx context.Context, region string, ids []
 
 // Deadline bounds start-up work such as creating the stream.
 const Deadline = 30 * time.Second
+
+// CheckRegions reports, with file and line, the policy regions a provider does not serve (a
+// typo such as "ap-shangai"), so they are caught at start rather than skipped at publish time.
+// Huawei regions are checked per copy, against the configured project ids.
+func CheckRegions(cfg *config.Config) error {
+	ali := cfg.Providers.Alibaba.Regions
+	if len(ali) == 0 {
+		ali = alibaba.KnownRegions()
+	}
+	return cfg.CheckRegions(map[string][]string{
+		events.ProviderTencent: tencent.KnownRegions(),
+		events.ProviderAlibaba: ali,
+	})
+}

@@ -17,6 +17,9 @@ type ConnectOptions struct {
 	CAFile, CertFile, KeyFile string
 	// Name is the connection name shown by the server.
 	Name string
+	// FailFast makes the first connection attempt fail at once when no server answers (for
+	// short-lived tools); otherwise it keeps trying, so a worker may start before its server.
+	FailFast bool
 }
 
 // Connect opens a connection to an external NATS, retrying the first connect for a while so
@@ -24,7 +27,7 @@ type ConnectOptions struct {
 func Connect(o ConnectOptions) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name(o.Name),
-		nats.RetryOnFailedConnect(true),
+		nats.RetryOnFailedConnect(!o.FailFast),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
 	}

@@ -146,6 +146,10 @@ type Alibaba struct {
 	// Rate limits Alibaba API calls per second per API; 0 leaves it to the provider package's
 	// default (Alibaba does not document these limits).
 	Rate float64 `yaml:"rate" json:"rate,omitempty"`
+	// Regions lists the regions App Streaming serves for your account, replacing imagerelay's
+	// built-in list (which fanout uses to skip unknown regions before any call). Empty keeps
+	// the built-in list.
+	Regions []string `yaml:"regions,omitempty" json:"regions,omitempty"`
 }
 
 // Huawei configures the Huawei Cloud IMS client.

@@ -125,6 +125,17 @@ rebuild:
 			},
 		},
 		{
+			name: "provider region list",
+			yaml: `
+providers:
+  alibaba:
+    regions: [cn-hangzhou, "Bad Region"]
+`,
+			want: []want{
+				{"t.yaml:4:28", "providers.alibaba.regions[1]", ErrInvalid, `"Bad Region" is not a region id`},
+			},
+		},
+		{
 			name: "semantic problems reported with unknown keys",
 			yaml: `
 nats:

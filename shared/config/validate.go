@@ -150,6 +150,7 @@ func (v *validator) providers(p fieldPath, pr *Providers) {
 	a := p.key("alibaba")
 	v.account(a.key("account"), pr.Alibaba.Account)
 	v.rate(a.key("rate"), pr.Alibaba.Rate)
+	v.regions(a.key("regions"), pr.Alibaba.Regions)
 	if pr.Alibaba.ProductType != "" && !slices.Contains(ProductTypes, pr.Alibaba.ProductType) {
 		v.add(a.key("productType"), ErrInvalid, fmt.Sprintf("%q is not an Alibaba product type", pr.Alibaba.ProductType), "use one of "+strings.Join(ProductTypes, ", ")+", or leave it empty")
 	}
