@@ -15,7 +15,6 @@ import (
 
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/shared/app"
-	"github.com/imagerelay/imagerelay/shared/bus"
 	"github.com/imagerelay/imagerelay/shared/config"
 	"github.com/imagerelay/imagerelay/shared/emulators"
 	"github.com/imagerelay/imagerelay/shared/emulators/emucore"
@@ -161,35 +160,26 @@ func okCalls(calls []emucore.Call, key func(emucore.Call) []string) map[string]i
 	return out
 }
 
-// duplicator re-sends replication.requested events to replicate twice: once as a copy with
-// a new event id (a duplicate from an upstream retry), once as a redelivery of the same event
-// (on replicate's defer subject, which is how an event reaches the consumer again).
-type duplicator struct {
-	mu   sync.Mutex
-	seen map[string]bool
-}
-
-func (s *stack) duplicateRequests(t *testing.T) {
+// duplicate sends every event of type typ to function twice more: a copy under a new id (a
+// duplicate from an upstream retry) and, after redeliverAfter, a redelivery of the same event
+// on the function's defer subject (how an event reaches its consumer again). It returns how
+// many extra deliveries it has sent.
+func (s *stack) duplicate(t *testing.T, typ, function string, redeliverAfter time.Duration) func() int {
 	t.Helper()
-	d := &duplicator{seen: map[string]bool{}}
-	sub, err := s.env.Conn.Subscribe(events.NATSFilter(events.TypeReplicationRequested), func(m *nats.Msg) {
-		if strings.HasSuffix(m.Header.Get("ce-id"), "-dup") {
-			return // our own duplicate
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	sent := 0
+	sub, err := s.env.Conn.Subscribe(events.NATSFilter(typ), func(m *nats.Msg) {
+		id := m.Header.Get("ce-id")
+		mu.Lock()
+		defer mu.Unlock()
+		if strings.HasSuffix(id, "-dup") || seen[id] {
+			return // our own duplicate, or already duplicated
 		}
-		d.mu.Lock()
-		first := !d.seen[m.Header.Get("ce-id")]
-		d.seen[m.Header.Get("ce-id")] = true
-		d.mu.Unlock()
-		if !first {
-			return
-		}
-		names := make([]string, 0, len(m.Header))
-		for k := range m.Header {
-			names = append(names, k)
-		}
-		e, err := events.FromBinary(names, m.Header.Get, m.Data)
+		seen[id] = true
+		e, err := events.FromHeader(m.Header, m.Data)
 		if err != nil {
-			t.Errorf("decode request: %v", err)
+			t.Errorf("decode %s: %v", typ, err)
 			return
 		}
 		dup := e.Clone()
@@ -197,16 +187,19 @@ func (s *stack) duplicateRequests(t *testing.T) {
 		if err := s.env.Bus.Publish(context.Background(), dup); err != nil {
 			t.Errorf("publish duplicate: %v", err)
 		}
-		redelivery := nats.NewMsg(bus.DeferSubject("replicate", e))
-		redelivery.Header = m.Header
-		redelivery.Header.Set("Nats-Msg-Id", e.ID()+"-redelivery")
-		redelivery.Data = m.Data
-		if _, err := s.env.Bus.JetStream().PublishMsg(context.Background(), redelivery); err != nil {
+		// A deferral count no real deferral reaches keeps this message id apart.
+		if err := s.env.Bus.Defer(context.Background(), function, e, redeliverAfter, 1000); err != nil {
 			t.Errorf("publish redelivery: %v", err)
 		}
+		sent += 2
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	return func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return sent
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/functions/replicate"
 	"github.com/imagerelay/imagerelay/shared/config"
 	"github.com/imagerelay/imagerelay/shared/emulators"
 	"github.com/imagerelay/imagerelay/shared/emulators/alibabaemu"
@@ -88,7 +89,7 @@ func TestAllProvidersEndToEndWithFaults(t *testing.T) {
 		emucore.Rule{Provider: "huawei", Action: "ShowJob", Kind: emucore.FaultServer, Count: 2})
 	seed.Faults.Rules = rules
 	s := startStack(t, seed, stackOptions{Policies: allPolicies})
-	s.duplicateRequests(t)
+	s.duplicate(t, events.TypeReplicationRequested, replicate.Name, 0)
 	for _, img := range imgs {
 		s.publish(t, img)
 	}

@@ -5,11 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/rebuild"
@@ -114,52 +111,6 @@ func (s *stack) publishFleetImage(t *testing.T) {
 		ImageName: "office-2026.08", SourceRegion: "cn-shanghai", ProductType: "CloudDesktop"}, OSType: "Windows"})
 }
 
-// duplicateSucceeded sends every replication.succeeded to rebuild twice more: a copy under a
-// new id (an upstream duplicate) and a redelivery of the same event on rebuild's defer
-// subject (how an event reaches the consumer again).
-func (s *stack) duplicateSucceeded(t *testing.T) func() int {
-	t.Helper()
-	var mu sync.Mutex
-	seen := map[string]bool{}
-	sent := 0
-	sub, err := s.env.Conn.Subscribe(events.NATSFilter(events.TypeReplicationSucceeded), func(m *nats.Msg) {
-		id := m.Header.Get("ce-id")
-		mu.Lock()
-		defer mu.Unlock()
-		if strings.HasSuffix(id, "-dup") || seen[id] {
-			return
-		}
-		seen[id] = true
-		names := make([]string, 0, len(m.Header))
-		for k := range m.Header {
-			names = append(names, k)
-		}
-		e, err := events.FromBinary(names, m.Header.Get, m.Data)
-		if err != nil {
-			t.Errorf("decode succeeded: %v", err)
-			return
-		}
-		dup := e.Clone()
-		dup.SetID(e.ID() + "-dup")
-		if err := s.env.Bus.Publish(context.Background(), dup); err != nil {
-			t.Errorf("publish duplicate: %v", err)
-		}
-		if err := s.env.Bus.Defer(context.Background(), rebuild.Name, e, 300*time.Millisecond, 1000); err != nil {
-			t.Errorf("publish redelivery: %v", err)
-		}
-		sent += 2
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	return func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return sent
-	}
-}
-
 // waitRebuildIdle waits until the rebuild consumer holds no message: every chain of
 // deliveries, deferred ones included, has ended.
 func (s *stack) waitRebuildIdle(t *testing.T) {
@@ -258,7 +209,7 @@ func checkPlan(t *testing.T, plan events.RebuildPlanned, f fleet) {
 func TestRebuildRollsAFleetOntoTheNewCopy(t *testing.T) {
 	seed, f := fleetSeed(t)
 	s := startRebuildStack(t, seed, officePolicy(nil))
-	dups := s.duplicateSucceeded(t)
+	dups := s.duplicate(t, events.TypeReplicationSucceeded, rebuild.Name, 300*time.Millisecond)
 	s.publishFleetImage(t)
 
 	done := s.waitCompleted(t)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/functions/replicate"
 	"github.com/imagerelay/imagerelay/shared/config"
 	"github.com/imagerelay/imagerelay/shared/emulators"
 	"github.com/imagerelay/imagerelay/shared/emulators/emucore"
@@ -52,7 +53,7 @@ func TestTencentEndToEndExactlyOneSyncPerRegion(t *testing.T) {
 	// Throttle the first SyncImages calls: they must be retried and still succeed.
 	seed.Faults.Rules = []emucore.Rule{{Provider: "tencent", Action: "SyncImages", Kind: emucore.FaultThrottle, Count: 3}}
 	s := startStack(t, seed, stackOptions{Policies: tencentPolicy})
-	s.duplicateRequests(t)
+	s.duplicate(t, events.TypeReplicationRequested, replicate.Name, 0)
 	for _, img := range imgs {
 		s.publish(t, img)
 	}

@@ -124,6 +124,22 @@ func FromBinary(headerNames []string, get func(string) string, data []byte) (eve
 	return e, Check(e)
 }
 
+// FromHeader decodes a binary-mode message whose headers are a map of names to values, as
+// NATS headers are (names are matched exactly, as NATS does). See [FromBinary].
+func FromHeader(h map[string][]string, data []byte) (event.Event, error) {
+	names := make([]string, 0, len(h))
+	for k := range h {
+		names = append(names, k)
+	}
+	get := func(k string) string {
+		if v := h[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	return FromBinary(names, get, data)
+}
+
 // Decode parses a structured-mode CloudEvent (application/cloudevents+json) and validates it.
 func Decode(raw []byte) (event.Event, error) {
 	var e event.Event

@@ -207,7 +207,7 @@ func (t *demoTracker) observe(m jetstream.Msg) {
 	corr := h.Get("ce-" + events.ExtCorrelationID)
 	switch h.Get("ce-type") {
 	case events.TypeReplicationPlanned:
-		e, err := decodeHeaders(h, m.Data())
+		e, err := events.FromHeader(h, m.Data())
 		if err != nil {
 			return
 		}
@@ -219,7 +219,7 @@ func (t *demoTracker) observe(m jetstream.Msg) {
 	case events.TypeReplicationSucceeded:
 		// The succeeded event comes before the image's completed one on the stream, so the
 		// rollouts it starts are waited for before the image stops being pending.
-		e, err := decodeHeaders(h, m.Data())
+		e, err := events.FromHeader(h, m.Data())
 		if err != nil {
 			return
 		}
@@ -231,7 +231,7 @@ func (t *demoTracker) observe(m jetstream.Msg) {
 			}
 		}
 	case events.TypeRebuildCompleted:
-		e, err := decodeHeaders(h, m.Data())
+		e, err := events.FromHeader(h, m.Data())
 		if err != nil {
 			return
 		}

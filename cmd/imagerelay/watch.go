@@ -79,22 +79,13 @@ func printMsg(w io.Writer, m jetstream.Msg) {
 		fmt.Fprintf(w, "%s  DEAD LETTER  %s  %s\n", ts, subject, h.Get(bus.HeaderDeadLetterReason))
 		return
 	}
-	e, err := decodeHeaders(h, m.Data())
+	e, err := events.FromHeader(h, m.Data())
 	if err != nil {
 		fmt.Fprintf(w, "%s  (not an imagerelay event on %s: %v)\n", ts, subject, err)
 		return
 	}
 	fmt.Fprintf(w, "%s  %-26s %-9s %-15s %s\n", ts, events.ShortName(e.Type()), events.StringExt(e, events.ExtProvider),
 		events.StringExt(e, events.ExtRegion), describe(e))
-}
-
-// decodeHeaders reads a binary-mode event from NATS headers.
-func decodeHeaders(h nats.Header, data []byte) (event.Event, error) {
-	names := make([]string, 0, len(h))
-	for k := range h {
-		names = append(names, k)
-	}
-	return events.FromBinary(names, h.Get, data)
 }
 
 // describe summarises an event's data in a few words.

@@ -166,11 +166,7 @@ func toMsg(e event.Event, subject string) *nats.Msg {
 // by any NATS client without ce- headers).
 func decodeMsg(header nats.Header, data []byte) (event.Event, error) {
 	if header.Get("ce-specversion") != "" {
-		names := make([]string, 0, len(header))
-		for k := range header {
-			names = append(names, k)
-		}
-		return events.FromBinary(names, header.Get, data)
+		return events.FromHeader(header, data)
 	}
 	return events.Decode(data)
 }

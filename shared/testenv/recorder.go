@@ -33,11 +33,7 @@ func (e *Env) Record(t testing.TB) *Recorder {
 			r.Dead = append(r.Dead, m)
 		case strings.HasPrefix(m.Subject, events.SubjectPrefix+"defer."):
 		default:
-			names := make([]string, 0, len(m.Header))
-			for k := range m.Header {
-				names = append(names, k)
-			}
-			ev, err := events.FromBinary(names, m.Header.Get, m.Data)
+			ev, err := events.FromHeader(m.Header, m.Data)
 			if err != nil {
 				r.Invalid = append(r.Invalid, err)
 				return

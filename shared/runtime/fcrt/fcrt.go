@@ -103,7 +103,7 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) (any, error) {
 	resp := Response{Function: sess.Function, Trigger: TriggerEventBridge, Handled: len(results)}
 	var retry []error
 	for _, res := range results {
-		h.logResult(ctx, res)
+		h.host.LogResult(ctx, res, "trigger", TriggerEventBridge)
 		resp.Results = append(resp.Results, res.Item())
 		if res.Status == host.StatusRetry {
 			retry = append(retry, res.Err)
@@ -183,16 +183,6 @@ func (h *Handler) drain(ctx context.Context) (any, error) {
 		return nil, fmt.Errorf("drain %s: %w", sess.Function, err)
 	}
 	return Response{Function: sess.Function, Trigger: TriggerTimer, Handled: n}, nil
-}
-
-func (h *Handler) logResult(ctx context.Context, res host.Result) {
-	attrs := []any{"function", h.host.Function(), "event_id", res.EventID, "status", string(res.Status), "emitted", res.Emitted}
-	switch res.Status {
-	case host.StatusRetry, host.StatusDeadLettered:
-		h.host.Log().WarnContext(ctx, "not handled", append(attrs, "reason", res.Err.Error())...)
-	default:
-		h.host.Log().InfoContext(ctx, "handled", attrs...)
-	}
 }
 
 // requestIDKey keys the request id on a context, for the logger.

@@ -131,7 +131,7 @@ func (h *Handler) single(ctx context.Context, trigger string, in host.Input) (an
 		return nil, err
 	}
 	res := sess.Handle(ctx, []host.Input{in})[0]
-	h.logResult(ctx, trigger, res)
+	h.host.LogResult(ctx, res, "trigger", trigger)
 	if res.Status == host.StatusRetry {
 		return nil, res.Err
 	}
@@ -156,7 +156,7 @@ func (h *Handler) sqs(ctx context.Context, payload json.RawMessage) (any, error)
 	results := sess.Handle(ctx, ins)
 	resp := awsevents.SQSEventResponse{BatchItemFailures: []awsevents.SQSBatchItemFailure{}}
 	for i, res := range results {
-		h.logResult(ctx, TriggerSQS, res, "message_id", batch.Records[i].MessageId)
+		h.host.LogResult(ctx, res, "trigger", TriggerSQS, "message_id", batch.Records[i].MessageId)
 		if res.Status == host.StatusRetry {
 			resp.BatchItemFailures = append(resp.BatchItemFailures, awsevents.SQSBatchItemFailure{ItemIdentifier: batch.Records[i].MessageId})
 		}
@@ -205,16 +205,6 @@ func (h *Handler) drain(ctx context.Context) (any, error) {
 		return nil, fmt.Errorf("drain %s: %w", sess.Function, err)
 	}
 	return Response{Function: sess.Function, Trigger: TriggerSchedule, Handled: n}, nil
-}
-
-func (h *Handler) logResult(ctx context.Context, trigger string, res host.Result, attrs ...any) {
-	attrs = append(attrs, "function", h.host.Function(), "trigger", trigger, "event_id", res.EventID, "status", string(res.Status), "emitted", res.Emitted)
-	switch res.Status {
-	case host.StatusRetry, host.StatusDeadLettered:
-		h.host.Log().WarnContext(ctx, "not handled", append(attrs, "reason", res.Err.Error())...)
-	default:
-		h.host.Log().InfoContext(ctx, "handled", attrs...)
-	}
 }
 
 // Start hands h to the Lambda runtime loop; onStop runs when Lambda sends SIGTERM before it
