@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 
 	"github.com/imagerelay/imagerelay/events"
@@ -131,6 +132,21 @@ func (s *stack) waitSettled(t *testing.T, n int, within time.Duration) []replica
 		return nil
 	})
 	return recs
+}
+
+// waitEvents waits until exactly want distinct events of type typ are on the bus and returns
+// them. Events of sibling copies are published by concurrent handlers, so one type's count
+// is only final once it has been reached, not when another type's has.
+func (s *stack) waitEvents(t *testing.T, typ string, want int, within time.Duration) []event.Event {
+	t.Helper()
+	var got []event.Event
+	testenv.Eventually(t, within, func() error {
+		if got = s.rec.OfType(typ); len(got) != want {
+			return fmt.Errorf("%d distinct %s events, want %d", len(got), typ, want)
+		}
+		return nil
+	})
+	return got
 }
 
 // checkAllEventsValid asserts every event seen on the bus validates against its schema.

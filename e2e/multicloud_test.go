@@ -15,7 +15,6 @@ import (
 	"github.com/imagerelay/imagerelay/shared/emulators/tencentemu"
 	"github.com/imagerelay/imagerelay/shared/policy"
 	"github.com/imagerelay/imagerelay/shared/replication"
-	"github.com/imagerelay/imagerelay/shared/testenv"
 )
 
 var (
@@ -134,12 +133,7 @@ func TestAllProvidersEndToEndWithFaults(t *testing.T) {
 			t.Errorf("alibaba start named %v, want all %d regions in one call", regions, len(alibabaRegions))
 		}
 	}
-	testenv.Eventually(t, 20*time.Second, func() error {
-		if n := len(s.rec.OfType(events.TypeReplicationCompleted)); n != 3*perProvider {
-			return fmt.Errorf("%d completed events, want %d", n, 3*perProvider)
-		}
-		return nil
-	})
+	s.waitEvents(t, events.TypeReplicationCompleted, 3*perProvider, 20*time.Second)
 	if dead := s.rec.DeadLetters(); len(dead) > 0 {
 		t.Errorf("unexpected dead letter: %s", dead[0].Header.Get("Imagerelay-Dlq-Reason"))
 	}

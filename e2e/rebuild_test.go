@@ -276,9 +276,7 @@ func TestRebuildRollsAFleetOntoTheNewCopy(t *testing.T) {
 		events.TypeRebuildPlanned: 1, events.TypeDesktopRebuildStarted: len(f.rebuildable),
 		events.TypeDesktopRebuildSucceed: len(f.rebuildable), events.TypeDesktopRebuildFailed: 0, events.TypeRebuildCompleted: 1,
 	} {
-		if n := len(s.rec.OfType(typ)); n != want {
-			t.Errorf("%d distinct %s events, want %d", n, typ, want)
-		}
+		s.waitEvents(t, typ, want, 20*time.Second)
 	}
 	for _, e := range s.rec.OfType(events.TypeDesktopRebuildStarted) {
 		if events.StringExt(e, events.ExtProvider) != "alibaba" || events.StringExt(e, events.ExtRegion) != fleetRegion {

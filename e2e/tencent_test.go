@@ -14,7 +14,6 @@ import (
 	"github.com/imagerelay/imagerelay/shared/emulators/tencentemu"
 	"github.com/imagerelay/imagerelay/shared/policy"
 	"github.com/imagerelay/imagerelay/shared/replication"
-	"github.com/imagerelay/imagerelay/shared/testenv"
 )
 
 var tencentRegions = []string{"ap-shanghai", "ap-beijing", "ap-singapore"}
@@ -87,22 +86,11 @@ func TestTencentEndToEndExactlyOneSyncPerRegion(t *testing.T) {
 	if throttled != 3 {
 		t.Errorf("%d throttled calls, want the 3 injected", throttled)
 	}
-	// Every image completes once; the events all validate.
-	testenv.Eventually(t, 20*time.Second, func() error {
-		if n := len(s.rec.OfType(events.TypeReplicationCompleted)); n != images {
-			return fmt.Errorf("%d completed events, want %d", n, images)
-		}
-		return nil
-	})
-	for _, typ := range []string{events.TypeReplicationPlanned, events.TypeReplicationStarted, events.TypeReplicationSucceeded} {
-		want := images * len(tencentRegions)
-		if typ == events.TypeReplicationPlanned {
-			want = images
-		}
-		if n := len(s.rec.OfType(typ)); n != want {
-			t.Errorf("%d distinct %s events, want %d", n, typ, want)
-		}
-	}
+	// Every image completes once, every copy is announced once; the events all validate.
+	s.waitEvents(t, events.TypeReplicationCompleted, images, 20*time.Second)
+	s.waitEvents(t, events.TypeReplicationPlanned, images, 20*time.Second)
+	s.waitEvents(t, events.TypeReplicationStarted, images*len(tencentRegions), 20*time.Second)
+	s.waitEvents(t, events.TypeReplicationSucceeded, images*len(tencentRegions), 20*time.Second)
 	if len(s.rec.OfType(events.TypeReplicationProgressed)) == 0 {
 		t.Error("no replication.progressed event")
 	}
@@ -128,13 +116,7 @@ func TestTencentWrongSecretKeyFailsWithAuthCodeAndHint(t *testing.T) {
 			t.Errorf("%s: %s %s, want failed with an AuthFailure code", r.Key, r.State, r.Code)
 		}
 	}
-	testenv.Eventually(t, 20*time.Second, func() error {
-		if n := len(s.rec.OfType(events.TypeReplicationFailed)); n != len(tencentRegions) {
-			return fmt.Errorf("%d failed events", n)
-		}
-		return nil
-	})
-	for _, e := range s.rec.OfType(events.TypeReplicationFailed) {
+	for _, e := range s.waitEvents(t, events.TypeReplicationFailed, len(tencentRegions), 20*time.Second) {
 		d, _ := events.DataAs[events.ReplicationFailed](e)
 		if !strings.HasPrefix(d.Code, "AuthFailure.") {
 			t.Errorf("failed event code %q", d.Code)
@@ -147,12 +129,7 @@ func TestTencentWrongSecretKeyFailsWithAuthCodeAndHint(t *testing.T) {
 		}
 	}
 	// Completion is still reported, with the failures.
-	testenv.Eventually(t, 20*time.Second, func() error {
-		if n := len(s.rec.OfType(events.TypeReplicationCompleted)); n != 1 {
-			return fmt.Errorf("%d completed events", n)
-		}
-		return nil
-	})
+	s.waitEvents(t, events.TypeReplicationCompleted, 1, 20*time.Second)
 	s.checkAllEventsValid(t)
 }
 
@@ -163,13 +140,7 @@ func TestTencentPlanSkipsWhatTheProviderWouldRefuse(t *testing.T) {
 		Encrypted: true, SizeGB: 20, Tags: map[string]string{"env": "prod"}})
 	s.publish(t, events.ImagePublished{Image: events.Image{Provider: "tencent", ImageID: "img-demobig1", SourceRegion: "ap-guangzhou"},
 		SizeGB: 80, Tags: map[string]string{"env": "prod"}, Regions: []string{"ap-shanghai", "ap-mars-1"}})
-	testenv.Eventually(t, 20*time.Second, func() error {
-		if n := len(s.rec.OfType(events.TypeReplicationPlanned)); n != 2 {
-			return fmt.Errorf("%d plans", n)
-		}
-		return nil
-	})
-	for _, e := range s.rec.OfType(events.TypeReplicationPlanned) {
+	for _, e := range s.waitEvents(t, events.TypeReplicationPlanned, 2, 20*time.Second) {
 		d, _ := events.DataAs[events.ReplicationPlanned](e)
 		if len(d.Regions) != 0 {
 			t.Errorf("%s planned %v, want nothing", d.ImageID, d.Regions)
