@@ -88,13 +88,13 @@ func BusConfig(cfg *config.Config) bus.Config {
 
 // Connect opens the configured external NATS, retrying until it answers (for workers).
 func Connect(cfg *config.Config, name string) (*nats.Conn, error) {
-	return bus.Connect(connectOptions(cfg.NATS, name))
+	return bus.Connect(ConnectOptions(cfg, name))
 }
 
 // Dial connects a short-lived tool to NATS at url with the configured credentials and TLS,
 // failing at once, with the URL in the error, when nothing answers.
 func Dial(cfg *config.Config, url, name string) (*nats.Conn, error) {
-	o := connectOptions(cfg.NATS, name)
+	o := ConnectOptions(cfg, name)
 	o.URL, o.FailFast = url, true
 	nc, err := bus.Connect(o)
 	if err != nil {
@@ -103,7 +103,10 @@ func Dial(cfg *config.Config, url, name string) (*nats.Conn, error) {
 	return nc, nil
 }
 
-func connectOptions(n config.NATS, name string) bus.ConnectOptions {
+// ConnectOptions maps the configured external NATS (URL, credentials, TLS) onto the bus's
+// connect options; name is the connection name the server shows.
+func ConnectOptions(cfg *config.Config, name string) bus.ConnectOptions {
+	n := cfg.NATS
 	return bus.ConnectOptions{URL: n.URL, CredsFile: n.CredsFile,
 		CAFile: n.TLS.CAFile, CertFile: n.TLS.CertFile, KeyFile: n.TLS.KeyFile, Name: name}
 }

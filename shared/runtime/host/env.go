@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/imagerelay/imagerelay/shared/app"
+	"github.com/imagerelay/imagerelay/shared/bus"
 	"github.com/imagerelay/imagerelay/shared/config"
 )
 
@@ -22,8 +23,8 @@ const (
 	EnvConfig = "IMAGERELAY_CONFIG"
 	// EnvNATSCreds holds the contents of a NATS .creds file (user JWT and nkey seed), for
 	// platforms that hand secrets over as environment variables (a Lambda parameter resolved
-	// from SSM, a Function Compute variable). It is written to a private temporary file that
-	// only this process reads; nats.credsFile, when set, wins.
+	// from SSM, a Function Compute variable). It is parsed in memory, never written to disk;
+	// nats.credsFile, when set, wins.
 	EnvNATSCreds = "IMAGERELAY_NATS_CREDS"
 	// EnvDrainBudget caps the time one scheduled invocation spends pulling work from
 	// JetStream (a Go duration such as 45s). Without it the budget is the invocation's
@@ -91,60 +92,28 @@ func open(ctx context.Context, function string, log *slog.Logger, getenv func(st
 	if err != nil {
 		return nil, err
 	}
-	var cleanup func()
+	conn := app.ConnectOptions(cfg, "imagerelay-"+function)
 	if creds := getenv(EnvNATSCreds); creds != "" && cfg.NATS.CredsFile == "" {
-		path, err := writeCreds(creds)
-		if err != nil {
-			return nil, err
-		}
-		cfg.NATS.CredsFile = path
-		cleanup = func() { _ = os.Remove(path) }
+		conn.Creds = []byte(creds)
 	}
-	fail := func(err error) (*Session, error) {
-		if cleanup != nil {
-			cleanup()
-		}
-		return nil, err
+	nc, err := bus.Connect(conn)
+	if errors.Is(err, bus.ErrInvalidConfig) && len(conn.Creds) > 0 {
+		return nil, fmt.Errorf("%s: %w", EnvNATSCreds, err)
 	}
-	nc, err := app.Connect(cfg, "imagerelay-"+function)
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	octx, cancel := context.WithTimeout(ctx, app.Deadline)
 	defer cancel()
 	rt, err := app.Open(octx, cfg, nc, log)
 	if err != nil {
 		nc.Close()
-		return fail(err)
+		return nil, err
 	}
 	spec, err := rt.Spec(function)
 	if err != nil {
 		nc.Close()
-		return fail(err)
+		return nil, err
 	}
-	return &Session{Function: function, Bus: rt.Bus, Spec: spec, Conn: nc, DrainCap: drainCap, cleanup: cleanup}, nil
-}
-
-// writeCreds stores NATS credentials in a file only this user can read, because nats.go reads
-// credentials from a file.
-func writeCreds(creds string) (string, error) {
-	f, err := os.CreateTemp("", "imagerelay-*.creds")
-	if err != nil {
-		return "", fmt.Errorf("runtime: store NATS credentials: %w", err)
-	}
-	if err := f.Chmod(0o600); err != nil {
-		_ = f.Close()
-		_ = os.Remove(f.Name())
-		return "", fmt.Errorf("runtime: store NATS credentials: %w", err)
-	}
-	if _, err := f.WriteString(creds); err != nil {
-		_ = f.Close()
-		_ = os.Remove(f.Name())
-		return "", fmt.Errorf("runtime: store NATS credentials: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		_ = os.Remove(f.Name())
-		return "", fmt.Errorf("runtime: store NATS credentials: %w", err)
-	}
-	return f.Name(), nil
+	return &Session{Function: function, Bus: rt.Bus, Spec: spec, Conn: nc, DrainCap: drainCap}, nil
 }

@@ -35,8 +35,6 @@ type Session struct {
 	// DrainCap bounds the time budget of one scheduled drain (0: no cap beyond the
 	// invocation deadline).
 	DrainCap time.Duration
-	// cleanup runs after the connection is closed (removing a credentials file).
-	cleanup func()
 }
 
 // Opener connects to the bus and sets up one function. It is called again after a failure,
@@ -140,9 +138,6 @@ func (s *Session) close(ctx context.Context) error {
 			err = fmt.Errorf("runtime: flush before close: %w", ferr)
 		}
 		s.Conn.Close()
-	}
-	if s.cleanup != nil {
-		s.cleanup()
 	}
 	return err
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/shared/bus"
 	"github.com/imagerelay/imagerelay/shared/runtime/host"
 	"github.com/imagerelay/imagerelay/shared/runtime/internal/rttest"
 	"github.com/imagerelay/imagerelay/shared/testenv"
@@ -302,22 +303,19 @@ func TestFromEnvNeedsExternalNATS(t *testing.T) {
 	}
 }
 
-func TestFromEnvConnectsWithCredentialsContent(t *testing.T) {
-	// A creds file that does not parse makes nats.go fail the connect; what matters here is
-	// that the variable's contents reached a private file and the file is gone afterwards.
+func TestFromEnvRejectsBrokenCredentialsContentByName(t *testing.T) {
+	// The contents are parsed in memory: a broken value fails before any connect, names the
+	// variable, and nothing is written to disk.
 	t.Setenv(host.EnvConfig, filepath.Join(t.TempDir(), "missing.yaml"))
 	t.Setenv("IMAGERELAY_NATS_URL", "nats://127.0.0.1:1")
 	t.Setenv(host.EnvNATSCreds, "not a creds file")
 	t.Setenv("TMPDIR", t.TempDir())
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	_, err := host.FromEnv("fanout", nil)(ctx)
-	if err == nil {
-		t.Fatal("connect with a broken creds file succeeded")
+	_, err := host.FromEnv("fanout", nil)(context.Background())
+	if !errors.Is(err, bus.ErrInvalidConfig) || !strings.Contains(err.Error(), host.EnvNATSCreds) {
+		t.Fatalf("err = %v, want ErrInvalidConfig naming %s", err, host.EnvNATSCreds)
 	}
-	left, _ := filepath.Glob(filepath.Join(os.Getenv("TMPDIR"), "imagerelay-*.creds"))
-	if len(left) != 0 {
-		t.Errorf("credentials file left behind: %v", left)
+	if left, _ := os.ReadDir(os.Getenv("TMPDIR")); len(left) != 0 {
+		t.Errorf("files written while reading credentials: %v", left)
 	}
 }
 
