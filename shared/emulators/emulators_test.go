@@ -1,6 +1,8 @@
 package emulators_test
 
 import (
+	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +10,7 @@ import (
 	"time"
 
 	"github.com/imagerelay/imagerelay/shared/emulators"
+	"github.com/imagerelay/imagerelay/shared/emulators/emucore"
 	"github.com/imagerelay/imagerelay/shared/emulators/huaweiemu"
 )
 
@@ -83,5 +86,64 @@ func TestLoadSeedBadDuration(t *testing.T) {
 				t.Fatalf("err = %v; want one that says a duration such as \"3s\" is expected", err)
 			}
 		})
+	}
+}
+
+// TestAdminEndpointOnEveryPort checks that each emulator's port serves the shared admin
+// endpoint: a fault rule posted to one port shows on the others, and calls can be listed and
+// forgotten.
+func TestAdminEndpointOnEveryPort(t *testing.T) {
+	set, err := emulators.Start(emulators.DefaultSeed(), emulators.Addrs{Tencent: "127.0.0.1:0", Alibaba: "127.0.0.1:0", Huawei: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(set.Close)
+	do := func(method, addr, path, body string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = resp.Body.Close() })
+		return resp
+	}
+	for _, addr := range []string{set.Addrs.Tencent, set.Addrs.Alibaba, set.Addrs.Huawei} {
+		if resp := do(http.MethodPost, addr, "/_admin/faults", `[{"provider":"tencent","action":"SyncImages","kind":"throttle","count":1}]`); resp.StatusCode != http.StatusNoContent {
+			t.Errorf("%s: POST /_admin/faults = %d", addr, resp.StatusCode)
+		}
+		if resp := do(http.MethodPost, addr, "/_admin/faults", `{"not":"an array"}`); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: a malformed fault list answered %d, want 400", addr, resp.StatusCode)
+		}
+		set.Calls.Record(emucore.Call{Provider: "huawei", Action: "ShowJob"})
+		var body struct{ Calls []emucore.Call }
+		if err := json.NewDecoder(do(http.MethodGet, addr, "/_admin/calls?provider=huawei", "").Body).Decode(&body); err != nil {
+			t.Fatal(err)
+		}
+		if len(body.Calls) != 1 || body.Calls[0].Action != "ShowJob" {
+			t.Errorf("%s: GET /_admin/calls = %+v, want the one ShowJob call", addr, body.Calls)
+		}
+		if resp := do(http.MethodDelete, addr, "/_admin/calls", ""); resp.StatusCode != http.StatusNoContent || len(set.Calls.Calls("", "")) != 0 {
+			t.Errorf("%s: DELETE /_admin/calls = %d, %d calls left", addr, resp.StatusCode, len(set.Calls.Calls("", "")))
+		}
+	}
+	for i := range 4 {
+		want := emucore.FaultThrottle
+		if i == 3 {
+			want = emucore.FaultNone
+		}
+		if got := set.Faults.Decide("tencent", "SyncImages"); got != want {
+			t.Errorf("SyncImages call %d after one rule was posted to each port: fault %q, want %q", i+1, got, want)
+		}
+	}
+	do(http.MethodPost, set.Addrs.Alibaba, "/_admin/faults", `[{"kind":"server-error"}]`)
+	if resp := do(http.MethodDelete, set.Addrs.Huawei, "/_admin/faults", ""); resp.StatusCode != http.StatusNoContent {
+		t.Errorf("DELETE /_admin/faults = %d", resp.StatusCode)
+	}
+	if got := set.Faults.Decide("alibaba", "ListImage"); got != emucore.FaultNone {
+		t.Errorf("fault %q after DELETE /_admin/faults", got)
 	}
 }

@@ -86,7 +86,6 @@ var (
 type Emulator struct {
 	calls           *emucore.CallLog
 	faults          *emucore.Faults
-	admin           http.Handler
 	creds           map[string]Credential
 	rates           RateLimits
 	retryAfter      time.Duration
@@ -117,7 +116,6 @@ func New(seed Seed, calls *emucore.CallLog, faults *emucore.Faults) (*Emulator, 
 	e := &Emulator{
 		calls:           calls,
 		faults:          faults,
-		admin:           emucore.AdminHandler(calls, faults),
 		creds:           map[string]Credential{},
 		rates:           seed.RateLimits,
 		retryAfter:      seed.ThrottleRetryAfter.Std(),
@@ -224,12 +222,8 @@ type request struct {
 	failKeys map[string]bool // elements (regions, desktops) a fail-copy fault hit
 }
 
-// ServeHTTP answers OpenAPI RPC requests at "/" and the emucore admin endpoint at "/_admin/".
+// ServeHTTP answers OpenAPI RPC requests (emulators.Start adds the admin endpoint).
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if strings.HasPrefix(r.URL.Path, "/_admin/") {
-		e.admin.ServeHTTP(w, r)
-		return
-	}
 	call := emucore.Call{Provider: ProviderAppStream}
 	host := appStreamHost
 	resp, aerr := e.handle(r, &call, &host)

@@ -276,22 +276,3 @@ throttleRetryAfter: 100ms
 		t.Error("default seed lacks the demo key")
 	}
 }
-
-func TestAdminEndpoint(t *testing.T) {
-	h := newHarness(t, testSeed())
-	if _, err := call(h.client(t, demoKey()), EcdVersion, ActionDescribeDesktops, map[string]any{"RegionId": "cn-shanghai"}, nil); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Get(h.srv.URL + "/_admin/calls?provider=ecd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body struct{ Calls []emucore.Call }
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatal(err)
-	}
-	if len(body.Calls) != 1 || body.Calls[0].Action != ActionDescribeDesktops || body.Calls[0].HTTPStatus != 200 {
-		t.Fatalf("admin calls %+v", body.Calls)
-	}
-}

@@ -62,7 +62,6 @@ var kmsKeyIDPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-f
 type Emulator struct {
 	calls        *emucore.CallLog
 	faults       *emucore.Faults
-	admin        http.Handler
 	creds        map[string]Credential
 	regions      map[string]bool
 	unsupported  map[string]bool
@@ -109,7 +108,6 @@ func New(seed Seed, calls *emucore.CallLog, faults *emucore.Faults) (*Emulator, 
 	e := &Emulator{
 		calls:        calls,
 		faults:       faults,
-		admin:        emucore.AdminHandler(calls, faults),
 		creds:        map[string]Credential{},
 		regions:      map[string]bool{},
 		unsupported:  map[string]bool{},
@@ -247,13 +245,8 @@ func (e *Emulator) refresh(img *image, now time.Time) {
 	}
 }
 
-// ServeHTTP answers Tencent Cloud API 3.0 requests at "/" and the emucore admin endpoint at
-// "/_admin/".
+// ServeHTTP answers Tencent Cloud API 3.0 requests (emulators.Start adds the admin endpoint).
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if strings.HasPrefix(r.URL.Path, "/_admin/") {
-		e.admin.ServeHTTP(w, r)
-		return
-	}
 	call := emucore.Call{Provider: Provider, Action: r.Header.Get("X-TC-Action"), Region: r.Header.Get("X-TC-Region")}
 	resp, aerr := e.handle(r, &call)
 	if aerr == errDropped {
