@@ -71,7 +71,7 @@ func (c *Core) runBatch(ctx context.Context, ro Rollout, p config.RebuildPolicy)
 			return b
 		}
 	}
-	ems, err = c.check(ctx, ro, recs, stepStart)
+	ems, err = c.check(ctx, ro, rebuildTimeout(p), recs, stepStart)
 	b.emits = append(b.emits, ems...)
 	if err != nil {
 		b.err = err
@@ -302,9 +302,9 @@ func (c *Core) call(ctx context.Context, ro Rollout, p config.RebuildPolicy, ids
 
 // check follows this rollout's desktops that were Rebuilding before this step, with one
 // DescribeDesktops call filtered by their ids: out of Rebuilding on the new image is success,
-// out of Rebuilding on another image is failure, and Rebuilding past RebuildTimeout counts
-// as failed.
-func (c *Core) check(ctx context.Context, ro Rollout, recs map[string]DesktopRecord, stepStart time.Time) ([]Emission, error) {
+// out of Rebuilding on another image is failure, and Rebuilding past timeout (the policy's)
+// counts as failed.
+func (c *Core) check(ctx context.Context, ro Rollout, timeout time.Duration, recs map[string]DesktopRecord, stepStart time.Time) ([]Emission, error) {
 	var ids []string
 	for id, rec := range recs {
 		if rec.Rollout == ro.Key && rec.State == DesktopRebuilding && rec.StartedAt.Before(stepStart) {
@@ -326,7 +326,7 @@ func (c *Core) check(ctx context.Context, ro Rollout, recs map[string]DesktopRec
 	for _, id := range ids {
 		dk, found := byID[id]
 		now := c.now()
-		overdue := now.Sub(recs[id].StartedAt) > c.rebuildTimeout()
+		overdue := now.Sub(recs[id].StartedAt) > timeout
 		var change func(*DesktopRecord)
 		switch {
 		case listedOK && found && dk.Status != StatusRebuilding && dk.ImageID == ro.DestinationImageID:
@@ -339,9 +339,9 @@ func (c *Core) check(ctx context.Context, ro Rollout, recs map[string]DesktopRec
 		case overdue:
 			change = func(r *DesktopRecord) {
 				r.State, r.FinishedAt, r.Code = DesktopFailed, c.now(), "Timeout"
-				r.Message = fmt.Sprintf("still %s after %s", orUnknown(dk.Status), c.rebuildTimeout())
+				r.Message = fmt.Sprintf("still %s after %s", orUnknown(dk.Status), timeout)
 				if listedOK && !found {
-					r.Message = fmt.Sprintf("DescribeDesktops has not listed the desktop for %s", c.rebuildTimeout())
+					r.Message = fmt.Sprintf("DescribeDesktops has not listed the desktop for %s", timeout)
 				}
 			}
 		default:

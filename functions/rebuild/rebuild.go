@@ -48,9 +48,6 @@ type Core struct {
 	// StartLease is how long a desktop claim taken before a RebuildDesktops call is trusted
 	// before the call is taken to have died (default 2 minutes).
 	StartLease time.Duration
-	// RebuildTimeout is how long a desktop may stay Rebuilding before it counts as failed
-	// (default 1 hour).
-	RebuildTimeout time.Duration
 	// MaxCallAttempts bounds the RebuildDesktops calls that may name one desktop after
 	// retryable failures (default 5).
 	MaxCallAttempts int
@@ -523,9 +520,10 @@ func (c *Core) startLease() time.Duration {
 	return 2 * time.Minute
 }
 
-func (c *Core) rebuildTimeout() time.Duration {
-	if c.RebuildTimeout > 0 {
-		return c.RebuildTimeout
+// rebuildTimeout is how long a desktop may stay Rebuilding under policy p.
+func rebuildTimeout(p config.RebuildPolicy) time.Duration {
+	if d := p.Timeout.Std(); d > 0 {
+		return d
 	}
 	return time.Hour
 }

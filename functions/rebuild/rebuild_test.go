@@ -45,6 +45,7 @@ func succeeded(t *testing.T, id string, r events.Replication, osType string, tag
 // policyFor selects the desktops tagged team=design in region.
 func policyFor(name string, f func(*config.RebuildPolicy)) config.RebuildPolicy {
 	p := config.DefaultRebuildPolicy()
+	p.Timeout = config.Duration(time.Minute)
 	p.Name = name
 	p.Match = policy.Match{Provider: "alibaba", ProductType: "CloudDesktop"}
 	p.Regions = []string{region}
@@ -174,7 +175,7 @@ func drive(t *testing.T, c *rebuild.Core, clk *clock, chains ...event.Event) run
 }
 
 func newCore(store *state.Store, f *fakeFleet, clk *clock, pols ...config.RebuildPolicy) *rebuild.Core {
-	return &rebuild.Core{Fleet: f, Policies: pols, Store: store, Now: clk.Now, RebuildTimeout: time.Minute,
+	return &rebuild.Core{Fleet: f, Policies: pols, Store: store, Now: clk.Now,
 		Log: slog.New(slog.DiscardHandler)}
 }
 
@@ -460,6 +461,27 @@ func TestNothingHappensWithoutAMatchingPolicy(t *testing.T) {
 				t.Fatalf("the fleet was asked: %d lists, %d rebuilds", f.lists, len(f.callLog()))
 			}
 		})
+	}
+}
+
+func TestStuckDesktopFailsAfterThePolicyTimeout(t *testing.T) {
+	env := testenv.Start(t)
+	clk := newClock()
+	f := newFleet(clk, fleetOf(1)...)
+	f.stuck["ecd-00"] = true
+	c := newCore(env.Store, f, clk, policyFor("p", func(p *config.RebuildPolicy) { p.Timeout = config.Duration(7 * time.Minute) }))
+	begin := clk.Now()
+	res := drive(t, c, clk, succeeded(t, "ev-stuck", copyOf("imgc-stuck0001"), "Windows", nil))
+	failed := res.ofType(events.TypeDesktopRebuildFailed)
+	if len(failed) != 1 {
+		t.Fatalf("%d desktop.rebuild.failed events, want 1", len(failed))
+	}
+	d, _ := events.DataAs[events.DesktopRebuild](failed[0])
+	if d.DesktopID != "ecd-00" || d.Code != "Timeout" || !strings.Contains(d.Message, "7m0s") {
+		t.Errorf("failed %+v, want ecd-00 timed out after the policy's 7m0s", d)
+	}
+	if waited := clk.Now().Sub(begin); waited < 7*time.Minute || waited > 8*time.Minute {
+		t.Errorf("the desktop was given up after %s, want just over 7m", waited)
 	}
 }
 

@@ -277,6 +277,9 @@ type RebuildPolicy struct {
 	DryRun bool `yaml:"dryRun" json:"dryRun,omitempty"`
 	// CheckInterval is how often desktop status is checked during a rollout. Default 10s.
 	CheckInterval Duration `yaml:"checkInterval" json:"checkInterval"`
+	// Timeout is how long one desktop may stay Rebuilding before it counts as failed
+	// ("Timeout"); the desktop itself is left alone. Default 1h.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
 }
 
 // AppliesTo reports whether the policy rebuilds desktops in region.
@@ -338,13 +341,14 @@ func Defaults() *Config {
 }
 
 // DefaultRebuildPolicy returns a rebuild policy with every default set (canary 1, batches of
-// 20, stop at the first failure, status checks every 10s); a policy read from YAML starts
+// 20, stop at the first failure, status checks every 10s, 1h per desktop); a policy read from YAML starts
 // from it, and so should one built in code.
 func DefaultRebuildPolicy() RebuildPolicy {
 	return RebuildPolicy{
 		Canary:        1,
 		BatchSize:     MaxBatchSize,
 		CheckInterval: Duration(10 * time.Second),
+		Timeout:       Duration(time.Hour),
 	}
 }
 

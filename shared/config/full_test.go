@@ -66,6 +66,7 @@ func TestParseFull(t *testing.T) {
 			Window:      &MaintenanceWindow{Start: "22:00", End: "06:00", TimeZone: "Asia/Shanghai", Days: []string{"Fri", "sat"}},
 			OperateType: "replace", Language: "ja-JP", AllowDataDiskWipe: true, DryRun: true,
 			CheckInterval: Duration(30 * time.Second),
+			Timeout:       Duration(3 * time.Hour),
 		},
 		func() RebuildPolicy {
 			p := DefaultRebuildPolicy()
@@ -77,7 +78,7 @@ func TestParseFull(t *testing.T) {
 	if !reflect.DeepEqual(cfg.Rebuild.Policies, wantRebuild) {
 		t.Errorf("Rebuild =\n%+v\nwant\n%+v", cfg.Rebuild.Policies, wantRebuild)
 	}
-	if d := cfg.Rebuild.Policies[1]; d.Canary != 1 || d.BatchSize != 20 || d.FailureBudget != 0 || d.CheckInterval.Std() != 10*time.Second {
+	if d := cfg.Rebuild.Policies[1]; d.Canary != 1 || d.BatchSize != 20 || d.FailureBudget != 0 || d.CheckInterval.Std() != 10*time.Second || d.Timeout.Std() != time.Hour {
 		t.Errorf("rebuild defaults not applied: %+v", d)
 	}
 	if cfg.Log.Level != "debug" {
@@ -109,7 +110,7 @@ func TestDefaultsValidate(t *testing.T) {
 	cfg.Rebuild.Policies = []RebuildPolicy{{Name: "x", Desktops: DesktopSelector{GroupID: "dg"}}}
 	err := cfg.Validate()
 	var errs Errors
-	if !errors.As(err, &errs) || len(errs) != 2 {
+	if !errors.As(err, &errs) || len(errs) != 3 {
 		t.Fatalf("hand-built policy without defaults: %v", err)
 	}
 	// Without a source the location is just the path.

@@ -213,6 +213,7 @@ func (v *validator) rebuild(p fieldPath, r *Rebuild) {
 			v.add(pp.key("failureBudget"), ErrInvalid, fmt.Sprintf("failureBudget is %d", pol.FailureBudget), "use 0 to stop at the first failed desktop, or how many failures to tolerate")
 		}
 		v.positive(pp.key("checkInterval"), pol.CheckInterval, "10s")
+		v.positive(pp.key("timeout"), pol.Timeout, "1h")
 		if pol.Window != nil {
 			_, problems := pol.Window.check()
 			for _, we := range problems {
