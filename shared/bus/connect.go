@@ -71,11 +71,11 @@ func userJWTAndSeed(creds []byte) (nats.Option, error) {
 	}
 	kp, err := nkeys.ParseDecoratedUserNKey(creds)
 	if err != nil {
-		return nil, fmt.Errorf("%w: the NATS credentials hold no user nkey seed (%v); pass the whole .creds file", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: the NATS credentials hold no user nkey seed (%w); pass the whole .creds file", ErrInvalidConfig, err)
 	}
 	seed, err := kp.Seed()
 	if err != nil {
-		return nil, fmt.Errorf("%w: the NATS credentials' seed: %v", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: the NATS credentials' seed: %w", ErrInvalidConfig, err)
 	}
 	return nats.UserJWTAndSeed(jwt, string(seed)), nil
 }

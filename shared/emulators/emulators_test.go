@@ -2,6 +2,7 @@ package emulators_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -98,7 +99,8 @@ func TestAdminEndpointOnEveryPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(set.Close)
-	do := func(method, addr, path, body string) *http.Response {
+	// do sends one admin request and returns the status code and the body.
+	do := func(method, addr, path, body string) (int, []byte) {
 		t.Helper()
 		req, err := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
 		if err != nil {
@@ -108,26 +110,31 @@ func TestAdminEndpointOnEveryPort(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = resp.Body.Close() })
-		return resp
+		defer resp.Body.Close()
+		out, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, out
 	}
 	for _, addr := range []string{set.Addrs.Tencent, set.Addrs.Alibaba, set.Addrs.Huawei} {
-		if resp := do(http.MethodPost, addr, "/_admin/faults", `[{"provider":"tencent","action":"SyncImages","kind":"throttle","count":1}]`); resp.StatusCode != http.StatusNoContent {
-			t.Errorf("%s: POST /_admin/faults = %d", addr, resp.StatusCode)
+		if code, _ := do(http.MethodPost, addr, "/_admin/faults", `[{"provider":"tencent","action":"SyncImages","kind":"throttle","count":1}]`); code != http.StatusNoContent {
+			t.Errorf("%s: POST /_admin/faults = %d", addr, code)
 		}
-		if resp := do(http.MethodPost, addr, "/_admin/faults", `{"not":"an array"}`); resp.StatusCode != http.StatusBadRequest {
-			t.Errorf("%s: a malformed fault list answered %d, want 400", addr, resp.StatusCode)
+		if code, body := do(http.MethodPost, addr, "/_admin/faults", `{"not":"an array"}`); code != http.StatusBadRequest || !strings.Contains(string(body), "JSON array") {
+			t.Errorf("%s: a malformed fault list answered %d %s, want 400 saying what is expected", addr, code, body)
 		}
 		set.Calls.Record(emucore.Call{Provider: "huawei", Action: "ShowJob"})
 		var body struct{ Calls []emucore.Call }
-		if err := json.NewDecoder(do(http.MethodGet, addr, "/_admin/calls?provider=huawei", "").Body).Decode(&body); err != nil {
+		_, raw := do(http.MethodGet, addr, "/_admin/calls?provider=huawei", "")
+		if err := json.Unmarshal(raw, &body); err != nil {
 			t.Fatal(err)
 		}
 		if len(body.Calls) != 1 || body.Calls[0].Action != "ShowJob" {
 			t.Errorf("%s: GET /_admin/calls = %+v, want the one ShowJob call", addr, body.Calls)
 		}
-		if resp := do(http.MethodDelete, addr, "/_admin/calls", ""); resp.StatusCode != http.StatusNoContent || len(set.Calls.Calls("", "")) != 0 {
-			t.Errorf("%s: DELETE /_admin/calls = %d, %d calls left", addr, resp.StatusCode, len(set.Calls.Calls("", "")))
+		if code, _ := do(http.MethodDelete, addr, "/_admin/calls", ""); code != http.StatusNoContent || len(set.Calls.Calls("", "")) != 0 {
+			t.Errorf("%s: DELETE /_admin/calls = %d, %d calls left", addr, code, len(set.Calls.Calls("", "")))
 		}
 	}
 	for i := range 4 {
@@ -140,8 +147,8 @@ func TestAdminEndpointOnEveryPort(t *testing.T) {
 		}
 	}
 	do(http.MethodPost, set.Addrs.Alibaba, "/_admin/faults", `[{"kind":"server-error"}]`)
-	if resp := do(http.MethodDelete, set.Addrs.Huawei, "/_admin/faults", ""); resp.StatusCode != http.StatusNoContent {
-		t.Errorf("DELETE /_admin/faults = %d", resp.StatusCode)
+	if code, _ := do(http.MethodDelete, set.Addrs.Huawei, "/_admin/faults", ""); code != http.StatusNoContent {
+		t.Errorf("DELETE /_admin/faults = %d", code)
 	}
 	if got := set.Faults.Decide("alibaba", "ListImage"); got != emucore.FaultNone {
 		t.Errorf("fault %q after DELETE /_admin/faults", got)
