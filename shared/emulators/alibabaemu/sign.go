@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/imagerelay/imagerelay/shared/emulators/emucore"
 )
 
 const (
@@ -32,14 +34,9 @@ func (e *Emulator) verifyACS3(r *http.Request, body []byte, now time.Time) (Cred
 	if auth == "" {
 		return Credential{}, errf(http.StatusBadRequest, "MissingParameter", "The request carries neither an Authorization header (ACS3) nor a Signature query parameter (RPC v2).")
 	}
-	rest, ok := strings.CutPrefix(auth, acs3Algorithm+" ")
+	fields, ok := emucore.AuthParams(auth, acs3Algorithm)
 	if !ok {
 		return Credential{}, errf(http.StatusBadRequest, "IncompleteSignature", "The Authorization header must start with %s.", acs3Algorithm)
-	}
-	fields := map[string]string{}
-	for part := range strings.SplitSeq(rest, ",") {
-		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
-		fields[k] = v
 	}
 	keyID, signedHeaders, signature := fields["Credential"], fields["SignedHeaders"], fields["Signature"]
 	if keyID == "" || signedHeaders == "" || signature == "" {

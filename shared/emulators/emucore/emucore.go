@@ -172,6 +172,18 @@ func (f *Faults) Decide(provider, action string, keys ...string) FaultKind {
 	return FaultNone
 }
 
+// Shared returns the call log and fault injector an emulator records into: the given ones, so
+// that several emulators share them, or a private log and no faults for nil.
+func Shared(calls *CallLog, faults *Faults) (*CallLog, *Faults) {
+	if calls == nil {
+		calls = &CallLog{}
+	}
+	if faults == nil {
+		faults = &Faults{}
+	}
+	return calls, faults
+}
+
 // Drop closes the client connection without an HTTP answer, as a network failure would.
 func Drop(w http.ResponseWriter) {
 	if hj, ok := w.(http.Hijacker); ok {

@@ -137,12 +137,7 @@ func (j *job) status(now time.Time) (string, int) {
 
 // New builds an emulator from seed. calls and faults may be nil.
 func New(seed Seed, calls *emucore.CallLog, faults *emucore.Faults) (*Emulator, error) {
-	if calls == nil {
-		calls = &emucore.CallLog{}
-	}
-	if faults == nil {
-		faults = emucore.NewFaults(emucore.Rates{}, 1)
-	}
+	calls, faults = emucore.Shared(calls, faults)
 	e := &Emulator{
 		calls:        calls,
 		faults:       faults,

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/imagerelay/imagerelay/shared/emulators/emucore"
 )
 
 const (
@@ -26,29 +28,11 @@ type authorization struct {
 }
 
 func parseAuthorization(h string) (authorization, bool) {
-	var a authorization
-	rest, ok := strings.CutPrefix(h, sdkHMACSHA256+" ")
-	if !ok {
-		return a, false
+	f, ok := emucore.AuthParams(h, sdkHMACSHA256)
+	if !ok || f["Access"] == "" || f["Signature"] == "" || f["SignedHeaders"] == "" {
+		return authorization{}, false
 	}
-	for part := range strings.SplitSeq(rest, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok {
-			return a, false
-		}
-		switch k {
-		case "Access":
-			a.AK = v
-		case "SignedHeaders":
-			a.SignedHeaders = strings.Split(v, ";")
-		case "Signature":
-			a.Signature = v
-		}
-	}
-	if a.AK == "" || a.Signature == "" || len(a.SignedHeaders) == 0 {
-		return a, false
-	}
-	return a, true
+	return authorization{AK: f["Access"], SignedHeaders: strings.Split(f["SignedHeaders"], ";"), Signature: f["Signature"]}, true
 }
 
 // canonicalRequest rebuilds what huaweicloud-sdk-go-v3 (core/auth/signer) signed:

@@ -99,12 +99,7 @@ func errf(code, format string, args ...any) *apiError {
 
 // New builds an emulator from seed. calls and faults may be nil (a private log and no faults).
 func New(seed Seed, calls *emucore.CallLog, faults *emucore.Faults) (*Emulator, error) {
-	if calls == nil {
-		calls = &emucore.CallLog{}
-	}
-	if faults == nil {
-		faults = &emucore.Faults{}
-	}
+	calls, faults = emucore.Shared(calls, faults)
 	e := &Emulator{
 		calls:        calls,
 		faults:       faults,

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/imagerelay/imagerelay/shared/emulators/emucore"
 )
 
 const (
@@ -30,30 +32,17 @@ type authorization struct {
 // parseAuthorization reads
 // "TC3-HMAC-SHA256 Credential=<id>/<date>/<service>/tc3_request, SignedHeaders=a;b, Signature=<hex>".
 func parseAuthorization(h string) (authorization, bool) {
-	var a authorization
-	rest, ok := strings.CutPrefix(h, tc3Algorithm+" ")
+	f, ok := emucore.AuthParams(h, tc3Algorithm)
 	if !ok {
-		return a, false
+		return authorization{}, false
 	}
-	for part := range strings.SplitSeq(rest, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok {
-			return a, false
-		}
-		switch k {
-		case "Credential":
-			// The SecretId never contains "/", so the scope is the last three parts.
-			p := strings.Split(v, "/")
-			if len(p) != 4 {
-				return a, false
-			}
-			a.SecretID, a.Date, a.Service, a.Terminator = p[0], p[1], p[2], p[3]
-		case "SignedHeaders":
-			a.SignedHeaders = strings.Split(v, ";")
-		case "Signature":
-			a.Signature = v
-		}
+	// The SecretId never contains "/", so the scope is the last three parts.
+	scope := strings.Split(f["Credential"], "/")
+	if len(scope) != 4 {
+		return authorization{}, false
 	}
+	a := authorization{SecretID: scope[0], Date: scope[1], Service: scope[2], Terminator: scope[3],
+		SignedHeaders: strings.Split(f["SignedHeaders"], ";"), Signature: f["Signature"]}
 	// Tencent requires content-type and host among the signed headers.
 	if a.SecretID == "" || a.Signature == "" || !slices.Contains(a.SignedHeaders, "content-type") || !slices.Contains(a.SignedHeaders, "host") {
 		return a, false
