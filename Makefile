@@ -1,4 +1,5 @@
-# imagerelay — see README.md. Every target works on a fresh machine with only Go installed.
+# imagerelay — see README.md. Every target works on a fresh machine with Go installed;
+# serverless-check (part of test) also needs Node.js with npm.
 GO        ?= go
 BIN       := bin/imagerelay
 PKGS      := ./...

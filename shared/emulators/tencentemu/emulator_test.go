@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,6 +67,16 @@ func newFixture(t *testing.T, seed Seed) *fixture {
 	srv := httptest.NewServer(emu)
 	t.Cleanup(srv.Close)
 	return &fixture{emu: emu, srv: srv, calls: calls, faults: faults}
+}
+
+// stepClock makes every request move the emulator's clock 20ms on until the test ends, so a
+// 300ms copy is followed over a fixed number of calls however fast the machine is (a loop on
+// the real clock can outrun the emulated DescribeImages rate limit).
+func (f *fixture) stepClock(t *testing.T) {
+	var ticks atomic.Int64
+	start := time.Now()
+	f.emu.now = func() time.Time { return start.Add(time.Duration(ticks.Add(1)) * 20 * time.Millisecond) }
+	t.Cleanup(func() { f.emu.now = time.Now })
 }
 
 func (f *fixture) profile(method string) *profile.ClientProfile {
@@ -377,6 +388,7 @@ func TestDescribeImagesValidation(t *testing.T) {
 
 func TestSyncProgressesToNormal(t *testing.T) {
 	f := newFixture(t, testSeed())
+	f.stepClock(t)
 	req := syncReq("img-ok000001", "ap-shanghai", "ap-beijing")
 	req.ImageName = common.StringPtr("base-copy")
 	req.ImageSetRequired = common.BoolPtr(true)
@@ -396,8 +408,7 @@ func TestSyncProgressesToNormal(t *testing.T) {
 	c := f.cvm(t, "ap-shanghai")
 	id := *set[0].ImageId
 	sawSyncing, last := false, int64(-1)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	for range 100 {
 		img := describe1(t, c, id)
 		if *img.ImageName != "base-copy" {
 			t.Fatalf("copy named %q, want base-copy", *img.ImageName)
@@ -416,9 +427,9 @@ func TestSyncProgressesToNormal(t *testing.T) {
 		} else {
 			t.Fatalf("unexpected state %s", *img.ImageState)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("copy never reached NORMAL")
-		}
+	}
+	if last != 100 {
+		t.Fatal("copy never reached NORMAL")
 	}
 	if !sawSyncing {
 		t.Error("never observed SYNCING before NORMAL")
@@ -512,15 +523,15 @@ func TestFaults(t *testing.T) {
 			t.Fatalf("SyncImages: %v", err)
 		}
 		id := *resp.Response.ImageSet[0].ImageId
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			img := describe1(t, f.cvm(t, "ap-seoul"), id)
-			if *img.ImageState == "CREATEFAILED" {
+		f.stepClock(t)
+		state := ""
+		for range 100 {
+			if state = *describe1(t, f.cvm(t, "ap-seoul"), id).ImageState; state != "SYNCING" {
 				break
 			}
-			if *img.ImageState != "SYNCING" || time.Now().After(deadline) {
-				t.Fatalf("state %s; want SYNCING until CREATEFAILED", *img.ImageState)
-			}
+		}
+		if state != "CREATEFAILED" {
+			t.Fatalf("state %s; want SYNCING until CREATEFAILED", state)
 		}
 	})
 }
