@@ -32,16 +32,6 @@ type stack struct {
 	cfg  *config.Config
 }
 
-// demoCreds are the emulators' demo credentials.
-var demoCreds = map[string]string{
-	"TENCENTCLOUD_SECRET_ID":          "AKIDimagerelayDEMO",
-	"TENCENTCLOUD_SECRET_KEY":         "imagerelay-demo-tencent-secret",
-	"ALIBABA_CLOUD_ACCESS_KEY_ID":     "LTAIimagerelayDEMO",
-	"ALIBABA_CLOUD_ACCESS_KEY_SECRET": "imagerelay-demo-alibaba-secret",
-	"HUAWEICLOUD_SDK_AK":              "HWimagerelayDEMO",
-	"HUAWEICLOUD_SDK_SK":              "imagerelay-demo-huawei-secret",
-}
-
 // stackOptions shape one test's pipeline.
 type stackOptions struct {
 	Policies []config.ReplicationPolicy
@@ -53,7 +43,7 @@ type stackOptions struct {
 // startStack starts emulators seeded by seed, and every function with the options' policies.
 func startStack(t *testing.T, seed emulators.Seed, o stackOptions) *stack {
 	t.Helper()
-	for k, v := range demoCreds {
+	for k, v := range emulators.DemoEnv() {
 		t.Setenv(k, v)
 	}
 	for k, v := range o.Env {

@@ -64,19 +64,10 @@ poller. With nats.url set it uses that NATS instead of the embedded one.`,
 	return cmd
 }
 
-// Demo credentials of the emulators. They are set only when the user has none of their own,
-// and only when the emulators run.
-var demoCredentials = map[string]string{
-	"TENCENTCLOUD_SECRET_ID":          "AKIDimagerelayDEMO",
-	"TENCENTCLOUD_SECRET_KEY":         "imagerelay-demo-tencent-secret",
-	"ALIBABA_CLOUD_ACCESS_KEY_ID":     "LTAIimagerelayDEMO",
-	"ALIBABA_CLOUD_ACCESS_KEY_SECRET": "imagerelay-demo-alibaba-secret",
-	"HUAWEICLOUD_SDK_AK":              "HWimagerelayDEMO",
-	"HUAWEICLOUD_SDK_SK":              "imagerelay-demo-huawei-secret",
-}
-
+// useDemoCredentials sets the emulators' demo keys where the user has none of their own; it
+// is called only when the emulators run.
 func useDemoCredentials() {
-	for k, v := range demoCredentials {
+	for k, v := range emulators.DemoEnv() {
 		if os.Getenv(k) == "" {
 			_ = os.Setenv(k, v)
 		}

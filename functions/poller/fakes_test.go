@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/imagerelay/imagerelay/shared/replication"
+	"github.com/imagerelay/imagerelay/shared/testenv"
 )
 
 // fakeReader is a test double of a provider's status API: it answers from a script per task
@@ -67,25 +68,7 @@ func (f *fakeReader) callLog() [][]replication.Task {
 	return slices.Clone(f.calls)
 }
 
-// clock is a settable clock for Core.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now().UTC().Truncate(time.Second)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newClock() *testenv.Clock { return testenv.NewClock(time.Now().UTC().Truncate(time.Second)) }
 
 func inProgress(pct int, status string) replication.CopyStatus {
 	return replication.CopyStatus{Phase: replication.PhaseInProgress, Percent: pct, ProviderStatus: status}

@@ -42,7 +42,7 @@ type copyOpts struct {
 
 // inFlight stores the record replicate leaves for a started copy and returns the
 // replication.started event that brings it to the poller.
-func inFlight(t *testing.T, store *state.Store, clk *clock, r events.Replication, taskID string, o copyOpts) event.Event {
+func inFlight(t *testing.T, store *state.Store, clk *testenv.Clock, r events.Replication, taskID string, o copyOpts) event.Event {
 	t.Helper()
 	now := clk.Now()
 	if o.deadline.IsZero() {
@@ -72,7 +72,7 @@ func inFlight(t *testing.T, store *state.Store, clk *clock, r events.Replication
 	return e
 }
 
-func newCore(store *state.Store, clk *clock, provider string, reader poller.StatusReader) *poller.Core {
+func newCore(store *state.Store, clk *testenv.Clock, provider string, reader poller.StatusReader) *poller.Core {
 	return &poller.Core{
 		Readers:        map[string]poller.StatusReader{provider: reader},
 		Store:          store,
@@ -85,17 +85,7 @@ func newCore(store *state.Store, clk *clock, provider string, reader poller.Stat
 // emitted checks every emitted event against the contract and groups them by type.
 func emitted(t *testing.T, res fn.Result) map[string][]event.Event {
 	t.Helper()
-	out := map[string][]event.Event{}
-	for _, e := range res.Emit {
-		if err := events.Check(e); err != nil {
-			t.Fatalf("emitted %s %s fails events.Check: %v", e.Type(), e.ID(), err)
-		}
-		if e.Source() != events.SourceOf(poller.Name) {
-			t.Errorf("emitted source %q, want %q", e.Source(), events.SourceOf(poller.Name))
-		}
-		out[e.Type()] = append(out[e.Type()], e)
-	}
-	return out
+	return testenv.Emitted(t, poller.Name, res)
 }
 
 func wantOutcome(t *testing.T, res fn.Result, kind fn.Kind, delay time.Duration) {

@@ -9,36 +9,20 @@ import (
 
 	"github.com/imagerelay/imagerelay/functions/rebuild"
 	"github.com/imagerelay/imagerelay/shared/replication"
+	"github.com/imagerelay/imagerelay/shared/testenv"
 )
 
 // clock is a settable clock shared by the core and the fake fleet.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock {
+func newClock() *testenv.Clock {
 	// A Wednesday noon in UTC, so window tests know where they stand.
-	return &clock{t: time.Date(2026, 7, 15, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+	return testenv.NewClock(time.Date(2026, 7, 15, 12, 0, 0, 0, time.UTC))
 }
 
 // fakeFleet is a test double of Elastic Desktop Service: accepted desktops are Rebuilding
 // for dur, then Running on the new image (or Stopped on the old one when listed in fail).
 type fakeFleet struct {
 	mu    sync.Mutex
-	clock *clock
+	clock *testenv.Clock
 	dur   time.Duration
 	desk  map[string]*fakeDesk
 	// refuse gives the per-desktop code RebuildDesktops answers instead of success.
@@ -64,7 +48,7 @@ type fakeDesk struct {
 	started time.Time
 }
 
-func newFleet(c *clock, ds ...rebuild.Desktop) *fakeFleet {
+func newFleet(c *testenv.Clock, ds ...rebuild.Desktop) *fakeFleet {
 	f := &fakeFleet{clock: c, dur: 3 * time.Second, desk: map[string]*fakeDesk{}, refuse: map[string]string{}, fail: map[string]bool{}, stuck: map[string]bool{}}
 	for _, d := range ds {
 		d.Tags = maps.Clone(d.Tags)

@@ -116,7 +116,7 @@ func (r run) desktops(typ string) []string {
 // back after its delay (the clock jumps there), a retried one after a second. Chains run in
 // order of due time, so duplicates interleave with the original. It stops when every chain
 // ended, or fails the test after too many steps.
-func drive(t *testing.T, c *rebuild.Core, clk *clock, chains ...event.Event) run {
+func drive(t *testing.T, c *rebuild.Core, clk *testenv.Clock, chains ...event.Event) run {
 	t.Helper()
 	due := make([]time.Time, len(chains))
 	for i := range due {
@@ -174,7 +174,7 @@ func drive(t *testing.T, c *rebuild.Core, clk *clock, chains ...event.Event) run
 	}
 }
 
-func newCore(store *state.Store, f *fakeFleet, clk *clock, pols ...config.RebuildPolicy) *rebuild.Core {
+func newCore(store *state.Store, f *fakeFleet, clk *testenv.Clock, pols ...config.RebuildPolicy) *rebuild.Core {
 	return &rebuild.Core{Fleet: f, Policies: pols, Store: store, Now: clk.Now,
 		Log: slog.New(slog.DiscardHandler)}
 }

@@ -22,25 +22,7 @@ import (
 	"github.com/imagerelay/imagerelay/shared/testenv"
 )
 
-// clock is a settable clock for Core.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now().UTC().Truncate(time.Second)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newClock() *testenv.Clock { return testenv.NewClock(time.Now().UTC().Truncate(time.Second)) }
 
 const timeoutSeconds = 3600
 
@@ -87,17 +69,7 @@ func replicationOf(img events.Image, region string) events.Replication {
 // emitted checks every emitted event against the contract and groups them by type.
 func emitted(t *testing.T, res fn.Result) map[string][]event.Event {
 	t.Helper()
-	out := map[string][]event.Event{}
-	for _, e := range res.Emit {
-		if err := events.Check(e); err != nil {
-			t.Fatalf("emitted %s %s fails events.Check: %v", e.Type(), e.ID(), err)
-		}
-		if e.Source() != events.SourceOf(replicate.Name) {
-			t.Errorf("emitted source %q, want %q", e.Source(), events.SourceOf(replicate.Name))
-		}
-		out[e.Type()] = append(out[e.Type()], e)
-	}
-	return out
+	return testenv.Emitted(t, replicate.Name, res)
 }
 
 func wantKind(t *testing.T, res fn.Result, kind fn.Kind) {
@@ -126,7 +98,7 @@ func started(t *testing.T, e event.Event) *events.ReplicationStarted {
 	return d
 }
 
-func newCore(store *state.Store, clk *clock, provider string, c replicate.Copier) *replicate.Core {
+func newCore(store *state.Store, clk *testenv.Clock, provider string, c replicate.Copier) *replicate.Core {
 	return &replicate.Core{
 		Copiers:    map[string]replicate.Copier{provider: c},
 		Store:      store,

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"net/url"
@@ -158,7 +159,7 @@ func (v *validator) providers(p fieldPath, pr *Providers) {
 	h := p.key("huawei")
 	v.account(h.key("account"), pr.Huawei.Account)
 	v.rate(h.key("rate"), pr.Huawei.Rate)
-	for _, region := range sortedKeys(pr.Huawei.Projects) {
+	for _, region := range slices.Sorted(maps.Keys(pr.Huawei.Projects)) {
 		rp := h.key("projects").key(region)
 		if !regionRE.MatchString(region) {
 			v.add(rp, ErrInvalid, fmt.Sprintf("%q is not a region id", region), "use the region id as the key, e.g. cn-north-4")
@@ -267,7 +268,7 @@ func (v *validator) match(p fieldPath, m policy.Match, rebuild bool) {
 			v.add(p.key("namePattern"), ErrInvalid, fmt.Sprintf("%q is not a valid name pattern", m.NamePattern), `use * for any characters, ? for one, [a-z] for a range, and \ to escape; close every [`)
 		}
 	}
-	for _, k := range sortedKeys(m.Tags) {
+	for _, k := range slices.Sorted(maps.Keys(m.Tags)) {
 		if strings.TrimSpace(k) == "" {
 			v.add(p.key("tags").key(k), ErrInvalid, "a tag key is empty", "write the tag's key")
 		}
@@ -302,7 +303,7 @@ func (v *validator) desktops(p fieldPath, d DesktopSelector) {
 		}
 		seen[id] = true
 	}
-	for _, k := range sortedKeys(d.Tags) {
+	for _, k := range slices.Sorted(maps.Keys(d.Tags)) {
 		if strings.TrimSpace(k) == "" {
 			v.add(p.key("tags").key(k), ErrInvalid, "a tag key is empty", "write the tag's key")
 		}
@@ -392,15 +393,6 @@ func checkHostPort(s string) error {
 		return fmt.Errorf("%q has no valid port", s)
 	}
 	return nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // CheckRegions reports the policy regions that a provider does not have. known maps a

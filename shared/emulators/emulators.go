@@ -55,6 +55,19 @@ func LoadSeed(path string) (Seed, error) {
 	return seed, nil
 }
 
+// DemoEnv maps the credential environment variables the providers read to the emulators'
+// demo keys, for the demo and the end-to-end tests.
+func DemoEnv() map[string]string {
+	return map[string]string{
+		"TENCENTCLOUD_SECRET_ID":          tencentemu.DemoSecretID,
+		"TENCENTCLOUD_SECRET_KEY":         tencentemu.DemoSecretKey,
+		"ALIBABA_CLOUD_ACCESS_KEY_ID":     alibabaemu.DemoAccessKeyID,
+		"ALIBABA_CLOUD_ACCESS_KEY_SECRET": alibabaemu.DemoAccessKeySecret,
+		"HUAWEICLOUD_SDK_AK":              huaweiemu.DemoAK,
+		"HUAWEICLOUD_SDK_SK":              huaweiemu.DemoSK,
+	}
+}
+
 // Addrs are the listen addresses of the emulators; "127.0.0.1:0" picks a free port.
 type Addrs struct {
 	Tencent, Alibaba, Huawei string

@@ -2,6 +2,7 @@ package alibabaemu
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -436,7 +437,7 @@ func (e *Emulator) imageJSON(img *appImage, now time.Time) map[string]any {
 		})
 	}
 	tags := make([]map[string]string, 0, len(m.Tags))
-	for _, k := range sortedKeys(m.Tags) {
+	for _, k := range slices.Sorted(maps.Keys(m.Tags)) {
 		tags = append(tags, map[string]string{"Key": k, "Value": m.Tags[k]})
 	}
 	platform := "Windows Server 2022"
@@ -459,13 +460,4 @@ func nonNilStrings(s []string) []string {
 		return []string{}
 	}
 	return s
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

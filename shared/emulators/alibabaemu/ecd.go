@@ -472,7 +472,7 @@ func desktopJSON(d *desktop) map[string]any {
 		desktopType, cpu, memory = "eds.graphics.8c32g", 8, 32768
 	}
 	tags := make([]map[string]string, 0, len(d.Tags))
-	for _, k := range sortedKeys(d.Tags) {
+	for _, k := range slices.Sorted(maps.Keys(d.Tags)) {
 		tags = append(tags, map[string]string{"Key": k, "Value": d.Tags[k], "Scope": "Custom"})
 	}
 	disks := []map[string]any{{"DiskId": "d-" + strings.TrimPrefix(d.DesktopID, "ecd-") + "s", "DiskType": "SYSTEM", "DiskSize": 80, "PerformanceLevel": "PL0"}}

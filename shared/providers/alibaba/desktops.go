@@ -3,6 +3,7 @@ package alibaba
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -141,7 +142,7 @@ func (d *Desktops) listPages(ctx context.Context, region string, filter DesktopF
 	}
 	if len(filter.Tags) > 0 {
 		var tags []map[string]string
-		for _, k := range sortedKeys(filter.Tags) {
+		for _, k := range slices.Sorted(maps.Keys(filter.Tags)) {
 			tags = append(tags, map[string]string{"Key": k, "Value": filter.Tags[k]})
 		}
 		query["Tag"] = tags
@@ -233,13 +234,4 @@ func (d *Desktops) RebuildDesktops(ctx context.Context, region string, ids []str
 		out = append(out, RebuildResult{DesktopID: r.DesktopID, Code: r.Code, Message: r.Message, OK: strings.EqualFold(r.Code, RebuildSuccess)})
 	}
 	return out, nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
