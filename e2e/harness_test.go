@@ -16,6 +16,7 @@ import (
 
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/shared/app"
+	"github.com/imagerelay/imagerelay/shared/bus"
 	"github.com/imagerelay/imagerelay/shared/config"
 	"github.com/imagerelay/imagerelay/shared/emulators"
 	"github.com/imagerelay/imagerelay/shared/emulators/emucore"
@@ -193,8 +194,10 @@ func (s *stack) duplicate(t *testing.T, typ, function string, redeliverAfter tim
 		if err := s.env.Bus.Publish(context.Background(), dup); err != nil {
 			t.Errorf("publish duplicate: %v", err)
 		}
-		// A deferral count no real deferral reaches keeps this message id apart.
-		if err := s.env.Bus.Defer(context.Background(), function, e, redeliverAfter, 1000); err != nil {
+		// A schedule key of its own keeps this redelivery apart from the function's own
+		// deferrals, as a second copy of the message would be.
+		if err := s.env.Bus.Schedule(context.Background(), bus.Deferral{Function: function, Event: e, Key: "e2e-redelivery:" + e.ID(),
+			At: time.Now().Add(redeliverAfter), Deferrals: 1000}); err != nil {
 			t.Errorf("publish redelivery: %v", err)
 		}
 		sent += 2

@@ -2,6 +2,7 @@ package events
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -79,11 +80,12 @@ func New(typ string, data any, m Meta) (event.Event, error) {
 	return e, nil
 }
 
-// Derive builds an event caused by cause: the id is derived from the cause's id, typ and
-// parts; correlation and trace context are carried over; causationid is the cause's id.
+// Derive builds an event caused by cause: the id is derived from the cause's identity
+// (source and id), typ and parts; correlation and trace context are carried over; causationid
+// is the cause's id.
 func Derive(cause event.Event, function, typ string, data any, provider, region, imageID string, parts ...string) (event.Event, error) {
 	return New(typ, data, Meta{
-		ID:            DeriveID(cause.ID(), typ, parts...),
+		ID:            DeriveID(Identity(cause), typ, parts...),
 		Source:        SourceOf(function),
 		Provider:      provider,
 		Region:        region,
@@ -93,6 +95,13 @@ func Derive(cause event.Event, function, typ string, data any, provider, region,
 		TraceParent:   StringExt(cause, ExtTraceParent),
 		TraceState:    StringExt(cause, ExtTraceState),
 	})
+}
+
+// Identity is an event's identity as CloudEvents defines it, (source, id), in one string that
+// no other pair maps to (the source is length-prefixed). Two producers may both send id "42":
+// they are two events, and everything imagerelay derives from them stays apart.
+func Identity(e event.Event) string {
+	return strconv.Itoa(len(e.Source())) + ":" + e.Source() + e.ID()
 }
 
 // CorrelationID returns e's correlationid, or e's own id when it is the first of its chain.

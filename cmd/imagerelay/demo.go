@@ -68,7 +68,7 @@ func runDemo(ctx context.Context, cfg *config.Config, timeout time.Duration) err
 		return err
 	}
 	defer logFile.Close()
-	st, err := startStack(ctx, cfg, logger(logFile, cfg.Log.Level))
+	st, err := startStack(ctx, cfg, logger(logFile, cfg.Log.Level), true)
 	if err != nil {
 		return err
 	}

@@ -54,7 +54,7 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().StringVarP(&g.configPath, "config", "c", "imagerelay.yaml", "configuration file (missing file = defaults)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error (default from the configuration)")
-	root.AddCommand(newUp(g), newWorker(g), newEmulate(g), newPublish(g), newStatus(g), newWatch(g), newDemo(g))
+	root.AddCommand(newUp(g), newSetup(g), newWorker(g), newEmulate(g), newPublish(g), newStatus(g), newWatch(g), newDemo(g))
 	return root
 }
 

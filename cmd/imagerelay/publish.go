@@ -56,7 +56,7 @@ func newPublish(g *globals) *cobra.Command {
 				return err
 			}
 			defer nc.Close()
-			b, err := bus.Open(cmd.Context(), nc, app.BusConfig(cfg), nil)
+			b, err := bus.Bind(cmd.Context(), nc, app.BusConfig(cfg), nil)
 			if err != nil {
 				return err
 			}

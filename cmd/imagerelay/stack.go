@@ -22,8 +22,10 @@ type stack struct {
 	cancel context.CancelFunc
 }
 
-// startStack connects to (or embeds) NATS and opens the runtime.
-func startStack(ctx context.Context, cfg *config.Config, log *slog.Logger) (*stack, error) {
+// startStack connects to (or embeds) NATS and opens the runtime. owner says that this command
+// owns the stream and the bucket (up, demo) and may create or update them; an embedded server
+// is always owned by the process that embeds it. Any other command binds to what exists.
+func startStack(ctx context.Context, cfg *config.Config, log *slog.Logger, owner bool) (*stack, error) {
 	s := &stack{}
 	var err error
 	if cfg.NATS.Embedded() {
@@ -42,6 +44,12 @@ func startStack(ctx context.Context, cfg *config.Config, log *slog.Logger) (*sta
 	}
 	octx, cancel := context.WithTimeout(ctx, app.Deadline)
 	defer cancel()
+	if owner || cfg.NATS.Embedded() {
+		if err := app.Setup(octx, cfg, s.nc, log); err != nil {
+			s.close()
+			return nil, err
+		}
+	}
 	s.rt, err = app.Open(octx, cfg, s.nc, log)
 	if err != nil {
 		s.close()

@@ -41,7 +41,7 @@ poller. With nats.url set it uses that NATS instead of the embedded one.`,
 				useDemoCredentials()
 				log.Info("emulators running", "tencent", emus.Addrs.Tencent, "alibaba", emus.Addrs.Alibaba, "huawei", emus.Addrs.Huawei)
 			}
-			st, err := startStack(cmd.Context(), cfg, log)
+			st, err := startStack(cmd.Context(), cfg, log, true)
 			if err != nil {
 				return err
 			}

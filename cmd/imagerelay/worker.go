@@ -23,7 +23,7 @@ function share the consumer, so starting more of them scales out. Set nats.url
 				return err
 			}
 			log := logger(os.Stderr, cfg.Log.Level).With("function", args[0])
-			st, err := startStack(cmd.Context(), cfg, log)
+			st, err := startStack(cmd.Context(), cfg, log, false)
 			if err != nil {
 				return err
 			}

@@ -34,6 +34,10 @@ type Core struct {
 	// NotFoundChecks is how many checks a task may be unknown to the provider before the
 	// copy is reported failed (default 5).
 	NotFoundChecks int
+	// SweepGrace is how long past three poll intervals a copy may go unchecked before
+	// [Core.Sweep] schedules a check for it (default 2 minutes: a scheduled serverless drain
+	// runs once a minute).
+	SweepGrace time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	Log *slog.Logger
@@ -57,8 +61,12 @@ func (c *Core) HandleBatch(ctx context.Context, evs []event.Event) []fn.Result {
 	results := make([]fn.Result, len(evs))
 	groups := map[string][]int{}
 	items := make([]item, len(evs))
+	keys := make([]string, len(evs))
 	for i, e := range evs {
 		res, it, ok := c.prepare(ctx, e)
+		if it.data != nil {
+			keys[i] = CheckKey(it.data.Replication)
+		}
 		if !ok {
 			results[i] = res
 			continue
@@ -90,10 +98,28 @@ func (c *Core) HandleBatch(ctx context.Context, evs []event.Event) []fn.Result {
 			}
 		}
 	}
+	// Every check of one copy, whichever event or delivery it came from, is scheduled under
+	// the copy's key: the schedules replace each other, so one chain of checks remains.
+	for i := range results {
+		if keys[i] != "" {
+			results[i].Outcome.Key, results[i].Outcome.TTL = keys[i], CheckTTL
+		}
+	}
 	return results
 }
 
-// prepare decodes an event and decides whether its copy needs a status call now.
+// CheckKey is the schedule key of a copy's next check. One key per copy is what keeps its
+// checks a single chain however often the check is delivered.
+func CheckKey(r events.Replication) string { return "check:" + events.ReplicationKey(r) }
+
+// CheckTTL is how long a fired check stays in the stream. Checks are the most frequent
+// messages imagerelay writes; one lost to the TTL (workers down for a day) is re-armed by
+// [Core.Sweep].
+const CheckTTL = 24 * time.Hour
+
+// prepare decodes an event and decides whether its copy needs a status call now. The record,
+// not the event, is the truth about the copy: the task, deadline and poll interval come from
+// it, so a forged or outdated replication.started cannot redirect or hurry the checks.
 func (c *Core) prepare(ctx context.Context, e event.Event) (fn.Result, item, bool) {
 	if e.Type() != events.TypeReplicationStarted {
 		return fn.RejectWith(fmt.Errorf("poller handles %s, not %s", events.TypeReplicationStarted, e.Type())), item{}, false
@@ -103,18 +129,18 @@ func (c *Core) prepare(ctx context.Context, e event.Event) (fn.Result, item, boo
 		return fn.RejectWith(err), item{}, false
 	}
 	if _, ok := c.Readers[d.Provider]; !ok {
-		return fn.RejectWith(fmt.Errorf("provider %q is not configured; add it under providers: in imagerelay.yaml", d.Provider)), item{}, false
+		return fn.RejectWith(fmt.Errorf("provider %q is not configured; add it under providers: in imagerelay.yaml", d.Provider)), item{data: d}, false
 	}
-	interval := c.interval(d.PollIntervalSeconds)
 	polling := false
 	rec, err := c.Store.UpdateRecord(ctx, d.Replication, func(r *replication.Record) error {
 		polling = false
-		if r.State.Settled() {
+		if r.State != replication.StateInProgress || r.TaskID != d.TaskID {
 			return state.ErrNoChange
 		}
-		// A duplicated started event makes a second chain of checks; the one that finds a
-		// check less than half an interval old ends itself.
-		if !r.LastPolledAt.IsZero() && c.now().Sub(r.LastPolledAt) < interval/2 {
+		// Two checks of one copy can meet (a redelivered check, a sweeper's re-arm): the one
+		// that finds a check less than half an interval old leaves the provider alone and
+		// only makes sure the next check is scheduled.
+		if !r.LastPolledAt.IsZero() && c.now().Sub(r.LastPolledAt) < c.interval(r.PollIntervalSeconds)/2 {
 			return state.ErrNoChange
 		}
 		r.LastPolledAt, r.Polls = c.now(), r.Polls+1
@@ -122,21 +148,31 @@ func (c *Core) prepare(ctx context.Context, e event.Event) (fn.Result, item, boo
 		return nil
 	})
 	if errors.Is(err, state.ErrNotFound) {
-		return fn.RejectWith(fmt.Errorf("no replication record for %s; was it started by imagerelay's replicate?", events.ReplicationKey(d.Replication))), item{}, false
+		return fn.RejectWith(fmt.Errorf("no replication record for %s; replication.started is emitted by imagerelay's replicate only", events.ReplicationKey(d.Replication))), item{}, false
 	}
 	if err != nil {
-		return fn.Retry(0, err), item{}, false
+		return fn.Retry(0, err), item{data: d}, false
 	}
 	if rec.State.Settled() {
 		// Settled by an earlier delivery that may have stopped before its events were stored:
 		// emit them again (same ids, so the bus keeps one of each).
 		return c.announce(ctx, item{ev: e, data: d}, rec), item{}, false
 	}
+	if rec.State != replication.StateInProgress {
+		return fn.RejectWith(fmt.Errorf("replication %s is %s, not in progress; replication.started is emitted by imagerelay's replicate only", rec.Key, rec.State)), item{}, false
+	}
+	if rec.TaskID != d.TaskID {
+		return fn.RejectWith(fmt.Errorf("taskId %q does not match the task %q recorded for %s; the event is forged or from an earlier attempt", d.TaskID, rec.TaskID, rec.Key)), item{}, false
+	}
+	d.DestinationImageID, d.StartedAt, d.Deadline, d.PollIntervalSeconds = rec.DestinationImageID, rec.StartedAt, rec.Deadline, rec.PollIntervalSeconds
+	interval := c.interval(rec.PollIntervalSeconds)
 	if !polling {
-		return fn.OK(), item{}, false
+		return fn.DeferFor(max(rec.LastPolledAt.Add(interval).Sub(c.now()), 0)), item{data: d}, false
 	}
 	if c.Limited[d.Provider] {
-		_ = c.Store.Renew(ctx, lifecycle.SlotName(d.Replication), events.ReplicationKey(d.Replication), lifecycle.SlotLease(interval))
+		if err := c.Store.Renew(ctx, lifecycle.SlotName(d.Replication), events.ReplicationKey(d.Replication), lifecycle.SlotLease(interval)); err != nil {
+			c.log().Warn("could not renew the copy's concurrency slot; its lease may lapse", "event_id", e.ID(), "correlation_id", events.CorrelationID(e), "error", err)
+		}
 	}
 	return fn.Result{}, item{ev: e, data: d, rec: rec}, true
 }
@@ -235,7 +271,11 @@ func (c *Core) settle(ctx context.Context, it item, to replication.State, st rep
 		return fn.Retry(0, err)
 	}
 	if c.Limited[it.data.Provider] {
-		_ = c.Store.Release(ctx, lifecycle.SlotName(it.data.Replication), events.ReplicationKey(it.data.Replication))
+		if err := c.Store.Release(ctx, lifecycle.SlotName(it.data.Replication), events.ReplicationKey(it.data.Replication)); err != nil {
+			// The slot's lease runs out by itself; until then one copy slot stays taken.
+			c.log().Warn("could not release the copy's concurrency slot; it frees when its lease ends", "event_id", it.ev.ID(),
+				"correlation_id", events.CorrelationID(it.ev), "error", err)
+		}
 	}
 	return c.announce(ctx, it, rec)
 }
@@ -264,6 +304,50 @@ func (c *Core) announce(ctx context.Context, it item, rec replication.Record) fn
 		out = append(out, done)
 	}
 	return fn.OK(out...)
+}
+
+// Sweep returns a check for every copy in flight whose checks have stopped: no check for three
+// poll intervals plus SweepGrace. Nothing in the design loses a check, but a message can
+// still be lost outside it (expired by its TTL while every worker was down, purged by hand,
+// a crash of every NATS replica before fsync); the sweep makes sure such a copy is still
+// checked, and so reaches succeeded, failed or Timeout by its deadline. A wakeup replaces the
+// copy's pending check, so a sweep never forks a chain.
+func (c *Core) Sweep(ctx context.Context) ([]fn.Wakeup, error) {
+	recs, err := c.Store.Records(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []fn.Wakeup
+	for _, r := range recs {
+		if r.State != replication.StateInProgress {
+			continue
+		}
+		last := r.LastPolledAt
+		if last.IsZero() {
+			last = r.StartedAt
+		}
+		if c.now().Sub(last) < 3*c.interval(r.PollIntervalSeconds)+c.sweepGrace() {
+			continue
+		}
+		cause := event.New()
+		cause.SetID(r.CorrelationID)
+		cause.SetSource(events.SourceOf(Name))
+		ev, err := c.emitter().Started(cause, r)
+		if err != nil {
+			return out, err
+		}
+		c.log().Warn("a copy in flight had no check scheduled; checking it again", "key", r.Key, "correlation_id", r.CorrelationID,
+			"last_check", last)
+		out = append(out, fn.Wakeup{Event: ev, Key: CheckKey(r.Replication), TTL: CheckTTL})
+	}
+	return out, nil
+}
+
+func (c *Core) sweepGrace() time.Duration {
+	if c.SweepGrace > 0 {
+		return c.SweepGrace
+	}
+	return 2 * time.Minute
 }
 
 func (c *Core) emitter() lifecycle.Emitter { return lifecycle.Emitter{Function: Name} }

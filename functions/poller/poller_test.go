@@ -451,17 +451,25 @@ func TestDuplicatePollChain(t *testing.T) {
 		advance   time.Duration
 		wantKind  fn.Kind
 		wantCalls int
+		wantDelay time.Duration
 	}{
-		{"first check", 0, fn.Defer, 1},
-		{"duplicate right away", 0, fn.Done, 1},
-		{"duplicate within half an interval", interval/2 - time.Second, fn.Done, 1},
-		{"a check more than half an interval after the last", 2 * time.Second, fn.Defer, 2},
+		{"first check", 0, fn.Defer, 1, interval},
+		// A duplicate must not end the chain: it leaves the provider alone but schedules
+		// the next check under the copy's key, replacing the live chain's schedule rather
+		// than adding one (today's main returned Done here, and the copy was never checked
+		// again when the duplicate was the live chain).
+		{"duplicate right away", 0, fn.Defer, 1, interval},
+		{"duplicate within half an interval", interval/2 - time.Second, fn.Defer, 1, interval/2 + time.Second},
+		{"a check more than half an interval after the last", 2 * time.Second, fn.Defer, 2, interval},
 	}
 	for _, step := range steps {
 		clk.Advance(step.advance)
 		res := core.Handle(ctx, started)
 		if res.Outcome.Kind != step.wantKind || len(res.Emit) != 0 {
 			t.Fatalf("%s: outcome %v emitted %d, want %v and nothing", step.name, res.Outcome.Kind, len(res.Emit), step.wantKind)
+		}
+		if res.Outcome.Delay != step.wantDelay || res.Outcome.Key != poller.CheckKey(r) {
+			t.Fatalf("%s: next check in %v under key %q, want %v under %q", step.name, res.Outcome.Delay, res.Outcome.Key, step.wantDelay, poller.CheckKey(r))
 		}
 		if n := len(reader.callLog()); n != step.wantCalls {
 			t.Fatalf("%s: %d status calls, want %d", step.name, n, step.wantCalls)

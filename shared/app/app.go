@@ -120,13 +120,26 @@ type Runtime struct {
 	Log       *slog.Logger
 }
 
-// Open sets up the stream and the KV bucket on nc and builds the providers.
+// Setup creates the stream and the KV bucket, or brings them to the configuration. Only the
+// component that owns them calls it: `imagerelay up`, `imagerelay demo` and `imagerelay
+// setup`. Everything else binds with [Open] and never changes them.
+func Setup(ctx context.Context, cfg *config.Config, nc *nats.Conn, log *slog.Logger) error {
+	b, err := bus.Setup(ctx, nc, BusConfig(cfg), log)
+	if err != nil {
+		return err
+	}
+	_, err = state.Open(ctx, b.JetStream(), cfg.NATS.KVBucket, cfg.NATS.Replicas)
+	return err
+}
+
+// Open binds to the existing stream and KV bucket on nc (see [Setup]) and builds the
+// providers.
 func Open(ctx context.Context, cfg *config.Config, nc *nats.Conn, log *slog.Logger) (*Runtime, error) {
-	b, err := bus.Open(ctx, nc, BusConfig(cfg), log)
+	b, err := bus.Bind(ctx, nc, BusConfig(cfg), log)
 	if err != nil {
 		return nil, err
 	}
-	store, err := state.Open(ctx, b.JetStream(), cfg.NATS.KVBucket, cfg.NATS.Replicas)
+	store, err := state.Bind(ctx, b.JetStream(), cfg.NATS.KVBucket)
 	if err != nil {
 		return nil, err
 	}

@@ -2,10 +2,13 @@ package bus
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
-	"time"
+	"strings"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
@@ -14,13 +17,8 @@ import (
 	"github.com/imagerelay/imagerelay/events"
 )
 
-// Header names imagerelay adds to NATS messages next to the ce- attributes.
+// Header names imagerelay adds to dead letters next to the original headers.
 const (
-	// HeaderNotBefore holds the earliest time (RFC 3339) a deferred event may be handled.
-	HeaderNotBefore = "Imagerelay-Not-Before"
-	// HeaderDeferrals counts how often an event was deferred; it keeps re-publications apart
-	// in the dedupe window.
-	HeaderDeferrals = "Imagerelay-Deferrals"
 	// HeaderDeadLetterReason says why an event went to the dead-letter subject.
 	HeaderDeadLetterReason = "Imagerelay-Dlq-Reason"
 	// HeaderDeadLetterFunction names the function that gave up on it.
@@ -32,11 +30,10 @@ const (
 	HeaderDeadLetterMsgID = "Imagerelay-Dlq-Msg-Id"
 	// HeaderDeadLetterDeliveries is how many times it was delivered.
 	HeaderDeadLetterDeliveries = "Imagerelay-Dlq-Deliveries"
+	// HeaderDeadLetterTruncated says that the original did not fit in a dead letter with the
+	// reason added, and what was left out.
+	HeaderDeadLetterTruncated = "Imagerelay-Dlq-Truncated"
 )
-
-// DeferPrefix starts the internal subjects deferred events come back on:
-// imagerelay.defer.<function>.<provider>.<region>.
-const DeferPrefix = events.SubjectPrefix + "defer."
 
 // Bus is a JetStream connection set up for imagerelay: the stream exists, and events can be
 // published and consumed. It is safe for concurrent use.
@@ -45,33 +42,6 @@ type Bus struct {
 	js  jetstream.JetStream
 	cfg Config
 	log *slog.Logger
-}
-
-// Open sets up the stream (idempotently) on nc and returns the bus.
-func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*Bus, error) {
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
-	if log == nil {
-		log = slog.Default()
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, fmt.Errorf("bus: jetstream: %w", err)
-	}
-	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        cfg.Stream,
-		Description: "imagerelay events (CloudEvents, binary mode)",
-		Subjects:    []string{events.SubjectPrefix + ">"},
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(cfg.Replicas, 1),
-		Duplicates:  cfg.DuplicateWindow,
-		MaxAge:      cfg.MaxAge,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("bus: create stream %s: %w", cfg.Stream, err)
-	}
-	return &Bus{nc: nc, js: js, cfg: cfg, log: log}, nil
 }
 
 // JetStream returns the underlying JetStream handle (for the KV store).
@@ -85,7 +55,7 @@ func (b *Bus) Config() Config { return b.cfg }
 func (b *Bus) Publish(ctx context.Context, evs ...event.Event) error {
 	for _, e := range evs {
 		msg := toMsg(e, Subject(e))
-		if _, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID(e.ID())); err != nil {
+		if _, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID(MsgID(e))); err != nil {
 			return fmt.Errorf("bus: publish %s %s: %w", e.Type(), e.ID(), err)
 		}
 	}
@@ -97,11 +67,6 @@ func Subject(e event.Event) string {
 	return events.NATSSubject(e.Type(), events.StringExt(e, events.ExtProvider), events.StringExt(e, events.ExtRegion))
 }
 
-// DeferSubject returns the subject on which a function's deferred event comes back.
-func DeferSubject(function string, e event.Event) string {
-	return DeferPrefix + function + "." + subjectTail(e)
-}
-
 // subjectTail is "<provider>.<region>" of an event, as NATSSubject writes it.
 func subjectTail(e event.Event) string {
 	full := Subject(e)
@@ -109,47 +74,82 @@ func subjectTail(e event.Event) string {
 	return full[len(prefix):]
 }
 
-// Defer publishes e again on the function's defer subject, to be handled after delay. The
-// deferrals count makes the message id unique per deferral while the event id stays the
-// same, so ids derived from it downstream do not change.
-func (b *Bus) Defer(ctx context.Context, function string, e event.Event, delay time.Duration, deferrals int) error {
-	msg := toMsg(e, DeferSubject(function, e))
-	msg.Header.Set(HeaderNotBefore, time.Now().Add(delay).UTC().Format(time.RFC3339Nano))
-	msg.Header.Set(HeaderDeferrals, strconv.Itoa(deferrals))
-	id := e.ID() + "~defer~" + function + "~" + strconv.Itoa(deferrals)
-	if _, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
-		return fmt.Errorf("bus: defer %s %s: %w", e.Type(), e.ID(), err)
-	}
-	return nil
-}
-
 // DeadLetter stores a message that function gave up on under imagerelay.dlq.<function>,
-// unchanged, with the reason and origin in headers.
+// unchanged, with the reason and origin in headers. A message too large to carry the added
+// headers (a near-limit payload, oversized headers) is stored without its payload and with
+// only the headers that identify it, marked with [HeaderDeadLetterTruncated]: the reason is
+// never lost because the original was too big.
 func (b *Bus) DeadLetter(ctx context.Context, function string, subject string, header nats.Header, data []byte, deliveries uint64, reason string) error {
 	msg := nats.NewMsg(events.DeadLetterSubject(function))
 	for k, v := range header {
-		if k == jetstream.MsgIDHeader || k == HeaderNotBefore {
-			continue
+		if k == jetstream.MsgIDHeader || strings.HasPrefix(k, "Nats-") {
+			continue // server-interpreted headers (schedules, TTLs, rollups) must not act again
 		}
 		msg.Header[k] = v
 	}
 	msg.Header.Set(HeaderDeadLetterReason, asciiHeader(reason))
 	msg.Header.Set(HeaderDeadLetterFunction, function)
-	msg.Header.Set(HeaderDeadLetterSubject, subject)
+	msg.Header.Set(HeaderDeadLetterSubject, asciiHeader(subject))
 	msg.Header.Set(HeaderDeadLetterDeliveries, strconv.FormatUint(deliveries, 10))
-	if id := header.Get(jetstream.MsgIDHeader); id != "" {
-		msg.Header.Set(HeaderDeadLetterMsgID, id)
+	origID := header.Get(jetstream.MsgIDHeader)
+	if origID != "" {
+		msg.Header.Set(HeaderDeadLetterMsgID, asciiHeader(origID))
 	}
 	msg.Data = data
 	var opts []jetstream.PublishOpt
-	if id := header.Get(jetstream.MsgIDHeader); id != "" {
+	if origID != "" {
 		// One dead letter per message, however many workers or deliveries give up on it.
-		opts = append(opts, jetstream.WithMsgID("dlq~"+function+"~"+id))
+		opts = append(opts, jetstream.WithMsgID(MsgIDOf("dlq", function, origID)))
 	}
-	if _, err := b.js.PublishMsg(ctx, msg, opts...); err != nil {
+	_, err := b.js.PublishMsg(ctx, msg, opts...)
+	if tooLarge(err) {
+		small := nats.NewMsg(msg.Subject)
+		for _, k := range []string{HeaderDeadLetterReason, HeaderDeadLetterFunction, HeaderDeadLetterSubject, HeaderDeadLetterDeliveries, HeaderDeadLetterMsgID} {
+			if v := msg.Header.Get(k); v != "" {
+				small.Header.Set(k, v)
+			}
+		}
+		for _, k := range []string{"ce-id", "ce-source", "ce-type", "ce-subject", "ce-correlationid"} {
+			if v := header.Get(k); v != "" {
+				small.Header.Set(k, asciiHeader(clip(v, 256)))
+			}
+		}
+		headerBytes := 0
+		for k, vs := range header {
+			for _, v := range vs {
+				headerBytes += len(k) + len(v) + 4
+			}
+		}
+		small.Header.Set(HeaderDeadLetterTruncated, fmt.Sprintf("the original (%d bytes of payload, %d bytes of headers) does not fit in a dead letter; payload and other headers left out", len(data), headerBytes))
+		_, err = b.js.PublishMsg(ctx, small, opts...)
+	}
+	if err != nil {
 		return fmt.Errorf("bus: dead-letter to %s: %w", msg.Subject, err)
 	}
 	return nil
+}
+
+// tooLarge reports whether a publish failed because the message is larger than the server
+// or the stream accepts. Retrying such a publish can never succeed.
+func tooLarge(err error) bool {
+	return errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum)
+}
+
+// MsgIDOf builds a Nats-Msg-Id from parts, injectively (a hash of the parts, each
+// length-prefixed), for messages that are not events themselves.
+func MsgIDOf(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:%s", len(p), p)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 // toMsg writes e in binary content mode.

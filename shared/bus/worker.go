@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -27,6 +28,9 @@ type Spec struct {
 	Concurrency int
 	// BatchSize is how many events a BatchHandler gets at once (default 100).
 	BatchSize int
+	// SweepEvery is how often a worker runs the core's sweep, when the core is an
+	// [fn.Sweeper] (default 30 seconds).
+	SweepEvery time.Duration
 }
 
 func (s Spec) filters() []string {
@@ -48,9 +52,14 @@ func (b *Bus) Consumer(ctx context.Context, s Spec) (jetstream.Consumer, error) 
 		FilterSubjects: s.filters(),
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        b.cfg.AckWait,
-		MaxDeliver:     b.cfg.MaxDeliver,
-		BackOff:        b.cfg.Backoff,
-		MaxAckPending:  max(s.Concurrency, 1) * 64,
+		// MaxDeliver bounds JetStream's own redeliveries: of a message a worker took and never
+		// answered (it crashed or hung), and of one whose results could not be stored. Failed
+		// attempts the core reports come back through schedules and are counted in
+		// HeaderAttempt. No BackOff: nats-server takes a consumer's first BackOff value as
+		// its ack wait, which would redeliver every message held longer than that to a second
+		// worker while the first still works on it.
+		MaxDeliver:    b.cfg.MaxDeliver,
+		MaxAckPending: max(s.Concurrency, 1) * 64,
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
@@ -70,6 +79,9 @@ func (b *Bus) Run(ctx context.Context, s Spec) error {
 		return err
 	}
 	defer stopWatch()
+	if sw, ok := s.Handler.(fn.Sweeper); ok {
+		go b.sweepEvery(ctx, s, sw)
+	}
 	if bh, ok := s.Handler.(fn.BatchHandler); ok {
 		for ctx.Err() == nil {
 			if _, err := b.pullBatch(ctx, cons, s, bh, time.Second); err != nil && ctx.Err() == nil {
@@ -104,6 +116,41 @@ func (b *Bus) Run(ctx context.Context, s Spec) error {
 	cc.Stop()
 	wg.Wait()
 	return nil
+}
+
+// sweepEvery runs the core's sweep at start and then every s.SweepEvery until ctx ends.
+func (b *Bus) sweepEvery(ctx context.Context, s Spec, sw fn.Sweeper) {
+	every := s.SweepEvery
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if _, err := b.Sweep(ctx, s.Function, sw); err != nil && ctx.Err() == nil {
+			b.log.Warn("sweep failed; will sweep again", "function", s.Function, "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Sweep runs sw once and schedules each wakeup it returns for now, under its key, and returns
+// how many it scheduled. Every worker may sweep at once: a wakeup replaces the pending
+// schedule of its key.
+func (b *Bus) Sweep(ctx context.Context, function string, sw fn.Sweeper) (int, error) {
+	wakeups, err := sw.Sweep(ctx)
+	n := 0
+	for _, w := range wakeups {
+		if serr := b.Schedule(ctx, Deferral{Function: function, Event: w.Event, Key: w.Key, At: time.Now(), TTL: w.TTL}); serr != nil {
+			return n, errors.Join(err, serr)
+		}
+		n++
+	}
+	return n, err
 }
 
 // Drain pulls the function's pending events for at most budget and handles them, then returns
@@ -164,14 +211,17 @@ func (b *Bus) pullBatch(ctx context.Context, cons jetstream.Consumer, s Spec, bh
 
 // inbound is one delivered message on its way through a core.
 type inbound struct {
-	msg        jetstream.Msg
-	ev         event.Event
+	msg jetstream.Msg
+	ev  event.Event
+	// deliveries counts this message's deliveries by JetStream plus the failed attempts
+	// behind it (HeaderAttempt): the number MaxDeliver bounds.
 	deliveries uint64
+	attempt    int
 	deferrals  int
 }
 
-// process decodes msgs, runs the core on the ones that are due and valid, and settles each
-// message. Every ack decision of the NATS runtime is made here and in settle.
+// process decodes msgs, runs the core on the valid ones and settles each message. Every ack
+// decision of the NATS runtime is made here and in settle.
 func (b *Bus) process(ctx context.Context, s Spec, msgs []jetstream.Msg) {
 	var ready []inbound
 	for _, m := range msgs {
@@ -179,20 +229,22 @@ func (b *Bus) process(ctx context.Context, s Spec, msgs []jetstream.Msg) {
 		if md, err := m.Metadata(); err == nil {
 			in.deliveries = md.NumDelivered
 		}
+		if isDeferSubject(s.Function, m.Subject()) {
+			if !fromScheduler(s.Function, m.Headers()) {
+				b.reject(ctx, s, in, fmt.Errorf("%s was published by a client, not fired by imagerelay's scheduler; "+
+					"deferred events are written only by imagerelay (publish on the event's own subject instead)", m.Subject()))
+				continue
+			}
+			in.attempt, _ = strconv.Atoi(m.Headers().Get(HeaderAttempt))
+			in.deferrals, _ = strconv.Atoi(m.Headers().Get(HeaderDeferrals))
+			in.deliveries += uint64(max(in.attempt, 0))
+		}
 		ev, err := decodeMsg(m.Headers(), m.Data())
 		if err != nil {
 			b.reject(ctx, s, in, err)
 			continue
 		}
 		in.ev = ev
-		in.deferrals, _ = strconv.Atoi(m.Headers().Get(HeaderDeferrals))
-		if nb := m.Headers().Get(HeaderNotBefore); nb != "" {
-			if t, err := time.Parse(time.RFC3339Nano, nb); err == nil && time.Until(t) > 0 {
-				// Not due yet: hand it back for the remaining time without running the core.
-				_ = m.NakWithDelay(time.Until(t))
-				continue
-			}
-		}
 		ready = append(ready, in)
 	}
 	if len(ready) == 0 {
@@ -242,12 +294,20 @@ func (b *Bus) heartbeat(msgs []inbound) (stop func()) {
 	return func() { close(done) }
 }
 
-// settle publishes what the core emitted, then acknowledges, delays, defers or rejects the
-// input according to the outcome.
+// settle publishes what the core emitted, then acknowledges, schedules or rejects the input
+// according to the outcome. Waiting work (Defer) and failed attempts (RetryLater) both come
+// back through a schedule, so neither holds an ack-pending slot while it waits.
 func (b *Bus) settle(ctx context.Context, s Spec, in inbound, r fn.Result) {
 	log := b.log.With("function", s.Function, "event_id", in.ev.ID(), "event_type", in.ev.Type(),
 		"correlation_id", events.CorrelationID(in.ev), "delivery", in.deliveries)
 	if err := b.Publish(ctx, r.Emit...); err != nil {
+		if tooLarge(err) || in.deliveries >= uint64(b.cfg.MaxDeliver) {
+			// Retrying can never store an event that is too large; and past MaxDeliver the
+			// dead letter says what failed rather than leaving the message to JetStream's
+			// max-deliveries advisory, which can only guess.
+			b.reject(ctx, s, in, fmt.Errorf("its results could not be stored: %w", err))
+			return
+		}
 		// Nothing is lost: the input comes back and the core runs again; the events it emits
 		// have the same ids, so whatever was already stored is dropped as a duplicate.
 		log.Warn("publishing results failed; will retry", "error", err)
@@ -262,12 +322,8 @@ func (b *Bus) settle(ctx context.Context, s Spec, in inbound, r fn.Result) {
 		}
 		log.Debug("handled", "emitted", len(r.Emit))
 	case fn.Defer:
-		if err := b.Defer(ctx, s.Function, in.ev, o.Delay, in.deferrals+1); err != nil {
-			log.Warn("defer failed; will retry", "error", err)
-			_ = in.msg.NakWithDelay(b.retryDelay(in.deliveries))
-			return
-		}
-		_ = in.msg.DoubleAck(ctx)
+		b.reschedule(ctx, s, in, log, Deferral{Function: s.Function, Event: in.ev, Key: o.Key, At: time.Now().Add(o.Delay),
+			Attempt: in.attempt, Deferrals: in.deferrals + 1, TTL: o.TTL})
 	case fn.RetryLater:
 		if in.deliveries >= uint64(b.cfg.MaxDeliver) {
 			b.reject(ctx, s, in, fmt.Errorf("gave up after %d deliveries: %w", in.deliveries, o.Err))
@@ -278,9 +334,28 @@ func (b *Bus) settle(ctx context.Context, s Spec, in inbound, r fn.Result) {
 			delay = b.retryDelay(in.deliveries)
 		}
 		log.Info("retry later", "delay", delay.String(), "error", errString(o.Err))
-		_ = in.msg.NakWithDelay(delay)
+		b.reschedule(ctx, s, in, log, Deferral{Function: s.Function, Event: in.ev, Key: o.Key, At: time.Now().Add(delay),
+			Attempt: int(in.deliveries), Deferrals: in.deferrals, TTL: o.TTL})
 	case fn.Reject:
 		b.reject(ctx, s, in, o.Err)
+	}
+}
+
+// reschedule writes d and acknowledges the input. If the schedule cannot be written the input
+// is not acknowledged, so it comes back: it is never lost between the two.
+func (b *Bus) reschedule(ctx context.Context, s Spec, in inbound, log *slog.Logger, d Deferral) {
+	if err := b.Schedule(ctx, d); err != nil {
+		if tooLarge(err) {
+			b.reject(ctx, s, in, fmt.Errorf("it cannot be scheduled again: %w", err))
+			return
+		}
+		log.Warn("schedule failed; will retry", "error", err)
+		_ = in.msg.NakWithDelay(b.retryDelay(in.deliveries))
+		return
+	}
+	if err := in.msg.DoubleAck(ctx); err != nil {
+		// The schedule is written; a redelivery writes it again under the same key.
+		log.Warn("ack failed", "error", err)
 	}
 }
 

@@ -55,6 +55,14 @@ type Outcome struct {
 	Delay time.Duration
 	// Err explains a RetryLater or Reject; it becomes the dead-letter reason.
 	Err error
+	// Key names the schedule a Defer or RetryLater writes: schedules with the same key
+	// replace each other, so at most one is pending. Empty means the input's identity. The
+	// poller keys by replication, so that however many copies of a check run, one check of
+	// each copy stays scheduled.
+	Key string
+	// TTL, when set, lets the bus drop the fired event from the stream that long after it
+	// came back (for high-volume deferrals whose loss a sweeper repairs).
+	TTL time.Duration
 }
 
 // Result is a core's answer for one event.
@@ -141,4 +149,20 @@ func (f HandlerFunc) Handle(ctx context.Context, e event.Event) Result { return 
 // (inside the bus's dedupe window) is not an error and stores nothing new.
 type Publisher interface {
 	Publish(ctx context.Context, evs ...event.Event) error
+}
+
+// Wakeup is an event a sweeper wants handled again now, under a schedule key (see
+// Outcome.Key): it replaces whatever is pending under that key.
+type Wakeup struct {
+	Event event.Event
+	Key   string
+	TTL   time.Duration
+}
+
+// Sweeper is implemented by cores whose work waits on schedules (the poller): Sweep finds
+// the work whose schedule was lost (a message that expired or was purged, a crash between
+// two steps) so that the runtime can schedule it again. It must be safe to run in every worker
+// at once: a wakeup replaces the pending schedule of its key, it never adds a second one.
+type Sweeper interface {
+	Sweep(ctx context.Context) ([]Wakeup, error)
 }

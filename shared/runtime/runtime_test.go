@@ -61,7 +61,7 @@ func runScripted() {
 		if err != nil {
 			return nil, err
 		}
-		b, err := bus.Open(ctx, nc, app.BusConfig(cfg), log)
+		b, err := bus.Setup(ctx, nc, app.BusConfig(cfg), log)
 		if err != nil {
 			return nil, err
 		}
@@ -155,6 +155,16 @@ replication:
       regions: [cn-hangzhou]
 `, s.natsURL, emus.Addrs.Tencent, emus.Addrs.Alibaba, emus.Addrs.Alibaba)
 	if err := os.WriteFile(s.cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The operator sets up the stream and the bucket (`imagerelay setup`); functions only bind.
+	loaded, err := config.Load(s.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := app.Setup(ctx, loaded, nc, nil); err != nil {
 		t.Fatal(err)
 	}
 	return s

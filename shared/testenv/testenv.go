@@ -52,7 +52,7 @@ func Start(t testing.TB, opts ...Options) *Env {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	b, err := bus.Open(ctx, nc, cfg, Logger(t))
+	b, err := bus.Setup(ctx, nc, cfg, Logger(t))
 	if err != nil {
 		t.Fatalf("open bus: %v", err)
 	}

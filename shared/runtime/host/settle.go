@@ -2,6 +2,8 @@ package host
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,8 +13,10 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/shared/bus"
 	"github.com/imagerelay/imagerelay/shared/fn"
 )
 
@@ -155,9 +159,10 @@ func (s *Session) settle(ctx context.Context, in Input, r fn.Result) Result {
 	case fn.Done:
 		return Result{Status: StatusDone, EventID: id, Emitted: len(r.Emit)}
 	case fn.Defer:
-		// A serverless input has not been deferred before; a repeated deferral of the same
-		// input (after a redelivery) has the same message id and is dropped by JetStream.
-		if err := s.Bus.Defer(ctx, s.Function, in.Event, o.Delay, 1); err != nil {
+		// A repeated deferral of the same input (after a redelivery) writes the same
+		// schedule key, so it replaces the pending schedule rather than adding one.
+		if err := s.Bus.Schedule(ctx, bus.Deferral{Function: s.Function, Event: in.Event, Key: o.Key,
+			At: time.Now().Add(o.Delay), Deferrals: 1, TTL: o.TTL}); err != nil {
 			return s.retry(id, 0, fmt.Errorf("defer: %w", err))
 		}
 		return Result{Status: StatusDeferred, EventID: id, Emitted: len(r.Emit)}
@@ -194,9 +199,14 @@ func (s *Session) deadLetter(ctx context.Context, in Input, reason error) Result
 			header.Set(k, v)
 		}
 		data = in.Event.Data()
+		header.Set(jetstream.MsgIDHeader, bus.MsgID(in.Event))
 	} else {
 		header.Set("Content-Type", "application/json")
 		data = in.Raw
+		// The message id makes the platform's retries of the same delivery (FC retries a
+		// whole array when one item fails) store one dead letter, not one per retry.
+		sum := sha256.Sum256(in.Raw)
+		header.Set(jetstream.MsgIDHeader, bus.MsgIDOf("raw", in.Origin, hex.EncodeToString(sum[:])))
 	}
 	deliveries := max(in.Deliveries, 1)
 	if err := s.Bus.DeadLetter(ctx, s.Function, in.Origin, header, data, deliveries, reason.Error()); err != nil {
@@ -236,6 +246,13 @@ func (s *Session) Drain(ctx context.Context, budget time.Duration) (int, error) 
 	}
 	if budget <= 0 {
 		return 0, nil
+	}
+	if sw, ok := spec.Handler.(fn.Sweeper); ok {
+		// Scheduled invocations are the serverless worker's only heartbeat: each one also
+		// re-arms work whose schedule was lost.
+		if _, err := s.Bus.Sweep(ctx, s.Function, sw); err != nil {
+			slog.Default().Warn("sweep failed; the next tick sweeps again", "function", s.Function, "error", err)
+		}
 	}
 	return s.Bus.Drain(ctx, spec, budget)
 }
