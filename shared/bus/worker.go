@@ -60,7 +60,7 @@ func (b *Bus) Consumer(ctx context.Context, s Spec) (jetstream.Consumer, error) 
 		// worker while the first still works on it.
 		MaxDeliver:    b.cfg.MaxDeliver,
 		MaxAckPending: max(s.Concurrency, 1) * 64,
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bus: consumer %s: %w", s.Function, err)
