@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/functions/poller"
 	"github.com/imagerelay/imagerelay/shared/app"
 	"github.com/imagerelay/imagerelay/shared/bus"
 	"github.com/imagerelay/imagerelay/shared/config"
@@ -39,6 +40,8 @@ type stackOptions struct {
 	Rebuilds []config.RebuildPolicy
 	// Env overrides credentials (t.Setenv, so these tests do not run in parallel).
 	Env map[string]string
+	// SweepEvery, when set, makes the poller sweep that often, with a grace of the same length.
+	SweepEvery time.Duration
 }
 
 // startStack starts emulators seeded by seed, and every function with the options' policies.
@@ -81,6 +84,9 @@ func startStack(t *testing.T, seed emulators.Seed, o stackOptions) *stack {
 		spec, err := rt.Spec(name)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if core, ok := spec.Handler.(*poller.Core); ok && o.SweepEvery > 0 {
+			spec.SweepEvery, core.SweepGrace = o.SweepEvery, o.SweepEvery
 		}
 		env2.Run(t, spec)
 	}

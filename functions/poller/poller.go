@@ -28,6 +28,9 @@ type Core struct {
 	// Readers holds the status reader of each configured provider.
 	Readers map[string]StatusReader
 	Store   *state.Store
+	// Unavailable holds why each provider without a reader could not be built (missing
+	// credentials), for the dead-letter reason.
+	Unavailable map[string]error
 	// Limited names the providers whose copies hold a concurrency slot (renewed at each
 	// check, released when the copy settles).
 	Limited map[string]bool
@@ -129,7 +132,7 @@ func (c *Core) prepare(ctx context.Context, e event.Event) (fn.Result, item, boo
 		return fn.RejectWith(err), item{}, false
 	}
 	if _, ok := c.Readers[d.Provider]; !ok {
-		return fn.RejectWith(fmt.Errorf("provider %q is not configured; add it under providers: in imagerelay.yaml", d.Provider)), item{data: d}, false
+		return fn.RejectWith(replication.Unavailable(d.Provider, c.Unavailable)), item{data: d}, false
 	}
 	polling := false
 	rec, err := c.Store.UpdateRecord(ctx, d.Replication, func(r *replication.Record) error {

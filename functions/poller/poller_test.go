@@ -604,6 +604,16 @@ func TestRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A forged started event for a real copy: another task, an earlier deadline and a
+	// one-second poll interval. Today's main polled the forged task and would have timed the
+	// copy out at the forged deadline.
+	forged, err := events.Derive(known, "forger", events.TypeReplicationStarted, events.ReplicationStarted{
+		Replication: replicationOf(img, "ap-guangzhou"), TaskID: "task-forged", StartedAt: clk.Now(), Deadline: clk.Now().Add(-time.Hour),
+		PollIntervalSeconds: 1,
+	}, img.Provider, "ap-guangzhou", img.ImageID, "forged")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name    string
 		in      event.Event
@@ -612,6 +622,7 @@ func TestRejects(t *testing.T) {
 		{"wrong type", wrong, events.TypeReplicationStarted},
 		{"unconfigured provider", huawei, "imagerelay.yaml"},
 		{"no record", orphan, "no replication record"},
+		{"forged task", forged, "does not match the task"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -660,5 +671,60 @@ func TestNotFoundCountsOnlyConsecutiveUnknownAnswers(t *testing.T) {
 	res := core.Handle(ctx, started)
 	if len(emitted(t, res)[events.TypeReplicationSucceeded]) != 1 {
 		t.Fatalf("emitted %v, want replication.succeeded", res.Emit)
+	}
+}
+
+// The sweep re-arms a copy whose checks stopped (every check message lost) and leaves alone
+// the copies that are checked, settled or not started yet.
+func TestSweepRearmsCopiesWithoutChecks(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	ctx := context.Background()
+	clk := newClock()
+	reader := &fakeReader{batch: 100}
+	core := newCore(env.Store, clk, events.ProviderTencent, reader)
+	img := image(events.ProviderTencent, "img-sweep")
+	lost := replicationOf(img, "ap-guangzhou")
+	inFlight(t, env.Store, clk, lost, "task-lost", copyOpts{})
+	checked := replicationOf(img, "ap-beijing")
+	checkedStarted := inFlight(t, env.Store, clk, checked, "task-checked", copyOpts{})
+
+	if got, err := core.Sweep(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("sweep right after the start: %d wakeups, %v; want none", len(got), err)
+	}
+	// Long past three intervals and the grace; only one of the two copies was checked.
+	clk.Advance(3*interval + 3*time.Minute)
+	if res := core.Handle(ctx, checkedStarted); res.Outcome.Kind != fn.Defer {
+		t.Fatalf("check: %v", res.Outcome.Kind)
+	}
+	got, err := core.Sweep(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Key != poller.CheckKey(lost) || got[0].TTL == 0 {
+		t.Fatalf("wakeups %+v, want one for %s", got, poller.CheckKey(lost))
+	}
+	// The wakeup is a check like any other: it polls the copy and goes on.
+	if res := core.Handle(ctx, got[0].Event); res.Outcome.Kind != fn.Defer || res.Outcome.Key != poller.CheckKey(lost) {
+		t.Fatalf("the re-armed check: %v under %q", res.Outcome.Kind, res.Outcome.Key)
+	}
+	if r := record(t, env.Store, lost); r.Polls != 1 {
+		t.Errorf("the lost copy was polled %d times, want 1", r.Polls)
+	}
+}
+
+// An event for a provider whose client could not be built names that cause (today's main said
+// "not configured" for a provider whose credentials were missing).
+func TestUnavailableProviderNamesTheCause(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	clk := newClock()
+	started := inFlight(t, env.Store, clk, replicationOf(image(events.ProviderHuawei, "img-nocreds"), "cn-north-4"), "job-n", copyOpts{})
+	core := newCore(env.Store, clk, events.ProviderTencent, &fakeReader{batch: 100})
+	core.Unavailable = map[string]error{events.ProviderHuawei: errors.New("huawei: no credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK")}
+	res := core.Handle(context.Background(), started)
+	wantOutcome(t, res, fn.Reject, 0)
+	if msg := res.Outcome.Err.Error(); !strings.Contains(msg, "HUAWEICLOUD_SDK_AK") || strings.Contains(msg, "not configured") {
+		t.Errorf("reason %q does not name the missing credentials", msg)
 	}
 }

@@ -193,7 +193,8 @@ func (rt *Runtime) Replicate() *replicate.Core {
 
 // Poller builds the poller core.
 func (rt *Runtime) Poller() *poller.Core {
-	c := &poller.Core{Readers: map[string]poller.StatusReader{}, Limited: map[string]bool{}, Store: rt.Store, Log: rt.Log}
+	c := &poller.Core{Readers: map[string]poller.StatusReader{}, Limited: map[string]bool{}, Store: rt.Store, Log: rt.Log,
+		Unavailable: rt.Providers.Unavailable}
 	for name, p := range rt.Providers.ByName {
 		c.Readers[name] = p
 		if _, ok := p.(replicate.LimitedCopier); ok {
