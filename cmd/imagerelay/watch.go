@@ -68,10 +68,10 @@ func follow(ctx context.Context, nc *nats.Conn, stream, filter string, handle fu
 	return cc.Stop, nil
 }
 
-// printMsg writes one line per event; internal defer messages are not shown.
+// printMsg writes one line per event; internal schedule and defer messages are not shown.
 func printMsg(w io.Writer, m jetstream.Msg) {
 	subject, h := m.Subject(), m.Headers()
-	if strings.HasPrefix(subject, bus.DeferPrefix) {
+	if strings.HasPrefix(subject, bus.DeferPrefix) || strings.HasPrefix(subject, bus.SchedulePrefix) {
 		return
 	}
 	ts := time.Now().Format("15:04:05.000")

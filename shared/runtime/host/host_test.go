@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/nats-io/nats.go/jetstream"
 	"os"
 	"path/filepath"
 	"strings"
@@ -357,4 +358,38 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// Function Compute retries a whole array delivery when one item fails; the items it
+// dead-lettered the first time must not be stored again. Today's main stored an undecodable
+// input's dead letter without a message id, once per retry.
+func TestRetriedDeliveryStoresOneDeadLetterPerInput(t *testing.T) {
+	env := rttest.Start(t)
+	ctx := context.Background()
+	sess, err := env.Host.Session(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins := []host.Input{
+		{Event: rttest.Published(t, "e-reject", "img-reject1"), Origin: "fc:array", Deliveries: 1},
+		host.Decode([]byte("not json"), host.Fallback{ID: "x"}, "fc:array"),
+	}
+	for range 3 {
+		for i, r := range sess.Handle(ctx, ins) {
+			if r.Status != host.StatusDeadLettered {
+				t.Fatalf("input %d: %s", i, r.Status)
+			}
+		}
+	}
+	st, err := env.Bus.JetStream().Stream(ctx, env.Bus.Config().Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(events.DeadLetterSubject(rttest.Function)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.State.Subjects[events.DeadLetterSubject(rttest.Function)]; n != 2 {
+		t.Fatalf("%d dead letters stored for 2 inputs delivered 3 times, want 2", n)
+	}
 }
