@@ -15,6 +15,7 @@ import (
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/shared/bus"
 	"github.com/imagerelay/imagerelay/shared/fn"
+	"github.com/imagerelay/imagerelay/shared/natsembed"
 	"github.com/imagerelay/imagerelay/shared/testenv"
 )
 
@@ -266,5 +267,50 @@ func TestBindNeverChangesTheStream(t *testing.T) {
 	missing.Stream = "NOT-THERE"
 	if _, err := bus.Bind(ctx, env.Conn, missing, nil); !errors.Is(err, bus.ErrStreamMissing) || !strings.Contains(err.Error(), "imagerelay setup") {
 		t.Errorf("bind to a missing stream: %v", err)
+	}
+}
+
+// A stream created by an earlier imagerelay (no message schedules) is refused by Bind with
+// the command that upgrades it, and Setup upgrades it in place, keeping its events.
+func TestSetupUpgradesAStreamWithoutSchedules(t *testing.T) {
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	ctx := context.Background()
+	cfg := bus.DefaultConfig()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: cfg.Stream, Subjects: []string{events.SubjectPrefix + ">"},
+		Storage: jetstream.FileStorage, MaxAge: cfg.MaxAge, Duplicates: cfg.DuplicateWindow}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, events.SubjectPrefix+"image.published.tencent.ap-guangzhou", []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.Bind(ctx, nc, cfg, nil); !errors.Is(err, bus.ErrStreamUnfit) || !strings.Contains(err.Error(), "imagerelay setup") {
+		t.Fatalf("bind to a stream without schedules: %v", err)
+	}
+	if _, err := bus.Setup(ctx, nc, cfg, nil); err != nil {
+		t.Fatalf("setup on an older stream: %v", err)
+	}
+	b, err := bus.Bind(ctx, nc, cfg, nil)
+	if err != nil {
+		t.Fatalf("bind after the upgrade: %v", err)
+	}
+	s, err := b.JetStream().Stream(ctx, cfg.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.CachedInfo().State.Msgs; n != 1 {
+		t.Fatalf("the upgrade lost events: %d left", n)
 	}
 }
