@@ -23,8 +23,8 @@ func TestEveryRolloutEventIsPublishedOnce(t *testing.T) {
 	c := newCore(env.Store, f, clk, policyFor("once", func(p *config.RebuildPolicy) { p.BatchSize = 3 }))
 	pub := c.Publisher.(*recPublisher)
 	r := copyOf("imgc-once0001")
-	ev := succeeded(t, "ev-once", r, "Windows", nil)
-	res := drive(t, c, clk, ev, succeeded(t, "ev-once-copy", r, "Windows", nil), ev)
+	ev := succeeded(t, env.Store, "ev-once", r, "Windows", nil)
+	res := drive(t, c, clk, ev, succeeded(t, env.Store, "ev-once-copy", r, "Windows", nil), ev)
 	if done := res.completed(t); done.Succeeded != 7 {
 		t.Fatalf("completed %+v", done)
 	}
@@ -53,7 +53,7 @@ func TestRolloutEventsSurviveFailedPublishes(t *testing.T) {
 			pub := c.Publisher.(*recPublisher)
 			pub.failAt = func(call int) bool { return call%every == 0 }
 			r := copyOf(fmt.Sprintf("imgc-flaky%03d", every))
-			res := drive(t, c, clk, succeeded(t, "ev-"+r.ImageID, r, "Windows", nil))
+			res := drive(t, c, clk, succeeded(t, env.Store, "ev-"+r.ImageID, r, "Windows", nil))
 			if done := res.completed(t); done.Succeeded != 5 {
 				t.Fatalf("completed %+v", done)
 			}
@@ -84,7 +84,7 @@ func TestWithoutPublisherEventsAreReturned(t *testing.T) {
 	c := newCore(env.Store, f, clk, policyFor("fallback", nil))
 	c.Publisher = nil
 	r := copyOf("imgc-fallback1")
-	res := drive(t, c, clk, succeeded(t, "ev-fallback", r, "Windows", nil))
+	res := drive(t, c, clk, succeeded(t, env.Store, "ev-fallback", r, "Windows", nil))
 	if done := res.completed(t); done.Succeeded != 3 {
 		t.Fatalf("completed %+v", done)
 	}

@@ -113,6 +113,9 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 	if d.DestinationImageID == "" {
 		return fn.RejectWith(fmt.Errorf("replication.succeeded for %s has no destinationImageId to rebuild onto", events.ReplicationKey(d.Replication)))
 	}
+	if res, ok := c.verifyCopy(ctx, d); !ok {
+		return res
+	}
 	var (
 		out           []event.Event
 		retry, reject error
@@ -143,6 +146,28 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 		return fn.Result{Emit: out, Outcome: fn.Outcome{Kind: fn.Reject, Err: reject}}
 	}
 	return fn.OK(out...)
+}
+
+// verifyCopy checks the copy against its replication record before any desktop is
+// touched: rebuild acts only on copies imagerelay made and saw succeed, so a forged or
+// stale replication.succeeded (an unknown copy, another destination image) is
+// dead-lettered instead of rebuilding a fleet onto an image nobody checked. The poller
+// records the success before it emits the event, so a genuine event always finds it.
+func (c *Core) verifyCopy(ctx context.Context, d *events.ReplicationSucceeded) (fn.Result, bool) {
+	key := events.ReplicationKey(d.Replication)
+	rec, _, err := c.Store.Record(ctx, d.Replication)
+	switch {
+	case errors.Is(err, state.ErrNotFound):
+		return fn.RejectWith(fmt.Errorf("no replication record for %s: rebuild acts only on copies imagerelay replicated (was this replication.succeeded published by imagerelay's poller?)", key)), false
+	case err != nil:
+		return fn.Retry(0, err), false
+	case rec.State != replication.StateSucceeded:
+		return fn.RejectWith(fmt.Errorf("the replication record of %s is %s, not succeeded: refusing to rebuild onto it", key, rec.State)), false
+	case rec.DestinationImageID != "" && rec.DestinationImageID != d.DestinationImageID:
+		return fn.RejectWith(fmt.Errorf("destinationImageId %s does not match the replication record of %s (%s): refusing to rebuild onto it",
+			d.DestinationImageID, key, rec.DestinationImageID)), false
+	}
+	return fn.Result{}, true
 }
 
 // rollout creates or advances one policy's rollout onto the copy.
