@@ -254,8 +254,12 @@ func TestBadInputCorpus(t *testing.T) {
 	check := func(it badItem) error {
 		e := it.Expect
 		if e.Outcome == "refused" {
-			if err := refused[it.Name]; err == nil || !strings.Contains(err.Error(), e.Refused) {
-				return fmt.Errorf("publish error %v, want one containing %q", err, e.Refused)
+			err := refused[it.Name]
+			if err == nil {
+				return fmt.Errorf("the publish was accepted, want an error containing %q", e.Refused)
+			}
+			if !strings.Contains(err.Error(), e.Refused) {
+				return fmt.Errorf("publish error %w, want one containing %q", err, e.Refused)
 			}
 			return nil
 		}
