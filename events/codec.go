@@ -5,14 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/big"
 	"mime"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -168,6 +171,21 @@ func Decode(raw []byte) (event.Event, error) {
 			return event.Event{}, malformed("datacontenttype", "must be %s, got %s", ContentTypeJSON, ctRaw)
 		}
 	}
+	// sdk-go refuses some hostile values (a source with a line break) with a bare parse
+	// error; check every string attribute first so the error names it.
+	for _, name := range slices.Sorted(maps.Keys(attrs)) {
+		var v string
+		if name == "data" || name == "data_base64" || json.Unmarshal(attrs[name], &v) != nil {
+			continue
+		}
+		limit := MaxAttributeLength
+		if name == "id" || name == ExtImageID {
+			limit = MaxIDLength
+		}
+		if err := checkText(name, v, limit); err != nil {
+			return event.Event{}, err
+		}
+	}
 	if err := json.Unmarshal(raw, &e); err != nil {
 		return event.Event{}, malformed("", "not a CloudEvent: %v", err)
 	}
@@ -204,6 +222,9 @@ func Check(e event.Event) error {
 	}
 	if !Known(e.Type()) {
 		return malformed("type", "unknown event type %q (imagerelay types start with %q)", e.Type(), TypePrefix)
+	}
+	if err := checkAttributes(e); err != nil {
+		return err
 	}
 	if ct := e.DataContentType(); ct != "" && !isJSON(ct) {
 		return malformed("datacontenttype", "must be %s, got %q", ContentTypeJSON, ct)
@@ -320,6 +341,88 @@ func wholeNumber(lit string) (string, bool) {
 		return "", false
 	}
 	return r.Num().String(), true
+}
+
+// Limits on attribute values. An id, a region or an image id longer than this is not one
+// any producer or provider makes, and every attribute travels in a NATS header.
+const (
+	// MaxIDLength bounds the id attribute and the imageid extension.
+	MaxIDLength = 256
+	// MaxAttributeLength bounds every other attribute and extension value.
+	MaxAttributeLength = 1024
+	// MaxDataSize bounds an event's data. Real payloads are a few KiB; the bound keeps
+	// every accepted event well below the NATS message limit (1 MiB by default), so that
+	// what a function emits or dead-letters about it, with headers added, still fits.
+	MaxDataSize = 256 << 10
+)
+
+var (
+	// regionToken is a region id as the schemas define it.
+	regionToken = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
+	// providerToken is a provider name: alibaba, tencent, huawei (ecd on desktop events).
+	providerToken = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+	// idToken is an id as the schemas define it: printable ASCII without spaces or the NATS
+	// wildcards * and >.
+	idToken = regexp.MustCompile(`^[!-)+-=?-~]+$`)
+)
+
+// checkAttributes rejects attribute values that sdk-go accepts but that must not travel
+// further: control characters (a CR LF would split a header line when the event is
+// re-published in binary mode), Unicode format characters (bidi overrides and zero-width
+// characters make two ids look alike in logs and the console), invalid UTF-8, oversized
+// values, and extensions that name a provider, region or image in a shape no provider uses.
+// The error names the attribute.
+func checkAttributes(e event.Event) error {
+	attrs := []struct{ name, value string }{
+		{"id", e.ID()}, {"source", e.Source()}, {"type", e.Type()}, {"subject", e.Subject()}, {"dataschema", e.DataSchema()},
+	}
+	names := make([]string, 0, len(e.Extensions()))
+	for name := range e.Extensions() {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		attrs = append(attrs, struct{ name, value string }{name, StringExt(e, name)})
+	}
+	for _, a := range attrs {
+		limit := MaxAttributeLength
+		if a.name == "id" || a.name == ExtImageID {
+			limit = MaxIDLength
+		}
+		if err := checkText(a.name, a.value, limit); err != nil {
+			return err
+		}
+	}
+	if v := StringExt(e, ExtProvider); v != "" && !providerToken.MatchString(v) {
+		return malformed(ExtProvider, "%q is not a provider name (alibaba, tencent, huawei)", v)
+	}
+	if v := StringExt(e, ExtRegion); v != "" && !regionToken.MatchString(v) {
+		return malformed(ExtRegion, "%q is not a region id (lower-case letters, digits and hyphens, e.g. cn-shanghai)", v)
+	}
+	if v := StringExt(e, ExtImageID); v != "" && !idToken.MatchString(v) {
+		return malformed(ExtImageID, "%q is not an image id (printable ASCII without spaces, * or >)", v)
+	}
+	if n := len(e.Data()); n > MaxDataSize {
+		return malformed("data", "%d bytes, more than the %d an imagerelay event may carry", n, MaxDataSize)
+	}
+	return nil
+}
+
+// checkText rejects a value with invalid UTF-8, control or format characters, or more than
+// limit bytes.
+func checkText(field, v string, limit int) error {
+	if len(v) > limit {
+		return malformed(field, "%d bytes long, more than %d", len(v), limit)
+	}
+	if !utf8.ValidString(v) {
+		return malformed(field, "not valid UTF-8")
+	}
+	for i, r := range v {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return malformed(field, "contains the control or format character %U at byte %d", r, i)
+		}
+	}
+	return nil
 }
 
 // attributeOrder ranks the CloudEvents attributes so that an event with several faults is

@@ -8,14 +8,15 @@ import (
 	"github.com/imagerelay/imagerelay/events"
 )
 
-// events builds the rollout's fresh outbox entries as CloudEvents. Ids derive from the
-// rollout key, the type and the desktop, never from the delivery, so a duplicated trigger
-// or a repeated emission yields the same ids and the bus keeps one of each.
+// events builds the rollout's outbox entries as CloudEvents (without a Publisher, only the
+// fresh ones). Ids derive from the rollout key, the type and the desktop, never from the
+// delivery, so a duplicated trigger or a repeated publish yields the same ids and the bus
+// keeps one of each.
 func (c *Core) events(cause event.Event, ro Rollout) ([]event.Event, error) {
 	cutoff := c.now().Add(-c.outboxTTL())
 	var out []event.Event
 	for _, em := range ro.Outbox {
-		if em.At.Before(cutoff) {
+		if c.Publisher == nil && em.At.Before(cutoff) {
 			continue
 		}
 		var data any

@@ -2,10 +2,13 @@ package rebuild_test
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/imagerelay/imagerelay/functions/rebuild"
 	"github.com/imagerelay/imagerelay/shared/replication"
@@ -174,4 +177,70 @@ func throttled() error {
 func forbidden() error {
 	return &replication.ProviderError{Provider: "alibaba", Action: "DescribeDesktops", Code: "Forbidden.RAM", Message: "denied",
 		Class: replication.Terminal, Hint: "grant ecd:DescribeDesktops"}
+}
+
+// recPublisher is a test double of the bus: it counts every publish of every event id (as a
+// core NATS subscriber would see them) and stores each id once (as the stream would).
+// failAt, when set, makes the publish calls it returns true for fail at their second event,
+// after storing the first, the way bus.Publish stops at the first error.
+type recPublisher struct {
+	mu     sync.Mutex
+	calls  int
+	counts map[string]int
+	stored []event.Event
+	seen   map[string]bool
+	// inFailed marks ids that were part of a failed call (they may be published again).
+	inFailed map[string]bool
+	failAt   func(call int) bool
+}
+
+func newPublisher() *recPublisher {
+	return &recPublisher{counts: map[string]int{}, seen: map[string]bool{}, inFailed: map[string]bool{}}
+}
+
+func (p *recPublisher) Publish(_ context.Context, evs ...event.Event) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	fail := p.failAt != nil && p.failAt(p.calls)
+	for i, e := range evs {
+		if fail && i == min(1, len(evs)-1) {
+			for _, rest := range evs {
+				p.inFailed[rest.ID()] = true
+			}
+			return errors.New("nats: timeout")
+		}
+		p.counts[e.ID()]++
+		if !p.seen[e.ID()] {
+			p.seen[e.ID()] = true
+			p.stored = append(p.stored, e)
+		}
+	}
+	return nil
+}
+
+// since returns the events stored after the first n.
+func (p *recPublisher) since(n int) []event.Event {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.stored[n:])
+}
+
+func (p *recPublisher) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.stored)
+}
+
+// repeated returns the ids published more than once.
+func (p *recPublisher) repeated() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]int{}
+	for id, n := range p.counts {
+		if n > 1 {
+			out[id] = n
+		}
+	}
+	return out
 }

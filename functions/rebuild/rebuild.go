@@ -51,8 +51,20 @@ type Core struct {
 	// MaxCallAttempts bounds the RebuildDesktops calls that may name one desktop after
 	// retryable failures (default 5).
 	MaxCallAttempts int
-	// OutboxTTL is how long a step's events are emitted again by later deliveries; keep it
-	// below the bus's duplicate window (default 2 minutes).
+	// Publisher stores the rollout's events on the bus. Each step writes its events to the
+	// rollout's outbox (in the same compare-and-swap as the state change), publishes the
+	// outbox and removes what the bus acknowledged, so every event is published until it is
+	// known to be stored and never again. Only the core can know that: a runtime that
+	// publishes Result.Emit hands the input back after a failed publish exactly as after a
+	// successful one followed by a deferral, so a core that returned its events could only
+	// guess when to stop repeating them.
+	//
+	// Nil falls back to returning the outbox in Result.Emit on every delivery for OutboxTTL,
+	// which relies on the bus's duplicate window and shows every repetition to core NATS
+	// subscribers.
+	Publisher fn.Publisher
+	// OutboxTTL is how long, without a Publisher, a step's events are emitted again by later
+	// deliveries; keep it below the bus's duplicate window (default 2 minutes).
 	OutboxTTL time.Duration
 	// MaxWait caps one deferral while waiting for a maintenance window (default 1 hour), so
 	// a changed clock or window is noticed.
@@ -101,6 +113,9 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 	if d.DestinationImageID == "" {
 		return fn.RejectWith(fmt.Errorf("replication.succeeded for %s has no destinationImageId to rebuild onto", events.ReplicationKey(d.Replication)))
 	}
+	if res, ok := c.verifyCopy(ctx, d); !ok {
+		return res
+	}
 	var (
 		out           []event.Event
 		retry, reject error
@@ -133,6 +148,28 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 	return fn.OK(out...)
 }
 
+// verifyCopy checks the copy against its replication record before any desktop is
+// touched: rebuild acts only on copies imagerelay made and saw succeed, so a forged or
+// stale replication.succeeded (an unknown copy, another destination image) is
+// dead-lettered instead of rebuilding a fleet onto an image nobody checked. The poller
+// records the success before it emits the event, so a genuine event always finds it.
+func (c *Core) verifyCopy(ctx context.Context, d *events.ReplicationSucceeded) (fn.Result, bool) {
+	key := events.ReplicationKey(d.Replication)
+	rec, _, err := c.Store.Record(ctx, d.Replication)
+	switch {
+	case errors.Is(err, state.ErrNotFound):
+		return fn.RejectWith(fmt.Errorf("no replication record for %s: rebuild acts only on copies imagerelay replicated (was this replication.succeeded published by imagerelay's poller?)", key)), false
+	case err != nil:
+		return fn.Retry(0, err), false
+	case rec.State != replication.StateSucceeded:
+		return fn.RejectWith(fmt.Errorf("the replication record of %s is %s, not succeeded: refusing to rebuild onto it", key, rec.State)), false
+	case rec.DestinationImageID != "" && rec.DestinationImageID != d.DestinationImageID:
+		return fn.RejectWith(fmt.Errorf("destinationImageId %s does not match the replication record of %s (%s): refusing to rebuild onto it",
+			d.DestinationImageID, key, rec.DestinationImageID)), false
+	}
+	return fn.Result{}, true
+}
+
 // rollout creates or advances one policy's rollout onto the copy.
 func (c *Core) rollout(ctx context.Context, e event.Event, d *events.ReplicationSucceeded, p config.RebuildPolicy) step {
 	key := RolloutKey(p.Name, d.Replication)
@@ -153,7 +190,7 @@ func (c *Core) rollout(ctx context.Context, e event.Event, d *events.Replication
 		return step{retry: err}
 	}
 	if ro.Phase == PhaseDone {
-		return c.finishStep(e, ro, step{})
+		return c.finishStep(ctx, e, ro, step{})
 	}
 	interval := checkInterval(p)
 	if !created {
@@ -166,7 +203,7 @@ func (c *Core) rollout(ctx context.Context, e event.Event, d *events.Replication
 			// Another delivery (a duplicated trigger, or a redelivery racing its original)
 			// advanced the rollout moments ago: only repeat the recent events and look again
 			// later. This chain ends when the rollout does.
-			return c.finishStep(e, ro, step{pending: ro.Phase != PhaseDone, delay: interval})
+			return c.finishStep(ctx, e, ro, step{pending: ro.Phase != PhaseDone, delay: interval})
 		}
 	}
 	return c.advance(ctx, e, p, ro)
@@ -283,7 +320,7 @@ func (c *Core) advance(ctx context.Context, e event.Event, p config.RebuildPolic
 		if got, ferr := c.update(ctx, ro.Key, &pending, nil); ferr == nil {
 			ro = got
 		}
-		return c.finishStep(e, ro, step{retry: err})
+		return c.finishStep(ctx, e, ro, step{retry: err})
 	}
 	for guard := 0; guard <= len(ro.Batches)+1 && ro.Phase != PhaseDone; guard++ {
 		idx := ro.Current
@@ -368,7 +405,7 @@ func (c *Core) advance(ctx context.Context, e event.Event, p config.RebuildPolic
 	}
 	ro = got
 	s.pending = ro.Phase != PhaseDone
-	return c.finishStep(e, ro, s)
+	return c.finishStep(ctx, e, ro, s)
 }
 
 // update changes the rollout with compare-and-swap and stores the pending emissions in its
@@ -400,10 +437,14 @@ func (c *Core) update(ctx context.Context, key string, pending *[]Emission, chan
 	return ro, err
 }
 
-// addToOutbox appends emissions (one per type and desktop) and drops those past the TTL.
+// addToOutbox appends emissions (one per type and desktop). Without a Publisher it also drops
+// those past the TTL; with one, an entry leaves the outbox only once the bus stored it.
 func (c *Core) addToOutbox(box, add []Emission) []Emission {
-	cutoff := c.now().Add(-c.outboxTTL())
-	out := slices.DeleteFunc(slices.Clone(box), func(em Emission) bool { return em.At.Before(cutoff) })
+	out := slices.Clone(box)
+	if c.Publisher == nil {
+		cutoff := c.now().Add(-c.outboxTTL())
+		out = slices.DeleteFunc(out, func(em Emission) bool { return em.At.Before(cutoff) })
+	}
 	for _, em := range add {
 		if !slices.ContainsFunc(out, func(o Emission) bool { return o.Type == em.Type && o.DesktopID == em.DesktopID }) {
 			out = append(out, em)
@@ -488,15 +529,58 @@ func summary(failures []string) string {
 	return strings.Join(failures[:3], ", ") + fmt.Sprintf(" and %d more", len(failures)-3)
 }
 
-// finishStep adds the rollout's fresh events to s.
-func (c *Core) finishStep(e event.Event, ro Rollout, s step) step {
+// finishStep delivers the rollout's outbox. With a Publisher it publishes every entry and
+// removes the ones the bus acknowledged; an entry that could not be stored stays and is
+// published by the next delivery, which a failed publish always brings (a step that would
+// have ended the chain asks to be retried instead). Without one, the fresh entries are added
+// to s's emissions for the runtime to publish.
+func (c *Core) finishStep(ctx context.Context, e event.Event, ro Rollout, s step) step {
 	evs, err := c.events(e, ro)
 	if err != nil {
 		// An event that does not validate is a bug in this package; retrying cannot fix it.
 		return step{reject: err}
 	}
-	s.emit = append(s.emit, evs...)
+	if c.Publisher == nil {
+		s.emit = append(s.emit, evs...)
+		return s
+	}
+	if len(evs) == 0 {
+		return s
+	}
+	if err := c.Publisher.Publish(ctx, evs...); err != nil {
+		c.log().Warn("could not publish the rollout's events; they stay in its outbox", "rollout", ro.Key, "events", len(evs), "error", err)
+		if !s.pending && s.retry == nil {
+			s.retry = fmt.Errorf("rebuild %s: publish %d events: %w", ro.Key, len(evs), err)
+		}
+		return s
+	}
+	if err := c.confirm(ctx, ro.Key, ro.Outbox); err != nil {
+		// The events are stored; the next delivery publishes them once more and the bus
+		// drops the copies as duplicates.
+		c.log().Warn("could not clear the rollout's outbox", "rollout", ro.Key, "error", err)
+	}
 	return s
+}
+
+// confirm removes the published entries from the rollout's outbox. Entries added meanwhile
+// by another delivery stay for it (or the next one) to publish.
+func (c *Core) confirm(ctx context.Context, key string, published []Emission) error {
+	_, err := state.Update(ctx, c.Store, key, func(r *Rollout) error {
+		n := len(r.Outbox)
+		r.Outbox = slices.DeleteFunc(r.Outbox, func(em Emission) bool {
+			return slices.ContainsFunc(published, func(p Emission) bool {
+				return p.Type == em.Type && p.DesktopID == em.DesktopID && p.At.Equal(em.At)
+			})
+		})
+		if len(r.Outbox) == n {
+			return state.ErrNoChange
+		}
+		if len(r.Outbox) == 0 {
+			r.Outbox = nil
+		}
+		return nil
+	})
+	return err
 }
 
 func checkInterval(p config.RebuildPolicy) time.Duration {

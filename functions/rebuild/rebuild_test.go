@@ -17,6 +17,7 @@ import (
 	"github.com/imagerelay/imagerelay/shared/config"
 	"github.com/imagerelay/imagerelay/shared/fn"
 	"github.com/imagerelay/imagerelay/shared/policy"
+	"github.com/imagerelay/imagerelay/shared/replication"
 	"github.com/imagerelay/imagerelay/shared/state"
 	"github.com/imagerelay/imagerelay/shared/testenv"
 )
@@ -29,9 +30,14 @@ func copyOf(imageID string) events.Replication {
 		ImageName: "office-" + imageID, SourceRegion: "cn-shanghai", ProductType: "CloudDesktop"}, DestinationRegion: region}
 }
 
-// succeeded builds the replication.succeeded event that triggers rebuild.
-func succeeded(t *testing.T, id string, r events.Replication, osType string, tags map[string]string) event.Event {
+// succeeded builds the replication.succeeded event that triggers rebuild, and records the
+// copy as succeeded in store, as the poller does before it emits the event.
+func succeeded(t *testing.T, store *state.Store, id string, r events.Replication, osType string, tags map[string]string) event.Event {
 	t.Helper()
+	rec := replication.Record{Replication: r, State: replication.StateSucceeded, DestinationImageID: r.ImageID}
+	if err := store.CreateRecord(context.Background(), rec); err != nil && !errors.Is(err, state.ErrExists) {
+		t.Fatal(err)
+	}
 	e, err := events.New(events.TypeReplicationSucceeded, events.ReplicationSucceeded{Replication: r, DestinationImageID: r.ImageID,
 		FinishedAt: time.Now(), OSType: osType, Tags: tags}, events.Meta{
 		ID: id, Source: "/imagerelay/poller", Provider: r.Provider, Region: r.DestinationRegion, ImageID: r.ImageID, CorrelationID: "pub-" + r.ImageID,
@@ -77,6 +83,8 @@ type run struct {
 	events   []event.Event // distinct by id, in emission order
 	outcomes []fn.Kind     // the last outcome of each chain
 	errs     []error
+	// deliveries counts the Handle calls.
+	deliveries int
 }
 
 func (r run) ofType(typ string) []event.Event {
@@ -145,8 +153,21 @@ func drive(t *testing.T, c *rebuild.Core, clk *testenv.Clock, chains ...event.Ev
 		if due[next].After(clk.Now()) {
 			clk.Advance(due[next].Sub(clk.Now()))
 		}
+		pub, _ := c.Publisher.(*recPublisher)
+		before := 0
+		if pub != nil {
+			before = pub.count()
+		}
 		res := c.Handle(context.Background(), chains[next])
-		for _, e := range res.Emit {
+		r.deliveries++
+		emitted := res.Emit
+		if pub != nil {
+			if len(res.Emit) > 0 {
+				t.Fatalf("a core with a publisher returned %d events for the runtime to publish", len(res.Emit))
+			}
+			emitted = pub.since(before)
+		}
+		for _, e := range emitted {
 			if err := events.Check(e); err != nil {
 				t.Fatalf("emitted %s does not validate: %v", e.Type(), err)
 			}
@@ -174,9 +195,15 @@ func drive(t *testing.T, c *rebuild.Core, clk *testenv.Clock, chains ...event.Ev
 	}
 }
 
+// newCore returns a core that publishes through a recPublisher, as a wired runtime does.
 func newCore(store *state.Store, f *fakeFleet, clk *testenv.Clock, pols ...config.RebuildPolicy) *rebuild.Core {
-	return &rebuild.Core{Fleet: f, Policies: pols, Store: store, Now: clk.Now,
+	return &rebuild.Core{Fleet: f, Policies: pols, Store: store, Now: clk.Now, Publisher: newPublisher(),
 		Log: slog.New(slog.DiscardHandler)}
+}
+
+// published returns the events c's recPublisher stored.
+func published(c *rebuild.Core) []event.Event {
+	return c.Publisher.(*recPublisher).since(0)
 }
 
 func TestRollout(t *testing.T) {
@@ -237,7 +264,7 @@ func TestRollout(t *testing.T) {
 				c.Fleet = &statusFlipper{fakeFleet: f, id: "ecd-02", to: "Pending"}
 			}
 			r := copyOf(fmt.Sprintf("imgc-roll%02d", i))
-			res := drive(t, c, clk, succeeded(t, "ev-"+r.ImageID, r, "Windows", nil))
+			res := drive(t, c, clk, succeeded(t, env.Store, "ev-"+r.ImageID, r, "Windows", nil))
 			var calls []int
 			for _, call := range f.callLog() {
 				calls = append(calls, len(call))
@@ -283,7 +310,7 @@ func TestRollout(t *testing.T) {
 			}
 			// Once done, a late duplicate changes nothing.
 			before := len(f.callLog())
-			again := c.Handle(context.Background(), succeeded(t, "late-"+r.ImageID, r, "Windows", nil))
+			again := c.Handle(context.Background(), succeeded(t, env.Store, "late-"+r.ImageID, r, "Windows", nil))
 			if again.Outcome.Kind != fn.Done || len(f.callLog()) != before {
 				t.Errorf("a late duplicate did %s and %d calls", again.Outcome.Kind, len(f.callLog())-before)
 			}
@@ -315,8 +342,8 @@ func TestDuplicatedTriggersRebuildEachDesktopOnce(t *testing.T) {
 	f := newFleet(clk, fleetOf(45)...)
 	c := newCore(env.Store, f, clk, policyFor("dup", func(p *config.RebuildPolicy) { p.FailureBudget = 3 }))
 	r := copyOf("imgc-dup0001")
-	ev := succeeded(t, "ev-dup", r, "Windows", nil)
-	dup := succeeded(t, "ev-dup-copy", r, "Windows", nil)
+	ev := succeeded(t, env.Store, "ev-dup", r, "Windows", nil)
+	dup := succeeded(t, env.Store, "ev-dup-copy", r, "Windows", nil)
 	// The original, a copy under a new id, and a redelivery of the original racing it.
 	res := drive(t, c, clk, ev, dup, ev)
 	for id, n := range f.named() {
@@ -349,7 +376,7 @@ func TestDryRunPlansOnly(t *testing.T) {
 	f := newFleet(clk, ds...)
 	c := newCore(env.Store, f, clk, policyFor("dry", func(p *config.RebuildPolicy) { p.DryRun = true }))
 	r := copyOf("imgc-dry0001")
-	res := drive(t, c, clk, succeeded(t, "ev-dry", r, "Windows", nil))
+	res := drive(t, c, clk, succeeded(t, env.Store, "ev-dry", r, "Windows", nil))
 	if len(f.callLog()) != 0 {
 		t.Fatalf("dry run made %d RebuildDesktops calls", len(f.callLog()))
 	}
@@ -379,7 +406,7 @@ func TestMaintenanceWindowWaits(t *testing.T) {
 		p.Window = &config.MaintenanceWindow{Start: "22:00", End: "02:00", TimeZone: "Asia/Shanghai"}
 	}))
 	r := copyOf("imgc-win0001")
-	ev := succeeded(t, "ev-win", r, "Windows", nil)
+	ev := succeeded(t, env.Store, "ev-win", r, "Windows", nil)
 	first := c.Handle(context.Background(), ev)
 	if first.Outcome.Kind != fn.Defer || first.Outcome.Delay != time.Hour {
 		t.Fatalf("outside the window: %s after %s, want defer for the 1h cap", first.Outcome.Kind, first.Outcome.Delay)
@@ -387,8 +414,8 @@ func TestMaintenanceWindowWaits(t *testing.T) {
 	if len(f.callLog()) != 0 {
 		t.Fatal("rebuilt outside the maintenance window")
 	}
-	if len(first.Emit) != 1 || first.Emit[0].Type() != events.TypeRebuildPlanned {
-		t.Fatalf("outside the window the plan is still announced; got %d events", len(first.Emit))
+	if got := published(c); len(got) != 1 || got[0].Type() != events.TypeRebuildPlanned {
+		t.Fatalf("outside the window the plan is still announced; got %d events", len(got))
 	}
 	clk.Advance(time.Hour)
 	second := c.Handle(context.Background(), ev)
@@ -413,7 +440,7 @@ func TestPlanningFailures(t *testing.T) {
 	f.listErr = forbidden()
 	c := newCore(env.Store, f, clk, policyFor("denied", nil))
 	r := copyOf("imgc-deny001")
-	res := c.Handle(context.Background(), succeeded(t, "ev-deny", r, "Windows", nil))
+	res := c.Handle(context.Background(), succeeded(t, env.Store, "ev-deny", r, "Windows", nil))
 	if res.Outcome.Kind != fn.Reject || !strings.Contains(res.Outcome.Err.Error(), "Forbidden.RAM") {
 		t.Fatalf("terminal listing error: %s %v", res.Outcome.Kind, res.Outcome.Err)
 	}
@@ -422,11 +449,11 @@ func TestPlanningFailures(t *testing.T) {
 	}
 	// Fixed permissions: the replayed event plans afresh.
 	f.listErr = errors.New("connection reset")
-	if res := c.Handle(context.Background(), succeeded(t, "ev-deny", r, "Windows", nil)); res.Outcome.Kind != fn.RetryLater {
+	if res := c.Handle(context.Background(), succeeded(t, env.Store, "ev-deny", r, "Windows", nil)); res.Outcome.Kind != fn.RetryLater {
 		t.Fatalf("retryable listing error: %s", res.Outcome.Kind)
 	}
 	f.listErr = nil
-	if done := drive(t, c, clk, succeeded(t, "ev-deny", r, "Windows", nil)).completed(t); done.Succeeded != 3 {
+	if done := drive(t, c, clk, succeeded(t, env.Store, "ev-deny", r, "Windows", nil)).completed(t); done.Succeeded != 3 {
 		t.Fatalf("after the fix: %+v", done)
 	}
 }
@@ -453,7 +480,10 @@ func TestNothingHappensWithoutAMatchingPolicy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := tt.core.Handle(context.Background(), succeeded(t, "ev-"+tt.r.ImageID, tt.r, "Windows", nil))
+			res := tt.core.Handle(context.Background(), succeeded(t, env.Store, "ev-"+tt.r.ImageID, tt.r, "Windows", nil))
+			if pub, ok := tt.core.Publisher.(*recPublisher); ok && pub.count() > 0 {
+				t.Fatalf("published %d events", pub.count())
+			}
 			if res.Outcome.Kind != fn.Done || len(res.Emit) != 0 {
 				t.Fatalf("%s with %d events", res.Outcome.Kind, len(res.Emit))
 			}
@@ -471,7 +501,7 @@ func TestStuckDesktopFailsAfterThePolicyTimeout(t *testing.T) {
 	f.stuck["ecd-00"] = true
 	c := newCore(env.Store, f, clk, policyFor("p", func(p *config.RebuildPolicy) { p.Timeout = config.Duration(7 * time.Minute) }))
 	begin := clk.Now()
-	res := drive(t, c, clk, succeeded(t, "ev-stuck", copyOf("imgc-stuck0001"), "Windows", nil))
+	res := drive(t, c, clk, succeeded(t, env.Store, "ev-stuck", copyOf("imgc-stuck0001"), "Windows", nil))
 	failed := res.ofType(events.TypeDesktopRebuildFailed)
 	if len(failed) != 1 {
 		t.Fatalf("%d desktop.rebuild.failed events, want 1", len(failed))
@@ -493,7 +523,7 @@ func TestTwoPoliciesNeverRebuildADesktopTwice(t *testing.T) {
 	b := policyFor("b", func(p *config.RebuildPolicy) { p.Desktops = config.DesktopSelector{IDs: []string{"ecd-02", "ecd-03"}} })
 	c := newCore(env.Store, f, clk, a, b)
 	r := copyOf("imgc-two0001")
-	res := drive(t, c, clk, succeeded(t, "ev-two", r, "Windows", nil))
+	res := drive(t, c, clk, succeeded(t, env.Store, "ev-two", r, "Windows", nil))
 	for id, n := range f.named() {
 		if n != 1 {
 			t.Errorf("%s named %d times", id, n)
@@ -528,7 +558,7 @@ func TestNewVersionOfTheSameImageID(t *testing.T) {
 	// Version 1: the tagged policy moves the fleet onto it; the older-version policy finds
 	// nobody on an older copy.
 	c := newCore(env.Store, f, clk, tagged, older)
-	res := drive(t, c, clk, succeeded(t, "ev-v1", r1, "Windows", nil))
+	res := drive(t, c, clk, succeeded(t, env.Store, "ev-v1", r1, "Windows", nil))
 	if n := len(f.named()); n != 3 {
 		t.Fatalf("v1 rebuilt %d desktops", n)
 	}
@@ -543,13 +573,13 @@ func TestNewVersionOfTheSameImageID(t *testing.T) {
 	r2 := r1
 	r2.VersionID = "iv-ver0002"
 	c = newCore(env.Store, f, clk, older)
-	res = drive(t, c, clk, succeeded(t, "ev-v2", r2, "Windows", nil))
+	res = drive(t, c, clk, succeeded(t, env.Store, "ev-v2", r2, "Windows", nil))
 	if done := res.completed(t); done.Succeeded != 3 {
 		t.Fatalf("v2: %+v", done)
 	}
 	// Version 2 again under another policy: everyone is on it now.
 	c = newCore(env.Store, f, clk, policyFor("again", nil))
-	res = drive(t, c, clk, succeeded(t, "ev-v2b", r2, "Windows", nil))
+	res = drive(t, c, clk, succeeded(t, env.Store, "ev-v2b", r2, "Windows", nil))
 	plan, _ := events.DataAs[events.RebuildPlanned](res.ofType(events.TypeRebuildPlanned)[0])
 	for _, d := range plan.Decisions {
 		if d.Action != rebuild.ActionSkip || !strings.Contains(d.Reason, "already on image") {

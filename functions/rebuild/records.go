@@ -54,9 +54,9 @@ type Rollout struct {
 	CreatedAt  time.Time `json:"createdAt"`
 	UpdatedAt  time.Time `json:"updatedAt"`
 	FinishedAt time.Time `json:"finishedAt,omitzero"`
-	// Outbox holds the events of recent steps. Every delivery emits the fresh ones again
-	// (same ids, so the bus keeps one of each), so events survive a failed publish or a
-	// crash between the state change and the publish.
+	// Outbox holds the events of steps that the bus has not yet acknowledged. A step adds
+	// its events in the same write as its state change, so they survive a failed publish or
+	// a crash before the publish; they leave once stored (see Core.Publisher).
 	Outbox []Emission `json:"outbox,omitempty"`
 }
 

@@ -249,23 +249,64 @@ func (p *Provider) FindCopy(ctx context.Context, req replication.CopyRequest) (r
 // CopyStatus reads the region rows of each task's image with ListImage (one call per image
 // among the tasks) and maps them: CREATE_FAILED → failed; AVAILABLE or "100%" → succeeded;
 // any other status → in progress with its percentage; no image or no row → not found.
+//
+// A ListImage call that fails affects only the copies of its own image: when another image
+// of the batch could be read, the failed image's tasks are failed for a terminal error (with
+// the provider's code and hint) and left with PhaseUnknown for a retryable one, so the poller
+// checks them again at the next interval (and times them out at their deadline) while the
+// rest of the batch moves on. Only when no image could be read does the call fail, as the
+// cause is then most likely the account's (credentials, throttling, the endpoint) rather
+// than an image's.
 func (p *Provider) CopyStatus(ctx context.Context, tasks []replication.Task) ([]replication.CopyStatus, error) {
 	type key struct{ imageID, productType string }
-	images := map[key][]listedImage{}
+	type listing struct {
+		images []listedImage
+		err    error
+	}
+	listings := map[key]listing{}
+	read := false
+	var firstErr error
+	for _, t := range tasks {
+		k := key{t.ImageID, p.productTypeOf(t.Image)}
+		if _, ok := listings[k]; ok {
+			continue
+		}
+		images, err := p.listImage(ctx, k.imageID, k.productType)
+		listings[k] = listing{images, err}
+		if err == nil {
+			read = true
+		} else if firstErr == nil {
+			firstErr = err
+		}
+	}
+	if !read && firstErr != nil {
+		return nil, firstErr
+	}
 	out := make([]replication.CopyStatus, len(tasks))
 	for i, t := range tasks {
-		k := key{t.ImageID, p.productTypeOf(t.Image)}
-		listed, ok := images[k]
-		if !ok {
-			var err error
-			if listed, err = p.listImage(ctx, k.imageID, k.productType); err != nil {
-				return nil, err
-			}
-			images[k] = listed
+		l := listings[key{t.ImageID, p.productTypeOf(t.Image)}]
+		if l.err != nil {
+			out[i] = unreadStatus(t, l.err)
+			continue
 		}
-		out[i] = taskStatus(t, listed)
+		out[i] = taskStatus(t, l.images)
 	}
 	return out, nil
+}
+
+// PhaseUnknown is the phase of a copy whose status could not be read this time (its image's
+// ListImage call failed for a retryable reason while the rest of the batch was read): the
+// poller records nothing, checks again at the next interval and applies the deadline.
+const PhaseUnknown replication.Phase = ""
+
+// unreadStatus is the status of a task whose image could not be listed.
+func unreadStatus(t replication.Task, err error) replication.CopyStatus {
+	pe := classify(ActionListImage, err)
+	msg := fmt.Sprintf("ListImage for %s failed: %s", t.ImageID, pe.Error()) // the error carries the hint
+	if pe.Class == replication.Terminal {
+		return replication.CopyStatus{Phase: replication.PhaseFailed, Code: pe.Code, Message: msg}
+	}
+	return replication.CopyStatus{Phase: PhaseUnknown, Code: pe.Code, Message: msg}
 }
 
 func taskStatus(t replication.Task, listed []listedImage) replication.CopyStatus {

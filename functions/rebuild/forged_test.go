@@ -1,0 +1,54 @@
+package rebuild_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/shared/fn"
+	"github.com/imagerelay/imagerelay/shared/replication"
+	"github.com/imagerelay/imagerelay/shared/testenv"
+)
+
+// A replication.succeeded that no replication record backs (published by someone other than
+// the poller, or for another destination image) must not rebuild a single desktop.
+func TestForgedSucceededRebuildsNothing(t *testing.T) {
+	env := testenv.Start(t)
+	clk := newClock()
+	f := newFleet(clk, fleetOf(3)...)
+	c := newCore(env.Store, f, clk, policyFor("guard", nil))
+	forged := func(id string, r events.Replication, dest string) fn.Result {
+		e, err := events.New(events.TypeReplicationSucceeded, events.ReplicationSucceeded{Replication: r, DestinationImageID: dest,
+			FinishedAt: time.Now(), OSType: "Windows"}, events.Meta{ID: id, Source: "/forger", Provider: r.Provider,
+			Region: r.DestinationRegion, ImageID: r.ImageID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Handle(context.Background(), e)
+	}
+	unknown := copyOf("imgc-forged001")
+	failed := copyOf("imgc-forged002")
+	if err := env.Store.CreateRecord(context.Background(), replication.Record{Replication: failed, State: replication.StateFailed}); err != nil {
+		t.Fatal(err)
+	}
+	other := copyOf("imgc-forged003")
+	succeeded(t, env.Store, "ev-real", other, "Windows", nil) // records the copy with its real image id
+	for _, tt := range []struct {
+		name string
+		res  fn.Result
+		want string
+	}{
+		{"unknown copy", forged("ev-f1", unknown, unknown.ImageID), "no replication record"},
+		{"failed copy", forged("ev-f2", failed, failed.ImageID), "is failed, not succeeded"},
+		{"other destination image", forged("ev-f3", other, "imgc-evil00001"), "does not match"},
+	} {
+		if tt.res.Outcome.Kind != fn.Reject || !strings.Contains(tt.res.Outcome.Err.Error(), tt.want) {
+			t.Errorf("%s: %s %v, want reject with %q", tt.name, tt.res.Outcome.Kind, tt.res.Outcome.Err, tt.want)
+		}
+	}
+	if len(f.callLog()) != 0 || f.lists != 0 {
+		t.Fatalf("forged events reached the fleet: %d rebuild calls, %d listings", len(f.callLog()), f.lists)
+	}
+}
