@@ -30,16 +30,8 @@ import (
 // when one of them starts to pass, so that it is taken off this list. Empty it as the fixes
 // land.
 var knownOpen = map[string]string{
-	"not-before-header": "the worker honours Imagerelay-Not-Before from any publisher, so a stranger parks the event " +
-		"(lead: deferrals as server-side schedules)",
-	"defer-subject-forgery": "the worker accepts its defer subject from any publisher (lead: only the scheduler may " +
-		"publish there; adjust the expected reason to the refusal's wording)",
-	"duplicate-id-different-sources": "event identity is the bare id: Nats-Msg-Id and derived ids ignore ce-source, so the " +
-		"second producer's image is dropped as a duplicate (lead: bus identity (source, id))",
 	"forged-requested-unplanned-region": "replicate acts on any replication.requested without checking it against the stored " +
 		"plan (replicate plan check)",
-	"forged-started-wrong-task": "the poller follows a replication.started whose taskId differs from the record's instead of " +
-		"refusing it (poller)",
 }
 
 // badItem is one file of testdata/badinput: the messages to publish and what must become of

@@ -207,7 +207,7 @@ func (rt *Runtime) Poller() *poller.Core {
 // Rebuild builds the rebuild core. Without a desktop client it is built disabled: matching
 // copies are acknowledged with a warning, and replication carries on unaffected.
 func (rt *Runtime) Rebuild() *rebuild.Core {
-	c := &rebuild.Core{Policies: rt.Config.Rebuild.Policies, Store: rt.Store, Log: rt.Log}
+	c := &rebuild.Core{Policies: rt.Config.Rebuild.Policies, Store: rt.Store, Log: rt.Log, Publisher: rt.Bus}
 	switch {
 	case rt.Providers.DesktopsErr != nil:
 		c.Disabled = fmt.Errorf("%w: the Alibaba Elastic Desktop Service client could not be built: %w", rebuild.ErrDisabled, rt.Providers.DesktopsErr)
