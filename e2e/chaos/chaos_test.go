@@ -67,7 +67,7 @@ func setupBinaries() error {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, b.out), b.pkg)
 		cmd.Dir = repoRoot
 		if msg, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s: %v\n%s", b.pkg, err, msg)
+			return fmt.Errorf("go build %s: %w\n%s", b.pkg, err, msg)
 		}
 	}
 	return nil
@@ -289,10 +289,17 @@ func (h *harness) waitJetStream(within time.Duration) error {
 		if err != nil {
 			return err
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_, err = js.AccountInfo(ctx)
-		return err
+		if _, err = js.AccountInfo(ctx); err != nil || len(h.nats) == 1 {
+			return err
+		}
+		// A cluster answers before every node has joined; an R3 stream needs all three.
+		probe := jetstream.StreamConfig{Name: "CHAOS_PROBE", Subjects: []string{"chaos.probe"}, Storage: jetstream.MemoryStorage, Replicas: len(h.nats)}
+		if _, err := js.CreateOrUpdateStream(ctx, probe); err != nil {
+			return fmt.Errorf("R%d probe stream: %w", len(h.nats), err)
+		}
+		return js.DeleteStream(ctx, probe.Name)
 	})
 	if err != nil {
 		return fmt.Errorf("JetStream not ready within %s: %w", within, err)
@@ -427,7 +434,9 @@ func (h *harness) setup(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	help := exec.CommandContext(ctx, filepath.Join(binDir, "imagerelay"), "setup", "--help")
-	if out, err := help.CombinedOutput(); err != nil || !strings.Contains(string(out), "setup") {
+	// Cobra answers --help for an unknown command with the root's help, so look for the
+	// command's own usage line too.
+	if out, err := help.CombinedOutput(); err != nil || !strings.Contains(string(out), "imagerelay setup") {
 		h.note("no `imagerelay setup` in this build: the workers create the stream and bucket")
 		return
 	}
@@ -437,29 +446,36 @@ func (h *harness) setup(t *testing.T) {
 	h.note("imagerelay setup done")
 }
 
-// startWorkers starts two workers per function and waits until all run. A worker that exits
-// by itself (for example because NATS was down when it started) is restarted, as a service
-// manager would; such exits are counted in the summary.
+// startWorkers starts two workers per function and waits until all run. The first one starts
+// alone: without `imagerelay setup` it creates the stream and the bucket, and six workers
+// creating an R3 stream at once in a fresh cluster time out. A worker that exits by itself
+// (for example because NATS was down when it started) is restarted, as a service manager
+// would; such exits are counted in the summary.
 func (h *harness) startWorkers(t *testing.T) {
 	for _, fn := range functions {
 		for i := 1; i <= 2; i++ {
-			p := newProc(h.dir, fmt.Sprintf("%s-%d", fn, i), filepath.Join(binDir, "imagerelay"), h.env, "worker", fn, "--config", h.cfgPath)
-			h.workers = append(h.workers, p)
+			h.workers = append(h.workers, newProc(h.dir, fmt.Sprintf("%s-%d", fn, i), filepath.Join(binDir, "imagerelay"), h.env, "worker", fn, "--config", h.cfgPath))
+		}
+	}
+	running := func(ps []*proc) func() error {
+		return func() error {
+			for _, p := range ps {
+				if !strings.Contains(p.output(), "worker running") {
+					return fmt.Errorf("%s is not running yet", p.name)
+				}
+			}
+			return nil
+		}
+	}
+	for _, group := range [][]*proc{h.workers[:1], h.workers[1:]} {
+		for _, p := range group {
 			if err := p.start(h.restartLater); err != nil {
 				t.Fatal(err)
 			}
 		}
-	}
-	err := waitFor(60*time.Second, 200*time.Millisecond, func() error {
-		for _, p := range h.workers {
-			if !strings.Contains(p.output(), "worker running") {
-				return fmt.Errorf("%s is not running yet", p.name)
-			}
+		if err := waitFor(90*time.Second, 200*time.Millisecond, running(group)); err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	h.note("%d workers running", len(h.workers))
 }

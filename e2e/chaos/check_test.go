@@ -270,7 +270,7 @@ func (h *harness) report(t *testing.T, rep *report) {
 		case n > 1:
 			duplicates++
 			problems = append(problems, fmt.Sprintf("%s: %d accepted provider starts, want 1", k, n))
-		case n == 0 && !(hasRecord && r.State == "failed"):
+		case n == 0 && (!hasRecord || r.State != "failed"):
 			neverStarted++
 			problems = append(problems, fmt.Sprintf("%s: never started at the provider (record: %s)", k, describe(r, hasRecord)))
 		}
