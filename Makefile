@@ -4,7 +4,7 @@ GO        ?= go
 BIN       := bin/imagerelay
 PKGS      := ./...
 
-.PHONY: all build run test test-short vet fmt-check lint bench fuzz package serverless-check clean
+.PHONY: all build run test test-short vet fmt-check lint bench fuzz chaos package serverless-check clean
 
 all: build
 
@@ -44,6 +44,16 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./events/
 	$(GO) test -run='^$$' -fuzz='^FuzzFromBinary$$' -fuzztime=$(FUZZTIME) ./events/
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./shared/config/
+
+## chaos: the chaos test at "hundreds of replications" (e2e/chaos), on one nats-server and then on a
+## 3-node cluster at R3; CHAOS_SEED=n repeats a run. The small seeded version runs in `make test`.
+CHAOS_SEED ?= 1
+chaos: build
+	$(GO) build -o bin/nats-server github.com/nats-io/nats-server/v2
+	@rc=0; for cluster in 0 1; do \
+	  CHAOS_BIN=$(CURDIR)/bin CHAOS_SIZE=large CHAOS_SEED=$(CHAOS_SEED) CHAOS_CLUSTER=$$cluster \
+	    $(GO) test -count=1 -v -timeout 30m -run '^TestChaos$$' ./e2e/chaos/ || rc=1; \
+	done; exit $$rc
 
 ## package: every function for AWS Lambda (dist/lambda/<fn>.zip: linux/arm64 bootstrap) and
 ## Alibaba Function Compute (dist/fc/<fn>.zip: linux/amd64 main); CONFIG=file adds imagerelay.yaml.

@@ -30,7 +30,7 @@ func startStack(ctx context.Context, cfg *config.Config, log *slog.Logger, owner
 	var err error
 	if cfg.NATS.Embedded() {
 		listen, _ := cfg.NATS.ListenAddr()
-		s.server, err = natsembed.Start(natsembed.Options{StoreDir: cfg.NATS.StoreDir, Listen: listen})
+		s.server, err = natsembed.Start(natsembed.Options{StoreDir: cfg.NATS.StoreDir, Listen: listen, SyncAlways: cfg.NATS.SyncAlways})
 		if err != nil {
 			return nil, err
 		}

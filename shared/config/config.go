@@ -56,6 +56,11 @@ type NATS struct {
 	Listen string `yaml:"listen" json:"listen"`
 	// StoreDir is the embedded server's JetStream file store. Default ".imagerelay/nats".
 	StoreDir string `yaml:"storeDir" json:"storeDir"`
+	// SyncAlways makes the embedded server fsync every JetStream write before it acknowledges
+	// it (nats-server's sync_interval: always), so an acknowledged event or claim survives an
+	// OS crash or power loss, not only a process crash. Slower; default false (the server's
+	// lazy fsync). An external server takes it from its own configuration (see infra/nats).
+	SyncAlways bool `yaml:"syncAlways" json:"syncAlways,omitempty"`
 	// Stream is the JetStream stream that holds every event. Default "IMAGERELAY".
 	Stream string `yaml:"stream" json:"stream"`
 	// Replicas is the stream's replication factor: 1 for a single server, 3 in a cluster.

@@ -100,6 +100,7 @@ func TestEnvVars(t *testing.T) {
 		"IMAGERELAY_NATS_CREDS_FILE":                 "nats.credsFile",
 		"IMAGERELAY_NATS_TLS_KEY_FILE":               "nats.tls.keyFile",
 		"IMAGERELAY_NATS_STORE_DIR":                  "nats.storeDir",
+		"IMAGERELAY_NATS_SYNC_ALWAYS":                "nats.syncAlways",
 		"IMAGERELAY_NATS_KV_BUCKET":                  "nats.kvBucket",
 		"IMAGERELAY_NATS_DUPLICATE_WINDOW":           "nats.duplicateWindow",
 		"IMAGERELAY_REPLICATION_POLL_INTERVAL":       "replication.pollInterval",
@@ -143,4 +144,27 @@ func TestEnvErrorIsTyped(t *testing.T) {
 	if !errors.As(err, &e) || e.Env != "IMAGERELAY_NATS_REPLICAS" {
 		t.Fatalf("errors.As(*Error) = %+v (%v)", e, err)
 	}
+}
+
+// TestSyncAlways checks that nats.syncAlways is off by default, set by the file or by
+// IMAGERELAY_NATS_SYNC_ALWAYS, and refused next to an external server's url, where it would
+// silently do nothing.
+func TestSyncAlways(t *testing.T) {
+	cfg, err := parse("imagerelay.yaml", nil, envMap{}.get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NATS.SyncAlways {
+		t.Error("syncAlways is on by default")
+	}
+	cfg, err = parse("imagerelay.yaml", []byte("nats:\n  syncAlways: true\n"), envMap{}.get)
+	if err != nil || !cfg.NATS.SyncAlways {
+		t.Errorf("from the file: syncAlways %v, err %v", cfg != nil && cfg.NATS.SyncAlways, err)
+	}
+	cfg, err = parse("imagerelay.yaml", nil, envMap{"IMAGERELAY_NATS_SYNC_ALWAYS": "true"}.get)
+	if err != nil || !cfg.NATS.SyncAlways {
+		t.Errorf("from the environment: syncAlways %v, err %v", cfg != nil && cfg.NATS.SyncAlways, err)
+	}
+	_, err = parse("imagerelay.yaml", []byte("nats:\n  url: nats://bus:4222\n  syncAlways: true\n"), envMap{}.get)
+	checkErrors(t, err, []want{{"imagerelay.yaml:3:15", "nats.syncAlways", ErrInvalid, "sync_interval: always"}})
 }

@@ -112,6 +112,10 @@ func (v *validator) nats(p fieldPath, n *NATS) {
 			v.add(p.key("listen"), ErrInvalid, err.Error(), `use host:port such as "127.0.0.1:4222", or "none" to keep the embedded server off the network`)
 		}
 	}
+	if !n.Embedded() && n.SyncAlways {
+		v.add(p.key("syncAlways"), ErrInvalid, "syncAlways only applies to the embedded server, and url names an external one",
+			"set sync_interval: always in the external nats-server's configuration (see infra/nats), and remove syncAlways")
+	}
 	if n.Embedded() && strings.TrimSpace(n.StoreDir) == "" {
 		v.add(p.key("storeDir"), ErrInvalid, "the embedded server needs a store directory", `set storeDir, e.g. ".imagerelay/nats"`)
 	}

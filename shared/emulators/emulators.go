@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/goccy/go-yaml"
@@ -51,6 +52,11 @@ func LoadSeed(path string) (Seed, error) {
 	seed := DefaultSeed()
 	if err := yaml.UnmarshalWithOptions(raw, &seed, yaml.Strict()); err != nil {
 		return Seed{}, fmt.Errorf("emulators: %s: %s", path, yaml.FormatError(err, false, true))
+	}
+	for i, r := range seed.Faults.Rules {
+		if !slices.Contains(emucore.Kinds(), r.Kind) {
+			return Seed{}, fmt.Errorf("emulators: %s: faults.rules[%d]: unknown fault kind %q; use one of %v", path, i, r.Kind, emucore.Kinds())
+		}
 	}
 	return seed, nil
 }

@@ -124,6 +124,9 @@ func TestAdminEndpointOnEveryPort(t *testing.T) {
 		if code, body := do(http.MethodPost, addr, "/_admin/faults", `{"not":"an array"}`); code != http.StatusBadRequest || !strings.Contains(string(body), "JSON array") {
 			t.Errorf("%s: a malformed fault list answered %d %s, want 400 saying what is expected", addr, code, body)
 		}
+		if code, body := do(http.MethodPost, addr, "/_admin/faults", `[{"kind":"lose-anwser"}]`); code != http.StatusBadRequest || !strings.Contains(string(body), "lose-answer") {
+			t.Errorf("%s: a misspelt fault kind answered %d %s, want 400 listing the kinds", addr, code, body)
+		}
 		set.Calls.Record(emucore.Call{Provider: "huawei", Action: "ShowJob"})
 		var body struct{ Calls []emucore.Call }
 		_, raw := do(http.MethodGet, addr, "/_admin/calls?provider=huawei", "")
@@ -152,5 +155,56 @@ func TestAdminEndpointOnEveryPort(t *testing.T) {
 	}
 	if got := set.Faults.Decide("alibaba", "ListImage"); got != emucore.FaultNone {
 		t.Errorf("fault %q after DELETE /_admin/faults", got)
+	}
+}
+
+// TestLoseAnswerFromSeedAndAdmin checks that lose-answer can be set both ways the other kinds
+// can: as a random rate in the seed file and as a rule on the admin endpoint.
+func TestLoseAnswerFromSeedAndAdmin(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "seed.yaml")
+	content := "faults:\n  randomSeed: 7\n  rates:\n    loseAnswer: 1\n  rules:\n    - {provider: huawei, action: ShowJob, kind: lose-answer, count: 1}\n"
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	seed, err := emulators.LoadSeed(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seed.Faults.Rates.LoseAnswer != 1 || len(seed.Faults.Rules) != 1 || seed.Faults.Rules[0].Kind != emucore.FaultLoseAnswer {
+		t.Fatalf("seed faults %+v; want loseAnswer rate 1 and one lose-answer rule", seed.Faults)
+	}
+	set, err := emulators.Start(seed, emulators.Addrs{Tencent: "127.0.0.1:0", Alibaba: "127.0.0.1:0", Huawei: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(set.Close)
+	if got := set.Faults.Decide("tencent", "SyncImages"); got != emucore.FaultLoseAnswer {
+		t.Errorf("with rate loseAnswer 1: fault %q, want lose-answer", got)
+	}
+	set.Faults.Clear() // drop the rate, so only the posted rule can answer
+	resp, err := http.Post("http://"+set.Addrs.Huawei+"/_admin/faults", "application/json",
+		strings.NewReader(`[{"provider":"alibaba","action":"ListImage","kind":"lose-answer","count":1}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("POST a lose-answer rule = %d", resp.StatusCode)
+	}
+	if got := set.Faults.Decide("alibaba", "ListImage"); got != emucore.FaultLoseAnswer {
+		t.Errorf("after posting a lose-answer rule: fault %q, want lose-answer", got)
+	}
+	if got := set.Faults.Decide("alibaba", "ListImage"); got != emucore.FaultNone {
+		t.Errorf("the posted rule outlived its count: %q", got)
+	}
+}
+
+func TestLoadSeedUnknownFaultKind(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "seed.yaml")
+	if err := os.WriteFile(path, []byte("faults:\n  rules:\n    - {kind: loose-answer}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := emulators.LoadSeed(path); err == nil || !strings.Contains(err.Error(), "faults.rules[0]") || !strings.Contains(err.Error(), "lose-answer") {
+		t.Fatalf("err = %v; want one naming faults.rules[0] and the valid kinds", err)
 	}
 }

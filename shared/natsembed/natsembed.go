@@ -88,6 +88,13 @@ func (s *Server) ClientURL() string {
 	return s.ns.ClientURL()
 }
 
+// SyncAlways reports whether the running server fsyncs every JetStream write, as the
+// operator asked with nats.syncAlways.
+func (s *Server) SyncAlways() bool {
+	jc := s.ns.JetStreamConfig()
+	return jc != nil && jc.SyncAlways
+}
+
 // Shutdown stops the server and waits for it to finish.
 func (s *Server) Shutdown() {
 	s.ns.Shutdown()

@@ -1,10 +1,13 @@
 package alibabaemu
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	openapi "github.com/alibabacloud-go/darabonba-openapi/v2/client"
 
 	"github.com/imagerelay/imagerelay/shared/emulators/emucore"
 )
@@ -245,5 +248,39 @@ func TestListImageFiltersAndPaging(t *testing.T) {
 	_, err := call(cli, AppStreamVersion, ActionListImage, nil, map[string]any{"PageSize": 101})
 	if code, _, _ := errCode(t, err); code != "InvalidParameter" {
 		t.Fatalf("PageSize 101: %s", code)
+	}
+}
+
+// TestLoseAnswerStartsEveryRegion checks that a lose-answer fault on one destination of a
+// multi-region distribution carries out the whole call — every region starts and the call
+// log counts it as accepted — while the client sees only a closed connection, and that a
+// second attempt is then refused as RepeatedDistribution.
+func TestLoseAnswerStartsEveryRegion(t *testing.T) {
+	h := newHarness(t, testSeed(), func(e *Emulator) { e.copyDuration = time.Hour })
+	cli := h.client(t, demoKey())
+	h.faults.Add(emucore.Rule{Provider: ProviderAppStream, Action: ActionStartTaskForDistributeImage, Kind: emucore.FaultLoseAnswer, Count: 1, Match: "cn-hangzhou"})
+	body := map[string]any{"ImageId": "imgc-demodesk0001", "DestinationRegionList": []string{"cn-beijing", "cn-hangzhou"}}
+	_, err := call(cli, AppStreamVersion, ActionStartTaskForDistributeImage, nil, body)
+	var ce *openapi.ClientError
+	var se *openapi.ServerError
+	if err == nil || errors.As(err, &ce) || errors.As(err, &se) {
+		t.Fatalf("want a transport error (the answer is lost), got %T %v", err, err)
+	}
+	calls := h.calls.Calls(ProviderAppStream, ActionStartTaskForDistributeImage)
+	if len(calls) != 1 || calls[0].Outcome != "ok" || calls[0].Fault != emucore.FaultLoseAnswer || calls[0].HTTPStatus != 0 {
+		t.Fatalf("call log %+v; want one call, outcome ok, fault lose-answer, no HTTP status", calls)
+	}
+	started := map[string]bool{}
+	for _, d := range h.emu.Distributions("imgc-demodesk0001") {
+		if d.TaskID != "" {
+			started[d.RegionID] = true
+		}
+	}
+	if !started["cn-beijing"] || !started["cn-hangzhou"] {
+		t.Fatalf("distributions started in %v; want cn-beijing and cn-hangzhou", started)
+	}
+	_, err = call(cli, AppStreamVersion, ActionStartTaskForDistributeImage, nil, body)
+	if code, _, _ := errCode(t, err); code != "ImageDistribute.RepeatedDistribution" {
+		t.Fatalf("second start: %s; want ImageDistribute.RepeatedDistribution", code)
 	}
 }

@@ -249,6 +249,12 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		call.Outcome = "ok"
 	}
+	if call.Fault == emucore.FaultLoseAnswer {
+		// The call was carried out; only its answer is lost.
+		e.calls.Record(call)
+		emucore.Drop(w)
+		return
+	}
 	resp["RequestId"] = reqID
 	call.HTTPStatus = status
 	e.calls.Record(call)
@@ -381,8 +387,9 @@ func nonEmpty(vals ...string) []string {
 
 // injectFault applies the configured latency and the faults emucore decides. Calls that name
 // regions or desktops get one decision per element (so a rule matching one region or desktop
-// hits only it); the first throttle, server error or drop ends the call, and fail-copy marks
-// the element whose copy or rebuild will fail.
+// hits only it); the first throttle, server error or drop ends the call, fail-copy marks
+// the element whose copy or rebuild will fail, and lose-answer on any element loses the
+// answer of the whole call (there is one connection), after it has been carried out.
 func (e *Emulator) injectFault(r *http.Request, req *request) *apiError {
 	if d := e.faults.Latency(); d > 0 {
 		t := time.NewTimer(d)
@@ -395,6 +402,12 @@ func (e *Emulator) injectFault(r *http.Request, req *request) *apiError {
 	common, elements := faultKeys(req.action, req.params)
 	decide := func(keys ...string) (emucore.FaultKind, *apiError) {
 		kind := e.faults.Decide(req.product.provider, req.action, keys...)
+		if kind == emucore.FaultFailCopy && len(elements) == 0 {
+			kind = emucore.FaultNone // only a copy or a rebuild can fail; a read has nothing to fail
+		}
+		if kind != emucore.FaultNone && req.call.Fault != emucore.FaultLoseAnswer {
+			req.call.Fault = kind // a lost answer outweighs the other marks: the client saw nothing
+		}
 		switch kind {
 		case emucore.FaultThrottle:
 			return kind, &apiError{Status: http.StatusBadRequest, Code: "Throttling.User",
@@ -410,10 +423,13 @@ func (e *Emulator) injectFault(r *http.Request, req *request) *apiError {
 		_, aerr := decide(common...)
 		return aerr
 	}
+	// A call whose elements are all decided carries out; one that ends early reports the
+	// fault that ended it.
 	req.failKeys = map[string]bool{}
 	for _, el := range elements {
 		kind, aerr := decide(append(slices.Clone(common), el)...)
 		if aerr != nil {
+			req.call.Fault = kind
 			return aerr
 		}
 		if kind == emucore.FaultFailCopy {

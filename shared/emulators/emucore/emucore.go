@@ -1,11 +1,14 @@
 // Package emucore holds what every cloud emulator shares: the log of calls received (served on
 // the admin endpoint so tests and operators can see what really reached the "provider"),
 // fault injection (throttling, 5xx, latency, dropped connections) by rule or by rate, and
-// progress over time for copies and rebuilds.
+// progress over time for copies and rebuilds. A lost answer (the provider acted on a call but
+// the client never heard back) is a fault of its own, because it is the one that tells whether
+// a client that retries a start makes a second copy.
 package emucore
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -24,9 +27,14 @@ type Call struct {
 	Region string `json:"region,omitempty"`
 	// Params holds the key parameters (image ids, regions, desktop ids), never credentials.
 	Params map[string]any `json:"params,omitempty"`
-	// Outcome is "ok" or the error code returned.
-	Outcome    string `json:"outcome"`
-	HTTPStatus int    `json:"httpStatus"`
+	// Outcome is what the provider did: "ok" or the error code, or "dropped" when it closed
+	// the connection before acting. With Fault lose-answer it acted (an "ok" start really
+	// started) but the client never got the answer.
+	Outcome string `json:"outcome"`
+	// HTTPStatus is the status the client received; 0 when the connection was closed instead.
+	HTTPStatus int `json:"httpStatus"`
+	// Fault is the fault injected into this call, if any.
+	Fault FaultKind `json:"fault,omitempty"`
 }
 
 // CallLog records calls; it is safe for concurrent use.
@@ -77,7 +85,16 @@ const (
 	FaultServer   FaultKind = "server-error" // 5xx / InternalError
 	FaultDrop     FaultKind = "drop"         // close the connection without answering
 	FaultFailCopy FaultKind = "fail-copy"    // accept, then let the copy or rebuild fail
+	// FaultLoseAnswer carries the call out (a start really starts) and then closes the
+	// connection without answering: what a client sees when the answer to an accepted call
+	// is lost on the way back.
+	FaultLoseAnswer FaultKind = "lose-answer"
 )
+
+// Kinds lists every fault kind a rule may name.
+func Kinds() []FaultKind {
+	return []FaultKind{FaultThrottle, FaultServer, FaultDrop, FaultFailCopy, FaultLoseAnswer}
+}
 
 // Rule injects a fault into the next Count calls of an action ("" = every action).
 type Rule struct {
@@ -96,6 +113,11 @@ type Rates struct {
 	Throttle float64 `json:"throttle,omitempty" yaml:"throttle"`
 	Server   float64 `json:"server,omitempty" yaml:"server"`
 	Drop     float64 `json:"drop,omitempty" yaml:"drop"`
+	// FailCopy is the share of calls accepted with a copy or rebuild that will fail; it only
+	// affects the calls that start one.
+	FailCopy float64 `json:"failCopy,omitempty" yaml:"failCopy"`
+	// LoseAnswer is the share of calls carried out whose answer is then lost.
+	LoseAnswer float64 `json:"loseAnswer,omitempty" yaml:"loseAnswer"`
 	// Latency is added to every call, written like every seed duration ("50ms").
 	Latency Duration `json:"latency,omitempty" yaml:"latency"`
 }
@@ -161,13 +183,17 @@ func (f *Faults) Decide(provider, action string, keys ...string) FaultKind {
 		return FaultNone
 	}
 	x := f.rng.Float64()
-	switch {
-	case x < f.rates.Throttle:
-		return FaultThrottle
-	case x < f.rates.Throttle+f.rates.Server:
-		return FaultServer
-	case x < f.rates.Throttle+f.rates.Server+f.rates.Drop:
-		return FaultDrop
+	for _, r := range []struct {
+		rate float64
+		kind FaultKind
+	}{
+		{f.rates.Throttle, FaultThrottle}, {f.rates.Server, FaultServer}, {f.rates.Drop, FaultDrop},
+		{f.rates.FailCopy, FaultFailCopy}, {f.rates.LoseAnswer, FaultLoseAnswer},
+	} {
+		if x < r.rate {
+			return r.kind
+		}
+		x -= r.rate
 	}
 	return FaultNone
 }
@@ -224,6 +250,12 @@ func AdminHandler(log *CallLog, faults *Faults) http.Handler {
 		if err := json.NewDecoder(r.Body).Decode(&rules); err != nil {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body must be a JSON array of fault rules: " + err.Error()})
 			return
+		}
+		for i, rule := range rules {
+			if !slices.Contains(Kinds(), rule.Kind) {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("rule %d: unknown fault kind %q; use one of %v", i, rule.Kind, Kinds())})
+				return
+			}
 		}
 		faults.Add(rules...)
 		w.WriteHeader(http.StatusNoContent)

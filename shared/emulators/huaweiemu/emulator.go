@@ -277,6 +277,8 @@ type call struct {
 	params    map[string]any
 	keys      []string
 	failCopy  bool
+	// fault is the fault injected into this call, for the call log.
+	fault emucore.FaultKind
 }
 
 // ServeHTTP serves the IMS API.
@@ -299,8 +301,15 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			resp = map[string]any{"error": map[string]string{"code": apiErr.Code, "message": apiErr.Message}}
 		}
 	}
+	if c.fault == emucore.FaultLoseAnswer {
+		// The call was carried out; only its answer is lost.
+		e.calls.Record(emucore.Call{Provider: Provider, Action: c.action, Region: c.region, Params: c.params,
+			Outcome: outcome, Fault: c.fault})
+		emucore.Drop(w)
+		return
+	}
 	e.calls.Record(emucore.Call{Provider: Provider, Action: c.action, Region: c.region, Params: c.params,
-		Outcome: outcome, HTTPStatus: status})
+		Outcome: outcome, HTTPStatus: status, Fault: c.fault})
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(resp)
@@ -371,14 +380,18 @@ func (e *Emulator) serve(w http.ResponseWriter, c *call, h handlerFunc) (status 
 		}
 	}
 	c.keys = append(c.keys, c.region)
-	switch e.faults.Decide(Provider, c.action, c.keys...) {
+	c.fault = e.faults.Decide(Provider, c.action, c.keys...)
+	if c.fault == emucore.FaultFailCopy && c.action != ActionCopyImageCrossRegion {
+		c.fault = emucore.FaultNone // only a copy can fail; a read has nothing to fail
+	}
+	switch c.fault {
 	case emucore.FaultThrottle:
 		return 0, nil, gatewayErr(http.StatusTooManyRequests, CodeThrottled,
 			"The throttling threshold has been reached: policy user over ratelimit, limit:20, time:1 second"), false
 	case emucore.FaultServer:
 		return 0, nil, imsErr(http.StatusInternalServerError, CodeInternalError, "Internal service error. Try again later."), false
 	case emucore.FaultDrop:
-		e.calls.Record(emucore.Call{Provider: Provider, Action: c.action, Region: c.region, Params: c.params, Outcome: "dropped"})
+		e.calls.Record(emucore.Call{Provider: Provider, Action: c.action, Region: c.region, Params: c.params, Outcome: "dropped", Fault: c.fault})
 		emucore.Drop(w)
 		return 0, nil, nil, true
 	case emucore.FaultFailCopy:

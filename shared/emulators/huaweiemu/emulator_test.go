@@ -486,6 +486,36 @@ func TestFaults(t *testing.T) {
 	}
 }
 
+// TestLoseAnswer checks that a lose-answer fault carries the copy out — the job runs, its
+// image appears in the destination and the call log counts the call as accepted — while the
+// client sees only a closed connection. IMS does not refuse a second copy with the same name,
+// which is why a client must look for the copy before it starts again.
+func TestLoseAnswer(t *testing.T) {
+	e := newEnv(t, nil)
+	e.faults.Add(emucore.Rule{Provider: "huawei", Action: huaweiemu.ActionCopyImageCrossRegion, Kind: emucore.FaultLoseAnswer, Count: 1})
+	_, err := e.demo(t, src).CopyImageCrossRegion(copyReq(huaweiemu.DemoImageLinux, "lost-answer", dst))
+	var se *sdkerr.ServiceResponseError
+	if err == nil || errors.As(err, &se) {
+		t.Fatalf("got %v, want a transport error (the answer is lost)", err)
+	}
+	calls := e.calls.Calls("huawei", huaweiemu.ActionCopyImageCrossRegion)
+	if len(calls) != 1 || calls[0].Outcome != "ok" || calls[0].Fault != emucore.FaultLoseAnswer || calls[0].HTTPStatus != 0 {
+		t.Fatalf("call log %+v; want one call, outcome ok, fault lose-answer, no HTTP status", calls)
+	}
+	if jobs := e.emu.Jobs(); len(jobs) != 1 || jobs[0].Name != "lost-answer" {
+		t.Fatalf("jobs %+v; want the one copy the lost call started", jobs)
+	}
+	if imgs := listByName(t, e.demo(t, dst), "lost-answer"); len(imgs) != 1 {
+		t.Fatalf("%d images named lost-answer in %s, want 1", len(imgs), dst)
+	}
+	if _, err := e.demo(t, src).CopyImageCrossRegion(copyReq(huaweiemu.DemoImageLinux, "lost-answer", dst)); err != nil {
+		t.Fatalf("second copy: %v", err)
+	}
+	if jobs := e.emu.Jobs(); len(jobs) != 2 {
+		t.Fatalf("%d jobs after a blind retry, want 2: IMS starts a second copy", len(jobs))
+	}
+}
+
 func TestFaultMatchesDestination(t *testing.T) {
 	e := newEnv(t, nil)
 	e.faults.Add(emucore.Rule{Provider: "huawei", Action: huaweiemu.ActionCopyImageCrossRegion, Kind: emucore.FaultServer, Match: "cn-south-1"})

@@ -257,6 +257,12 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		call.Outcome = "ok"
 	}
+	if call.Fault == emucore.FaultLoseAnswer {
+		// The call was carried out; only its answer is lost.
+		e.calls.Record(call)
+		emucore.Drop(w)
+		return
+	}
 	resp["RequestId"] = reqID
 	call.HTTPStatus = http.StatusOK
 	e.calls.Record(call)
@@ -310,9 +316,10 @@ func (e *Emulator) handle(r *http.Request, call *emucore.Call) (map[string]any, 
 			return nil, aerr
 		}
 		call.Params = p.logParams()
-		if aerr := e.injectFault(r, action, p.faultKeys(call.Region), func(k emucore.FaultKind) { p.failCopy = k == emucore.FaultFailCopy }); aerr != nil {
+		if aerr := e.injectFault(r, call, p.faultKeys(call.Region)); aerr != nil {
 			return nil, aerr
 		}
+		p.failCopy = call.Fault == emucore.FaultFailCopy
 		return e.syncImages(call.Region, p, now)
 	default:
 		var p describeImagesParams
@@ -320,16 +327,17 @@ func (e *Emulator) handle(r *http.Request, call *emucore.Call) (map[string]any, 
 			return nil, aerr
 		}
 		call.Params = p.logParams()
-		if aerr := e.injectFault(r, action, p.faultKeys(call.Region), nil); aerr != nil {
+		if aerr := e.injectFault(r, call, p.faultKeys(call.Region)); aerr != nil {
 			return nil, aerr
 		}
 		return e.describeImages(call.Region, p, now)
 	}
 }
 
-// injectFault applies the configured latency and the fault emucore decides for this call.
-// onKind sees the fault kind, so SyncImages can remember a fail-copy fault.
-func (e *Emulator) injectFault(r *http.Request, action string, keys []string, onKind func(emucore.FaultKind)) *apiError {
+// injectFault applies the configured latency and the fault emucore decides for this call,
+// and notes the fault in the call: SyncImages remembers a fail-copy fault, and ServeHTTP
+// loses the answer of a lose-answer call after carrying it out.
+func (e *Emulator) injectFault(r *http.Request, call *emucore.Call, keys []string) *apiError {
 	if d := e.faults.Latency(); d > 0 {
 		t := time.NewTimer(d)
 		select {
@@ -338,10 +346,12 @@ func (e *Emulator) injectFault(r *http.Request, action string, keys []string, on
 			t.Stop()
 		}
 	}
+	action := call.Action
 	kind := e.faults.Decide(Provider, action, keys...)
-	if onKind != nil {
-		onKind(kind)
+	if kind == emucore.FaultFailCopy && action != "SyncImages" {
+		kind = emucore.FaultNone // only a copy can fail; a read has nothing to fail
 	}
+	call.Fault = kind
 	switch kind {
 	case emucore.FaultThrottle:
 		return errf("RequestLimitExceeded", "The request frequency of %s exceeds the limit (injected fault). Please reduce the frequency of calls.", action)

@@ -536,6 +536,38 @@ func TestFaults(t *testing.T) {
 	})
 }
 
+// TestLoseAnswer checks that a lose-answer fault carries the sync out — the copy exists and
+// the call log counts it as accepted — while the client sees only a closed connection, and
+// that a second attempt then meets the copy's name.
+func TestLoseAnswer(t *testing.T) {
+	f := newFixture(t, testSeed())
+	c := f.cvm(t, "ap-guangzhou")
+	f.faults.Add(emucore.Rule{Provider: Provider, Action: "SyncImages", Kind: emucore.FaultLoseAnswer, Count: 1})
+	req := syncReq("img-ok000001", "ap-tokyo")
+	req.ImageName = common.StringPtr("lost-answer-copy")
+	_, err := c.SyncImages(req)
+	if got := code(err); got != "ClientError.NetworkError" {
+		t.Fatalf("code = %q (%v), want ClientError.NetworkError: the answer must be lost", got, err)
+	}
+	calls := f.calls.Calls(Provider, "SyncImages")
+	last := calls[len(calls)-1]
+	if last.Outcome != "ok" || last.Fault != emucore.FaultLoseAnswer || last.HTTPStatus != 0 {
+		t.Errorf("logged %+v; want outcome ok, fault lose-answer, no HTTP status", last)
+	}
+	var copies []Image
+	for _, img := range f.emu.Images("ap-tokyo") {
+		if img.Name == "lost-answer-copy" {
+			copies = append(copies, img)
+		}
+	}
+	if len(copies) != 1 {
+		t.Fatalf("%d copies named lost-answer-copy in ap-tokyo, want 1: the sync must have started", len(copies))
+	}
+	if _, err := c.SyncImages(req); code(err) != "InvalidImageName.Duplicate" {
+		t.Errorf("second sync: %v; want InvalidImageName.Duplicate (the first one started)", err)
+	}
+}
+
 func TestSeedDecoding(t *testing.T) {
 	y := []byte("credentials:\n  - secretId: a\n    secretKey: b\ncopyDuration: 1500ms\nquota: 7\nrateLimits:\n  syncImages: 2\nimages:\n  - id: img-abcdefgh\n    name: n\n    region: ap-tokyo\n    sizeGB: 3\n")
 	var ys Seed
