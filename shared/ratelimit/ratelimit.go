@@ -16,6 +16,7 @@ package ratelimit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -50,10 +51,25 @@ var ErrUnavailable = errors.New("ratelimit: the cluster-wide rate limit could no
 // second spaces calls (1s + Slack)/N apart. The spacing is enforced where the slot is handed
 // out, but the provider counts calls when they arrive, after a late timer, request signing
 // and the network; without the slack, N+1 evenly spaced calls would land inside one of the
-// provider's seconds whenever the first was delayed a millisecond more than the last. Slack
-// also covers clock skew between machines of up to its size (see package kvlimit). It costs
-// 5 % of the throughput at a limit of any size.
-const Slack = 50 * time.Millisecond
+// provider's seconds whenever the first was delayed a millisecond more than the last. Half of
+// it goes to waiters that wake late (MaxLate), the other half covers the difference in
+// latency between calls and clock skew between machines (see package kvlimit). It costs
+// 9 % of the throughput at a limit of any size, which is cheap: copies take minutes, and the
+// API rate is never what holds a replication up.
+const Slack = 100 * time.Millisecond
+
+// MaxLate is how late after its slot a waiter may wake and still make its call. A process
+// that stalls (a garbage-collection pause, a starved CPU, a suspended Lambda) wakes several
+// waiters at once; if they all went, their calls would reach the provider in one clump
+// although their slots were spaced. A waiter that wakes more than MaxLate after its slot
+// gives the slot up and reserves a new one (up to LateRetries times, after which it goes: a
+// machine that is always this late does not clump). With MaxLate at half of Slack, any
+// Rate+1 consecutive calls leave at least 1s + Slack/2 apart, which leaves the other half of
+// Slack for the network.
+const MaxLate = Slack / 2
+
+// LateRetries bounds how many times one Wait gives up a slot it woke too late for.
+const LateRetries = 3
 
 // Spec is one documented limit.
 type Spec struct {
@@ -118,15 +134,59 @@ func (s Spec) String() string {
 }
 
 // Local returns a factory of process-local limiters: a token bucket per call of For, with
-// Interval's spacing and BurstSize's burst. It is the default when nothing cluster-wide is
-// injected; it holds only within one process.
+// Interval's spacing, BurstSize's burst and the MaxLate rule. It is the default when nothing
+// cluster-wide is injected; it holds only within one process.
 func Local() Factory {
 	return FactoryFunc(func(s Spec) Limiter {
 		if s.Rate <= 0 {
 			return rate.NewLimiter(rate.Inf, 0)
 		}
-		return rate.NewLimiter(rate.Every(s.Interval()), s.BurstSize())
+		return local{rate.NewLimiter(rate.Every(s.Interval()), s.BurstSize())}
 	})
+}
+
+// local is a token bucket that follows the MaxLate rule.
+type local struct{ lim *rate.Limiter }
+
+func (l local) Wait(ctx context.Context) error {
+	return Pace(ctx, time.Now, func(ctx context.Context) (time.Time, error) {
+		now := time.Now()
+		r := l.lim.ReserveN(now, 1)
+		if !r.OK() {
+			return time.Time{}, errors.New("ratelimit: a burst of 0 never allows a call")
+		}
+		slot := now.Add(r.DelayFrom(now))
+		if dl, ok := ctx.Deadline(); ok && slot.After(dl) {
+			r.CancelAt(now)
+			return time.Time{}, fmt.Errorf("ratelimit: the next slot is in %s, after the context's deadline: %w",
+				slot.Sub(now).Round(time.Millisecond), context.DeadlineExceeded)
+		}
+		return slot, nil
+	})
+}
+
+// Pace is the waiting half of a Limiter: it calls reserve for a slot, sleeps until it, and
+// returns when the slot has come; when it wakes more than MaxLate after the slot (the process
+// stalled), it reserves again, up to LateRetries times. now is the limiter's clock.
+func Pace(ctx context.Context, now func() time.Time, reserve func(context.Context) (time.Time, error)) error {
+	for attempt := 0; ; attempt++ {
+		slot, err := reserve(ctx)
+		if err != nil {
+			return err
+		}
+		if d := slot.Sub(now()); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("ratelimit: waiting for a slot: %w", ctx.Err())
+			}
+		}
+		if now().Sub(slot) <= MaxLate || attempt >= LateRetries {
+			return nil
+		}
+	}
 }
 
 // Or returns f, or Local when f is nil.

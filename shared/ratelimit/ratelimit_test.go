@@ -48,7 +48,7 @@ func TestKeyHasThreeTokens(t *testing.T) {
 
 func TestIntervalAndBurst(t *testing.T) {
 	s := ratelimit.Spec{Rate: 10}
-	if got, want := s.Interval(), 105*time.Millisecond; got != want {
+	if got, want := s.Interval(), 110*time.Millisecond; got != want {
 		t.Errorf("Interval = %v, want %v", got, want)
 	}
 	if s.BurstSize() != 1 {
@@ -92,5 +92,5 @@ func TestOrDefaultsToLocal(t *testing.T) {
 func ExampleSpec() {
 	spec := ratelimit.Spec{Provider: "tencent", API: "SyncImages", Account: "main", Rate: 10}
 	fmt.Println(spec.Key(), spec.Interval())
-	// Output: tencent.SyncImages.main 105ms
+	// Output: tencent.SyncImages.main 110ms
 }

@@ -234,16 +234,6 @@ func (a *api) call(ctx context.Context, action, region string, query, body map[s
 	if err != nil {
 		return nil, err
 	}
-	if lim := a.limiters[action]; lim != nil {
-		if err := lim.Wait(ctx); errors.Is(err, ratelimit.ErrUnavailable) {
-			return nil, &replication.ProviderError{Provider: ProviderName, Action: action, Code: "RateLimitUnavailable",
-				Message: err.Error(), Class: replication.Retryable, RetryAfter: time.Second,
-				Hint: "the call was not made: the cluster-wide rate limit in NATS could not be reached; imagerelay retries once NATS answers"}
-		} else if err != nil {
-			return nil, &replication.ProviderError{Provider: ProviderName, Action: action, Code: "RateLimitWait",
-				Message: err.Error(), Class: replication.Retryable, Hint: "the call was not made: its context ended while waiting for the rate limiter"}
-		}
-	}
 	ep := a.endpoint(region)
 	cfg := &openapi.Config{
 		AccessKeyId:     dara.String(creds.AccessKeyID),
@@ -284,6 +274,17 @@ func (a *api) call(ctx context.Context, action, region string, query, body map[s
 	}
 	if len(body) > 0 {
 		req.Body = body
+	}
+	// The slot is the last thing waited for, so the call leaves as close to it as it can.
+	if lim := a.limiters[action]; lim != nil {
+		if err := lim.Wait(ctx); errors.Is(err, ratelimit.ErrUnavailable) {
+			return nil, &replication.ProviderError{Provider: ProviderName, Action: action, Code: "RateLimitUnavailable",
+				Message: err.Error(), Class: replication.Retryable, RetryAfter: time.Second,
+				Hint: "the call was not made: the cluster-wide rate limit in NATS could not be reached; imagerelay retries once NATS answers"}
+		} else if err != nil {
+			return nil, &replication.ProviderError{Provider: ProviderName, Action: action, Code: "RateLimitWait",
+				Message: err.Error(), Class: replication.Retryable, Hint: "the call was not made: its context ended while waiting for the rate limiter"}
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()

@@ -239,12 +239,13 @@ func (p *Provider) StartCopy(ctx context.Context, req replication.CopyRequest) (
 	sreq.ImageName = common.StringPtr(name)
 	sreq.ImageSetRequired = common.BoolPtr(true)
 
-	if err := p.syncLim.Wait(ctx); err != nil {
-		return nil, waitError(action, err)
-	}
 	c, err := p.client(req.SourceRegion)
 	if err != nil {
 		return nil, classify(action, err)
+	}
+	// The slot is the last thing waited for, so the call leaves as close to it as it can.
+	if err := p.syncLim.Wait(ctx); err != nil {
+		return nil, waitError(action, err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
@@ -369,12 +370,12 @@ func better(a, b *cvm.Image) bool {
 // describe makes one rate-limited DescribeImages call in region.
 func (p *Provider) describe(ctx context.Context, region string, req *cvm.DescribeImagesRequest) ([]*cvm.Image, error) {
 	const action = "DescribeImages"
-	if err := p.descLim.Wait(ctx); err != nil {
-		return nil, waitError(action, err)
-	}
 	c, err := p.client(region)
 	if err != nil {
 		return nil, classify(action, err)
+	}
+	if err := p.descLim.Wait(ctx); err != nil {
+		return nil, waitError(action, err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()

@@ -19,7 +19,9 @@
 // interval so that this also holds where the provider counts them).
 //
 // A reservation is made only if its slot lies before the context's deadline; a caller whose
-// context ends while it sleeps has used its slot (the limit errs on the safe side).
+// context ends while it sleeps has used its slot (the limit errs on the safe side). A caller
+// that wakes more than ratelimit.MaxLate after its slot (its process stalled) does not go: it
+// reserves again, so that a stall cannot release a clump of calls at once.
 //
 // # Clocks
 //
@@ -167,24 +169,10 @@ type Limiter struct {
 	}
 }
 
-// Wait reserves the next slot of the limit and sleeps until it.
+// Wait reserves the next slot of the limit and sleeps until it, reserving again if it woke
+// more than ratelimit.MaxLate after it (see ratelimit.Pace).
 func (l *Limiter) Wait(ctx context.Context) error {
-	slot, err := l.reserve(ctx)
-	if err != nil {
-		return err
-	}
-	d := slot.Sub(l.f.opts.Now())
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("kvlimit: %s: waiting for the slot: %w", l.spec, ctx.Err())
-	}
+	return ratelimit.Pace(ctx, l.f.opts.Now, l.reserve)
 }
 
 // reserve writes the next tat and returns the caller's slot.
