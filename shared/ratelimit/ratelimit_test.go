@@ -94,3 +94,41 @@ func ExampleSpec() {
 	fmt.Println(spec.Key(), spec.Interval())
 	// Output: tencent.SyncImages.main 110ms
 }
+
+// TestPaceReservesAgainWhenWokenLate gives up a slot the caller woke too late for (a stalled
+// process), and goes after LateRetries such slots rather than never.
+func TestPaceReservesAgainWhenWokenLate(t *testing.T) {
+	base := time.Unix(1000, 0)
+	for _, tt := range []struct {
+		name     string
+		lateness []time.Duration // how late each check after a slot finds the clock
+		want     int             // reservations made
+	}{
+		{"on time", []time.Duration{0}, 1},
+		{"just within MaxLate", []time.Duration{ratelimit.MaxLate}, 1},
+		{"late once", []time.Duration{ratelimit.MaxLate + time.Millisecond, 0}, 2},
+		{"always late", []time.Duration{time.Second, time.Second, time.Second, time.Second, time.Second}, ratelimit.LateRetries + 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			reservations, checks := 0, 0
+			var slot time.Time
+			now := func() time.Time {
+				// Pace reads the clock twice per reservation: before sleeping (the slot has
+				// come) and after (how late it woke).
+				checks++
+				if checks%2 == 1 {
+					return slot
+				}
+				return slot.Add(tt.lateness[reservations-1])
+			}
+			err := ratelimit.Pace(context.Background(), now, func(context.Context) (time.Time, error) {
+				reservations++
+				slot = base.Add(time.Duration(reservations) * time.Second)
+				return slot, nil
+			})
+			if err != nil || reservations != tt.want {
+				t.Errorf("Pace = %v after %d reservations, want nil after %d", err, reservations, tt.want)
+			}
+		})
+	}
+}
