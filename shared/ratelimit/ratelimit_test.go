@@ -11,7 +11,7 @@ import (
 	"github.com/imagerelay/imagerelay/shared/ratelimit"
 )
 
-func TestEscapeTokenIsInjectiveAndValid(t *testing.T) {
+func TestRateLimitEscapeTokenIsInjectiveAndValid(t *testing.T) {
 	valid := regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 	inputs := []string{"", "_", "__", "_5F", "a.b", "a_b", "a b", "a/b", "a*b", "a>b", "镜", "a\x00", "A-z09", "_2E", "."}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -39,14 +39,14 @@ func TestEscapeTokenIsInjectiveAndValid(t *testing.T) {
 	}
 }
 
-func TestKeyHasThreeTokens(t *testing.T) {
+func TestRateLimitKeyHasThreeTokens(t *testing.T) {
 	s := ratelimit.Spec{Provider: "tencent", API: "SyncImages", Account: "team.a"}
 	if got, want := s.Key(), "tencent.SyncImages.team_2Ea"; got != want {
 		t.Errorf("Key = %q, want %q", got, want)
 	}
 }
 
-func TestIntervalAndBurst(t *testing.T) {
+func TestRateLimitIntervalAndBurst(t *testing.T) {
 	s := ratelimit.Spec{Rate: 10}
 	if got, want := s.Interval(), 110*time.Millisecond; got != want {
 		t.Errorf("Interval = %v, want %v", got, want)
@@ -59,8 +59,8 @@ func TestIntervalAndBurst(t *testing.T) {
 	}
 }
 
-// TestLocalSpacesCalls checks the process-local default: 6 calls at 20/s take 5 intervals.
-func TestLocalSpacesCalls(t *testing.T) {
+// TestRateLimitLocalSpacesCalls checks the process-local default: 6 calls at 20/s take 5 intervals.
+func TestRateLimitLocalSpacesCalls(t *testing.T) {
 	s := ratelimit.Spec{Provider: "p", API: "a", Rate: 20}
 	l := ratelimit.Local().For(s)
 	start := time.Now()
@@ -77,7 +77,7 @@ func TestLocalSpacesCalls(t *testing.T) {
 	}
 }
 
-func TestOrDefaultsToLocal(t *testing.T) {
+func TestRateLimitOrDefaultsToLocal(t *testing.T) {
 	if ratelimit.Or(nil) == nil {
 		t.Fatal("Or(nil) is nil")
 	}
@@ -95,9 +95,9 @@ func ExampleSpec() {
 	// Output: tencent.SyncImages.main 110ms
 }
 
-// TestPaceReservesAgainWhenWokenLate gives up a slot the caller woke too late for (a stalled
+// TestRateLimitPaceReservesAgainWhenWokenLate gives up a slot the caller woke too late for (a stalled
 // process), and goes after LateRetries such slots rather than never.
-func TestPaceReservesAgainWhenWokenLate(t *testing.T) {
+func TestRateLimitPaceReservesAgainWhenWokenLate(t *testing.T) {
 	base := time.Unix(1000, 0)
 	for _, tt := range []struct {
 		name     string

@@ -55,9 +55,9 @@ func limitedEnv(t *testing.T, f *fakeLimits, account string) (*Provider, *Deskto
 	return p, d, calls
 }
 
-// TestLimitsArePerActionAndAccount checks each action asks the injected factory for its own
+// TestRateLimitLimitsArePerActionAndAccount checks each action asks the injected factory for its own
 // limit of the account, at the configured rate with a burst of 1; no account is "default".
-func TestLimitsArePerActionAndAccount(t *testing.T) {
+func TestRateLimitLimitsArePerActionAndAccount(t *testing.T) {
 	f := &fakeLimits{}
 	limitedEnv(t, f, "")
 	var got []string
@@ -71,9 +71,9 @@ func TestLimitsArePerActionAndAccount(t *testing.T) {
 	}
 }
 
-// TestUnreachableLimitFailsRetryableWithoutCalling never calls Alibaba when the shared limit
+// TestRateLimitUnreachableLimitFailsRetryableWithoutCalling never calls Alibaba when the shared limit
 // cannot be read.
-func TestUnreachableLimitFailsRetryableWithoutCalling(t *testing.T) {
+func TestRateLimitUnreachableLimitFailsRetryableWithoutCalling(t *testing.T) {
 	f := &fakeLimits{err: fmt.Errorf("%w: nats: timeout", ratelimit.ErrUnavailable)}
 	p, _, calls := limitedEnv(t, f, "main")
 	_, err := p.StartCopy(context.Background(), copyRequest("imgc-demodesk0001", "", "cn-beijing"))

@@ -29,9 +29,9 @@ func (f *fakeLimits) For(s ratelimit.Spec) ratelimit.Limiter {
 
 func (f *fakeLimits) Wait(context.Context) error { return f.err }
 
-// TestLimitIsPerAccountAndInjectable checks the provider asks the injected factory for the
+// TestRateLimitLimitIsPerAccountAndInjectable checks the provider asks the injected factory for the
 // account's IMS limit at the configured rate with a burst of 1.
-func TestLimitIsPerAccountAndInjectable(t *testing.T) {
+func TestRateLimitLimitIsPerAccountAndInjectable(t *testing.T) {
 	f := &fakeLimits{}
 	newEnv(t, nil, func(c *huawei.Config) { c.RatePerSecond, c.Limits = 3, f })
 	want := fmt.Sprint([]ratelimit.Spec{{Provider: "huawei", API: "ims", Account: "demo", Rate: 3, Burst: 1}})
@@ -40,9 +40,9 @@ func TestLimitIsPerAccountAndInjectable(t *testing.T) {
 	}
 }
 
-// TestUnreachableLimitFailsRetryableWithoutCalling never calls IMS when the shared limit
+// TestRateLimitUnreachableLimitFailsRetryableWithoutCalling never calls IMS when the shared limit
 // cannot be read, and says why.
-func TestUnreachableLimitFailsRetryableWithoutCalling(t *testing.T) {
+func TestRateLimitUnreachableLimitFailsRetryableWithoutCalling(t *testing.T) {
 	f := &fakeLimits{err: fmt.Errorf("%w: nats: timeout", ratelimit.ErrUnavailable)}
 	e := newEnv(t, nil, func(c *huawei.Config) { c.Limits = f })
 	_, err := e.p.StartCopy(context.Background(), request(huaweiemu.DemoImageLinux, "golden-ubuntu-22.04", dst))

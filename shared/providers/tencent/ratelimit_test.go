@@ -27,9 +27,9 @@ func (f *fakeLimits) For(s ratelimit.Spec) ratelimit.Limiter {
 
 func (f *fakeLimits) Wait(context.Context) error { return f.err }
 
-// TestLimitsArePerAccountAndInjectable checks the provider asks the injected factory for one
+// TestRateLimitLimitsArePerAccountAndInjectable checks the provider asks the injected factory for one
 // limit per API of its account, at the configured rates with a burst of 1.
-func TestLimitsArePerAccountAndInjectable(t *testing.T) {
+func TestRateLimitLimitsArePerAccountAndInjectable(t *testing.T) {
 	f := &fakeLimits{}
 	setup(t, seed(), Config{Account: "main", SyncRatePerSecond: 7, DescribeRatePerSecond: 30, Limits: f})
 	want := fmt.Sprint([]ratelimit.Spec{
@@ -41,9 +41,9 @@ func TestLimitsArePerAccountAndInjectable(t *testing.T) {
 	}
 }
 
-// TestUnreachableLimitFailsRetryableWithoutCalling never calls Tencent when the shared limit
+// TestRateLimitUnreachableLimitFailsRetryableWithoutCalling never calls Tencent when the shared limit
 // cannot be read.
-func TestUnreachableLimitFailsRetryableWithoutCalling(t *testing.T) {
+func TestRateLimitUnreachableLimitFailsRetryableWithoutCalling(t *testing.T) {
 	f := &fakeLimits{err: fmt.Errorf("%w: nats: timeout", ratelimit.ErrUnavailable)}
 	e := setup(t, seed(), Config{Limits: f})
 	_, err := e.p.StartCopy(context.Background(), copyReq("img-base0001", "ap-guangzhou", "ap-shanghai"))

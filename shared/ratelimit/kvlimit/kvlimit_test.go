@@ -67,12 +67,12 @@ func maxInWindow(ts []time.Time, w time.Duration) int {
 	return best
 }
 
-// TestSharedAcrossConnections runs three processes' worth of limiters (three connections,
+// TestRateLimitSharedAcrossConnections runs three processes' worth of limiters (three connections,
 // three factories, two goroutines each) on one key and checks the budget is shared: the
 // reserved slots are distinct and any rate+1 consecutive ones span more than a second, and
 // the measured times Wait returned put at most rate calls in any one-second window.
 // Three process-local limiters, as before, would allow three times the rate.
-func TestSharedAcrossConnections(t *testing.T) {
+func TestRateLimitSharedAcrossConnections(t *testing.T) {
 	srv := server(t)
 	const perGoroutine = 6
 	var (
@@ -140,8 +140,8 @@ func TestSharedAcrossConnections(t *testing.T) {
 	}
 }
 
-// TestWaitIsPaced checks Wait itself: 12 calls at 20/s take at least 11 intervals.
-func TestWaitIsPaced(t *testing.T) {
+// TestRateLimitWaitIsPaced checks Wait itself: 12 calls at 20/s take at least 11 intervals.
+func TestRateLimitWaitIsPaced(t *testing.T) {
 	srv := server(t)
 	f, _ := factory(t, srv, Options{})
 	spec := ratelimit.Spec{Provider: "huawei", API: "ims", Account: "a", Rate: 20}
@@ -162,8 +162,8 @@ func TestWaitIsPaced(t *testing.T) {
 	}
 }
 
-// TestBurst lets burst calls go at once after a quiet spell, then spaces the rest.
-func TestBurst(t *testing.T) {
+// TestRateLimitBurst lets burst calls go at once after a quiet spell, then spaces the rest.
+func TestRateLimitBurst(t *testing.T) {
 	srv := server(t)
 	f, _ := factory(t, srv, Options{})
 	spec := ratelimit.Spec{Provider: "alibaba", API: "ListImage", Account: "a", Rate: 5, Burst: 3}
@@ -193,9 +193,9 @@ func TestBurst(t *testing.T) {
 	}
 }
 
-// TestDistinctSpecsDoNotShare gives each (provider, API, account) its own budget, and keys
+// TestRateLimitDistinctSpecsDoNotShare gives each (provider, API, account) its own budget, and keys
 // that differ only in bytes a naive key would fold stay apart.
-func TestDistinctSpecsDoNotShare(t *testing.T) {
+func TestRateLimitDistinctSpecsDoNotShare(t *testing.T) {
 	srv := server(t)
 	f, _ := factory(t, srv, Options{})
 	specs := []ratelimit.Spec{
@@ -216,9 +216,9 @@ func TestDistinctSpecsDoNotShare(t *testing.T) {
 	}
 }
 
-// TestDeadlineRefusedWithoutReserving fails a Wait whose slot lies past the deadline at once,
+// TestRateLimitDeadlineRefusedWithoutReserving fails a Wait whose slot lies past the deadline at once,
 // and leaves the slot to others.
-func TestDeadlineRefusedWithoutReserving(t *testing.T) {
+func TestRateLimitDeadlineRefusedWithoutReserving(t *testing.T) {
 	srv := server(t)
 	f, _ := factory(t, srv, Options{})
 	spec := ratelimit.Spec{Provider: "p", API: "a", Account: "x", Rate: 0.5}
@@ -242,8 +242,8 @@ func TestDeadlineRefusedWithoutReserving(t *testing.T) {
 	}
 }
 
-// TestCancelledWhileWaiting returns the context's error.
-func TestCancelledWhileWaiting(t *testing.T) {
+// TestRateLimitCancelledWhileWaiting returns the context's error.
+func TestRateLimitCancelledWhileWaiting(t *testing.T) {
 	srv := server(t)
 	f, _ := factory(t, srv, Options{})
 	l := f.For(ratelimit.Spec{Provider: "p", API: "a", Account: "x", Rate: 0.5})
@@ -257,8 +257,8 @@ func TestCancelledWhileWaiting(t *testing.T) {
 	}
 }
 
-// TestUnavailableFailsTheCall never lets a call through when the bucket cannot be reached.
-func TestUnavailableFailsTheCall(t *testing.T) {
+// TestRateLimitUnavailableFailsTheCall never lets a call through when the bucket cannot be reached.
+func TestRateLimitUnavailableFailsTheCall(t *testing.T) {
 	srv := server(t)
 	f, nc := factory(t, srv, Options{OpTimeout: 300 * time.Millisecond})
 	l := f.For(syncSpec)
@@ -274,8 +274,8 @@ func TestUnavailableFailsTheCall(t *testing.T) {
 	}
 }
 
-// TestUnavailableWhenServerDown covers a server that is gone (not a closed client).
-func TestUnavailableWhenServerDown(t *testing.T) {
+// TestRateLimitUnavailableWhenServerDown covers a server that is gone (not a closed client).
+func TestRateLimitUnavailableWhenServerDown(t *testing.T) {
 	srv := server(t)
 	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(10*time.Millisecond))
 	if err != nil {
@@ -298,9 +298,9 @@ func TestUnavailableWhenServerDown(t *testing.T) {
 	}
 }
 
-// TestClockFaultIsReset does not block the limit for an hour because one machine wrote a tat
+// TestRateLimitClockFaultIsReset does not block the limit for an hour because one machine wrote a tat
 // from a clock an hour ahead.
-func TestClockFaultIsReset(t *testing.T) {
+func TestRateLimitClockFaultIsReset(t *testing.T) {
 	srv := server(t)
 	f, _ := factory(t, srv, Options{MaxAhead: time.Minute})
 	if _, err := f.kv.Put(context.Background(), syncSpec.Key(), []byte(strconv.FormatInt(time.Now().Add(time.Hour).UnixNano(), 10))); err != nil {
@@ -313,8 +313,8 @@ func TestClockFaultIsReset(t *testing.T) {
 	}
 }
 
-// TestGarbageValueIsOverwritten treats a value it did not write as an idle limit.
-func TestGarbageValueIsOverwritten(t *testing.T) {
+// TestRateLimitGarbageValueIsOverwritten treats a value it did not write as an idle limit.
+func TestRateLimitGarbageValueIsOverwritten(t *testing.T) {
 	srv := server(t)
 	f, _ := factory(t, srv, Options{})
 	if _, err := f.kv.Put(context.Background(), syncSpec.Key(), []byte("not a time")); err != nil {
@@ -332,9 +332,9 @@ func TestGarbageValueIsOverwritten(t *testing.T) {
 	}
 }
 
-// TestOpenIsIdempotent opens the bucket twice, the second time with other settings, and
+// TestRateLimitOpenIsIdempotent opens the bucket twice, the second time with other settings, and
 // binds to what exists.
-func TestOpenIsIdempotent(t *testing.T) {
+func TestRateLimitOpenIsIdempotent(t *testing.T) {
 	srv := server(t)
 	factory(t, srv, Options{Bucket: "twice"})
 	f, _ := factory(t, srv, Options{Bucket: "twice", Replicas: 1, OpTimeout: time.Second})
