@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/fanout"
@@ -22,6 +23,8 @@ import (
 	"github.com/imagerelay/imagerelay/shared/providers/alibaba"
 	"github.com/imagerelay/imagerelay/shared/providers/huawei"
 	"github.com/imagerelay/imagerelay/shared/providers/tencent"
+	"github.com/imagerelay/imagerelay/shared/ratelimit"
+	"github.com/imagerelay/imagerelay/shared/ratelimit/kvlimit"
 	"github.com/imagerelay/imagerelay/shared/state"
 )
 
@@ -43,8 +46,14 @@ type Providers struct {
 	DesktopsErr error
 }
 
-// BuildProviders builds every provider whose credentials are present.
-func BuildProviders(cfg *config.Config) Providers {
+// BuildProviders builds every provider whose credentials are present, with process-local
+// rate limits: enough for one process (tests, tools), not for several workers. Runtimes use
+// BuildProvidersWithLimits with the cluster-wide limits.
+func BuildProviders(cfg *config.Config) Providers { return BuildProvidersWithLimits(cfg, nil) }
+
+// BuildProvidersWithLimits builds every provider whose credentials are present, pacing their
+// calls with limits (one limiter per provider, API and account; nil means process-local).
+func BuildProvidersWithLimits(cfg *config.Config, limits ratelimit.Factory) Providers {
 	p := Providers{ByName: map[string]Provider{}, Unavailable: map[string]error{}}
 	add := func(name string, prov Provider, err error) {
 		if err != nil {
@@ -55,17 +64,32 @@ func BuildProviders(cfg *config.Config) Providers {
 	}
 	pc := cfg.Providers
 	t, err := tencent.New(tencent.Config{Endpoint: pc.Tencent.Endpoint, Account: pc.Tencent.Account,
-		SyncRatePerSecond: pc.Tencent.SyncRate, DescribeRatePerSecond: pc.Tencent.DescribeRate})
+		SyncRatePerSecond: pc.Tencent.SyncRate, DescribeRatePerSecond: pc.Tencent.DescribeRate, Limits: limits})
 	add(events.ProviderTencent, t, err)
 	a, err := alibaba.New(alibaba.Config{Endpoint: pc.Alibaba.Endpoint, EcdEndpoint: pc.Alibaba.EcdEndpoint,
-		Account: pc.Alibaba.Account, ProductType: pc.Alibaba.ProductType, RatePerSecond: pc.Alibaba.Rate, Regions: pc.Alibaba.Regions})
+		Account: pc.Alibaba.Account, ProductType: pc.Alibaba.ProductType, RatePerSecond: pc.Alibaba.Rate, Regions: pc.Alibaba.Regions, Limits: limits})
 	add(events.ProviderAlibaba, a, err)
 	p.Desktops, p.DesktopsErr = alibaba.NewDesktops(alibaba.Config{EcdEndpoint: pc.Alibaba.EcdEndpoint,
-		Account: pc.Alibaba.Account, RatePerSecond: pc.Alibaba.Rate})
+		Account: pc.Alibaba.Account, RatePerSecond: pc.Alibaba.Rate, Limits: limits})
 	h, err := huawei.New(huawei.Config{Endpoint: pc.Huawei.Endpoint, Account: pc.Huawei.Account,
-		Projects: pc.Huawei.Projects, Agency: pc.Huawei.Agency, RatePerSecond: pc.Huawei.Rate})
+		Projects: pc.Huawei.Projects, Agency: pc.Huawei.Agency, RatePerSecond: pc.Huawei.Rate, Limits: limits})
 	add(events.ProviderHuawei, h, err)
 	return p
+}
+
+// RateLimitBucket is the key-value bucket of the cluster-wide rate limits: the records
+// bucket's name with "-ratelimit".
+func RateLimitBucket(cfg *config.Config) string { return cfg.NATS.KVBucket + "-ratelimit" }
+
+// OpenRateLimits opens (creating it if needed) the bucket of the cluster-wide rate limits on
+// js, so that every worker, Lambda and Function Compute invocation draws from one budget per
+// provider, API and account.
+func OpenRateLimits(ctx context.Context, cfg *config.Config, js jetstream.JetStream, log *slog.Logger) (ratelimit.Factory, error) {
+	f, err := kvlimit.Open(ctx, js, kvlimit.Options{Bucket: RateLimitBucket(cfg), Replicas: cfg.NATS.Replicas, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
 // BusConfig maps the NATS section of the configuration onto the bus.
@@ -143,7 +167,11 @@ func Open(ctx context.Context, cfg *config.Config, nc *nats.Conn, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	rt := &Runtime{Config: cfg, Bus: b, Store: store, Providers: BuildProviders(cfg), Log: log}
+	limits, err := OpenRateLimits(ctx, cfg, b.JetStream(), log)
+	if err != nil {
+		return nil, err
+	}
+	rt := &Runtime{Config: cfg, Bus: b, Store: store, Providers: BuildProvidersWithLimits(cfg, limits), Log: log}
 	for name, err := range rt.Providers.Unavailable {
 		log.Warn("provider not available; its events will be dead-lettered with this reason", "provider", name, "reason", err.Error())
 	}

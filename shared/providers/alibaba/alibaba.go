@@ -8,7 +8,8 @@
 // how a Function Compute invocation hands over its STS keys) or else from the usual
 // environment variables. They are never kept past the call. Every failure is classified as a
 // *replication.ProviderError (retryable or terminal, with the provider's code, request id and
-// a hint for the operator), and calls are paced by a token bucket per API.
+// a hint for the operator), and calls are paced by a limiter per API and account, shared by
+// every worker when the runtime injects cluster-wide limits.
 package alibaba
 
 import (
@@ -27,8 +28,8 @@ import (
 	openapi "github.com/alibabacloud-go/darabonba-openapi/v2/client"
 	openapiutil "github.com/alibabacloud-go/darabonba-openapi/v2/utils"
 	"github.com/alibabacloud-go/tea/dara"
-	"golang.org/x/time/rate"
 
+	"github.com/imagerelay/imagerelay/shared/ratelimit"
 	"github.com/imagerelay/imagerelay/shared/replication"
 )
 
@@ -80,8 +81,13 @@ type Config struct {
 	// ProductType is the App Streaming product type (CloudApp, CloudDesktop, WuyingServer)
 	// used when a request does not name one.
 	ProductType string
-	// RatePerSecond paces each API (one token bucket per action); default DefaultRatePerSecond.
+	// RatePerSecond paces each API (one limiter per action and account); default
+	// DefaultRatePerSecond.
 	RatePerSecond float64
+	// Limits makes the limiters, keyed by (alibaba, action, Account); nil means
+	// process-local limiters (ratelimit.Local). Runtimes inject cluster-wide ones, because
+	// Alibaba's quotas hold per account, across every worker.
+	Limits ratelimit.Factory
 	// Timeout bounds one API call; default DefaultTimeout.
 	Timeout time.Duration
 	// Regions overrides the regions CheckCopy knows; empty means KnownRegions.
@@ -177,7 +183,7 @@ type api struct {
 	version  string
 	endpoint func(region string) endpoint
 	timeout  time.Duration
-	limiters map[string]*rate.Limiter
+	limiters map[string]ratelimit.Limiter
 	account  string
 	// signatureAlgorithm is "" for the SDK default (ACS3-HMAC-SHA256) or "v2" for the legacy
 	// HMAC-SHA1 RPC signature.
@@ -207,10 +213,16 @@ func newAPI(version string, ep func(string) endpoint, cfg Config, actions ...str
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	a := &api{version: version, endpoint: ep, timeout: timeout, limiters: map[string]*rate.Limiter{}, account: cfg.Account,
+	a := &api{version: version, endpoint: ep, timeout: timeout, limiters: map[string]ratelimit.Limiter{}, account: cfg.Account,
 		http: sdkHTTPClient{client: &http.Client{Transport: http.DefaultTransport}}}
+	account := cfg.Account
+	if account == "" {
+		account = "default"
+	}
+	limits := ratelimit.Or(cfg.Limits)
 	for _, act := range actions {
-		a.limiters[act] = rate.NewLimiter(rate.Limit(r), max(1, int(r)))
+		// A burst of 1 spaces the calls evenly, so no second holds more than r calls.
+		a.limiters[act] = limits.For(ratelimit.Spec{Provider: ProviderName, API: act, Account: account, Rate: r, Burst: 1})
 	}
 	return a
 }
@@ -221,12 +233,6 @@ func (a *api) call(ctx context.Context, action, region string, query, body map[s
 	creds, err := credentialsFrom(ctx, action)
 	if err != nil {
 		return nil, err
-	}
-	if lim := a.limiters[action]; lim != nil {
-		if err := lim.Wait(ctx); err != nil {
-			return nil, &replication.ProviderError{Provider: ProviderName, Action: action, Code: "RateLimitWait",
-				Message: err.Error(), Class: replication.Retryable, Hint: "the call was not made: its context ended while waiting for the rate limiter"}
-		}
 	}
 	ep := a.endpoint(region)
 	cfg := &openapi.Config{
@@ -268,6 +274,17 @@ func (a *api) call(ctx context.Context, action, region string, query, body map[s
 	}
 	if len(body) > 0 {
 		req.Body = body
+	}
+	// The slot is the last thing waited for, so the call leaves as close to it as it can.
+	if lim := a.limiters[action]; lim != nil {
+		if err := lim.Wait(ctx); errors.Is(err, ratelimit.ErrUnavailable) {
+			return nil, &replication.ProviderError{Provider: ProviderName, Action: action, Code: "RateLimitUnavailable",
+				Message: err.Error(), Class: replication.Retryable, RetryAfter: time.Second,
+				Hint: "the call was not made: the cluster-wide rate limit in NATS could not be reached; imagerelay retries once NATS answers"}
+		} else if err != nil {
+			return nil, &replication.ProviderError{Provider: ProviderName, Action: action, Code: "RateLimitWait",
+				Message: err.Error(), Class: replication.Retryable, Hint: "the call was not made: its context ended while waiting for the rate limiter"}
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()

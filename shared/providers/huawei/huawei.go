@@ -32,9 +32,9 @@ import (
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/config"
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/region"
 	ims "github.com/huaweicloud/huaweicloud-sdk-go-v3/services/ims/v2"
-	"golang.org/x/time/rate"
 
 	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/shared/ratelimit"
 	"github.com/imagerelay/imagerelay/shared/replication"
 )
 
@@ -82,8 +82,12 @@ type Config struct {
 	ProjectNames map[string]string `yaml:"projectNames,omitempty" json:"projectNames,omitempty"`
 	// Agency is the IAM agency that lets IMS act in the destination (agency_name).
 	Agency string `yaml:"agency" json:"agency"`
-	// RatePerSecond bounds the API calls this process makes; 0 means 10.
+	// RatePerSecond bounds the IMS calls of the account; 0 means 10.
 	RatePerSecond float64 `yaml:"ratePerSecond,omitempty" json:"ratePerSecond,omitempty"`
+	// Limits makes the limiter, keyed by (huawei, ims, Account); nil means a process-local
+	// one (ratelimit.Local). Runtimes inject a cluster-wide one, so that every worker
+	// together stays within RatePerSecond.
+	Limits ratelimit.Factory `yaml:"-" json:"-"`
 	// Timeout bounds one HTTP call; 0 means 30s.
 	Timeout time.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 }
@@ -93,7 +97,7 @@ type Provider struct {
 	cfg     Config
 	ak, sk  string
 	token   string
-	limiter *rate.Limiter
+	limiter ratelimit.Limiter
 
 	mu      sync.Mutex
 	clients map[string]*ims.ImsClient
@@ -129,9 +133,32 @@ func New(cfg Config) (*Provider, error) {
 	}
 	return &Provider{
 		cfg: cfg, ak: ak, sk: sk, token: token,
-		limiter: rate.NewLimiter(rate.Limit(perSec), max(1, int(perSec))),
+		limiter: limiter{ratelimit.Or(cfg.Limits).For(ratelimit.Spec{Provider: Name, API: "ims", Account: limitAccount(cfg.Account), Rate: perSec, Burst: 1})},
 		clients: map[string]*ims.ImsClient{},
 	}, nil
+}
+
+// limiter reports a cluster-wide limit that could not be reached as a retryable provider
+// error that says so (call classifies a *replication.ProviderError as it is); context
+// errors pass through to call's own classification.
+type limiter struct{ ratelimit.Limiter }
+
+func (l limiter) Wait(ctx context.Context) error {
+	err := l.Limiter.Wait(ctx)
+	if errors.Is(err, ratelimit.ErrUnavailable) {
+		return &replication.ProviderError{Provider: Name, Action: "RateLimit", Code: "RateLimitUnavailable", Message: err.Error(),
+			Class: replication.Retryable, RetryAfter: time.Second,
+			Hint: "the call was not made: the cluster-wide rate limit in NATS could not be reached; imagerelay retries once NATS answers"}
+	}
+	return err
+}
+
+// limitAccount is the account label a rate limit is keyed by.
+func limitAccount(account string) string {
+	if account == "" {
+		return "default"
+	}
+	return account
 }
 
 func credentialsFromEnv() (ak, sk, token string, err error) {

@@ -8,6 +8,7 @@ import (
 
 	tcerr "github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common/errors"
 
+	"github.com/imagerelay/imagerelay/shared/ratelimit"
 	"github.com/imagerelay/imagerelay/shared/replication"
 )
 
@@ -154,8 +155,14 @@ func classify(action string, err error) *replication.ProviderError {
 		Class: info.Class, RetryAfter: info.RetryAfter, Hint: info.Hint}
 }
 
-// waitError reports a call that never went out because ctx ended first.
+// waitError reports a call that never went out because ctx ended first, or because the
+// cluster-wide rate limit could not be reached (the limit is never skipped).
 func waitError(action string, err error) *replication.ProviderError {
+	if errors.Is(err, ratelimit.ErrUnavailable) {
+		return &replication.ProviderError{Provider: ProviderName, Action: action, Code: "ClientError.RateLimitUnavailable", Message: err.Error(),
+			Class: replication.Retryable, RetryAfter: time.Second,
+			Hint: "the call was not made: the cluster-wide rate limit in NATS could not be reached; imagerelay retries once NATS answers"}
+	}
 	info := codes["ClientError.Canceled"]
 	return &replication.ProviderError{Provider: ProviderName, Action: action, Code: "ClientError.Canceled", Message: err.Error(),
 		Class: info.Class, RetryAfter: info.RetryAfter, Hint: info.Hint}

@@ -3,7 +3,8 @@
 //
 // One SyncImages call per copy request (ImageSetRequired=true, so the new image ids come back
 // at once); the destination image id is the task handle the poller follows. Calls are paced by
-// token buckets at the documented limits (SyncImages 10/s, DescribeImages 40/s) and every
+// limiters at the documented limits (SyncImages 10/s, DescribeImages 40/s) per account,
+// shared by every worker when the runtime injects cluster-wide limits, and every
 // failure is classified as a *replication.ProviderError with a hint for the operator.
 package tencent
 
@@ -25,9 +26,9 @@ import (
 	"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common"
 	"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common/profile"
 	cvm "github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/cvm/v20170312"
-	"golang.org/x/time/rate"
 
 	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/shared/ratelimit"
 	"github.com/imagerelay/imagerelay/shared/replication"
 )
 
@@ -73,6 +74,10 @@ type Config struct {
 	Account string
 	// SyncRatePerSecond and DescribeRatePerSecond pace the calls; defaults 10 and 40.
 	SyncRatePerSecond, DescribeRatePerSecond float64
+	// Limits makes the limiters of the two APIs, keyed by (tencent, API, Account); nil means
+	// process-local limiters (ratelimit.Local). Runtimes inject cluster-wide ones, because
+	// the documented limits hold per account, across every worker.
+	Limits ratelimit.Factory
 	// Timeout bounds one API call; default 30s.
 	Timeout time.Duration
 	// Regions overrides the list of regions the provider knows; empty means KnownRegions.
@@ -86,8 +91,8 @@ type Provider struct {
 	scheme   string
 	timeout  time.Duration
 	regions  []string
-	syncLim  *rate.Limiter
-	descLim  *rate.Limiter
+	syncLim  ratelimit.Limiter
+	descLim  ratelimit.Limiter
 	log      *slog.Logger
 	mu       sync.Mutex
 	clients  map[string]*cvm.Client
@@ -138,6 +143,7 @@ func New(cfg Config) (*Provider, error) {
 	if account == "" {
 		account = "default"
 	}
+	limits := ratelimit.Or(cfg.Limits)
 	return &Provider{
 		cred:    cred,
 		host:    host,
@@ -146,8 +152,8 @@ func New(cfg Config) (*Provider, error) {
 		regions: slices.Compact(regions),
 		// A burst of 1 spaces the calls evenly, so a burst of work never trips the
 		// provider's own per-second counter.
-		syncLim:  rate.NewLimiter(rate.Limit(syncRate), 1),
-		descLim:  rate.NewLimiter(rate.Limit(descRate), 1),
+		syncLim:  limits.For(ratelimit.Spec{Provider: ProviderName, API: "SyncImages", Account: account, Rate: syncRate, Burst: 1}),
+		descLim:  limits.For(ratelimit.Spec{Provider: ProviderName, API: "DescribeImages", Account: account, Rate: descRate, Burst: 1}),
 		log:      slog.Default().With("provider", ProviderName, "account", account),
 		clients:  map[string]*cvm.Client{},
 		nameFunc: replication.CopyName,
@@ -233,12 +239,13 @@ func (p *Provider) StartCopy(ctx context.Context, req replication.CopyRequest) (
 	sreq.ImageName = common.StringPtr(name)
 	sreq.ImageSetRequired = common.BoolPtr(true)
 
-	if err := p.syncLim.Wait(ctx); err != nil {
-		return nil, waitError(action, err)
-	}
 	c, err := p.client(req.SourceRegion)
 	if err != nil {
 		return nil, classify(action, err)
+	}
+	// The slot is the last thing waited for, so the call leaves as close to it as it can.
+	if err := p.syncLim.Wait(ctx); err != nil {
+		return nil, waitError(action, err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
@@ -363,12 +370,12 @@ func better(a, b *cvm.Image) bool {
 // describe makes one rate-limited DescribeImages call in region.
 func (p *Provider) describe(ctx context.Context, region string, req *cvm.DescribeImagesRequest) ([]*cvm.Image, error) {
 	const action = "DescribeImages"
-	if err := p.descLim.Wait(ctx); err != nil {
-		return nil, waitError(action, err)
-	}
 	c, err := p.client(region)
 	if err != nil {
 		return nil, classify(action, err)
+	}
+	if err := p.descLim.Wait(ctx); err != nil {
+		return nil, waitError(action, err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
