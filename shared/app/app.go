@@ -152,7 +152,10 @@ func Setup(ctx context.Context, cfg *config.Config, nc *nats.Conn, log *slog.Log
 	if err != nil {
 		return err
 	}
-	_, err = state.Open(ctx, b.JetStream(), cfg.NATS.KVBucket, cfg.NATS.Replicas)
+	if _, err = state.Open(ctx, b.JetStream(), cfg.NATS.KVBucket, cfg.NATS.Replicas); err != nil {
+		return err
+	}
+	_, err = OpenRateLimits(ctx, cfg, b.JetStream(), log)
 	return err
 }
 
