@@ -132,11 +132,11 @@ func startReplicateWorker(t *testing.T, env *testenv.Env, cfg *config.Config, bc
 	octx, ocancel := context.WithTimeout(ctx, app.Deadline)
 	defer ocancel()
 	log := testenv.Logger(t)
-	b, err := bus.Open(octx, nc, bc, log)
+	b, err := bus.Bind(octx, nc, bc, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := state.Open(octx, b.JetStream(), bc.KVBucket, 1)
+	store, err := state.Bind(octx, b.JetStream(), bc.KVBucket)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ func TestStackEmbeddedSyncAlways(t *testing.T) {
 	cfg.NATS.StoreDir = t.TempDir()
 	cfg.NATS.Listen = config.ListenNone
 	cfg.NATS.SyncAlways = true
-	st, err := startStack(t.Context(), cfg, logger(t.Output(), "error"))
+	st, err := startStack(t.Context(), cfg, logger(t.Output(), "error"), true)
 	if err != nil {
 		t.Fatal(err)
 	}
