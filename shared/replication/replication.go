@@ -6,7 +6,9 @@ package replication
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/imagerelay/imagerelay/events"
 )
@@ -176,19 +178,27 @@ type Record struct {
 }
 
 // CopyName returns the deterministic name of a copy: the same request always names its copy
-// the same way, so a restarted worker can find it at the provider.
+// the same way, so a restarted worker can find it at the provider. The name is valid UTF-8
+// and at most MaxCopyNameLen characters: a long image name is cut by characters, never inside
+// one, so the name sent at the start and the name looked for after a crash are the same
+// string (a name cut inside a character was mangled on the wire and never found again).
 func CopyName(r events.Replication) string {
 	base := r.ImageName
 	if base == "" {
 		base = r.ImageID
 	}
+	// An invalid byte would be replaced by each JSON encoder on its way; replace it here,
+	// deterministically, so every call site sends and looks for the same name.
+	base = strings.ToValidUTF8(base, "-")
 	suffix := "-ir-" + events.DeriveID(events.ReplicationKey(r), "copy")[:8]
-	// Tencent allows 60 characters in an image name; the suffix must survive truncation.
-	if len(base) > MaxCopyNameLen-len(suffix) {
-		base = base[:MaxCopyNameLen-len(suffix)]
+	// The suffix must survive truncation: it is what makes the name unique per replication.
+	if keep := MaxCopyNameLen - utf8.RuneCountInString(suffix); utf8.RuneCountInString(base) > keep {
+		base = string([]rune(base)[:keep])
 	}
 	return base + suffix
 }
 
-// MaxCopyNameLen is the longest name CopyName returns (Tencent's image-name limit).
+// MaxCopyNameLen is the longest name CopyName returns, in characters: Tencent's ImageName
+// limit (60 characters), the strictest of the providers that name copies (Huawei IMS allows
+// 128; Alibaba's distribution keeps the image's own name).
 const MaxCopyNameLen = 60
