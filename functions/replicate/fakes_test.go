@@ -18,6 +18,10 @@ type fakeCopier struct {
 	// found is what FindCopy reports; findErr fails it.
 	found   *replication.CopyHandle
 	findErr error
+	// lostAnswers StartCopy calls start the copy (FindCopy finds it from then on) and then
+	// fail with lostErr, as when the answer to an accepted call is lost on the way back.
+	lostAnswers int
+	lostErr     error
 	// skip lists regions StartCopy accepts without returning a handle for.
 	skip map[string]bool
 	// entered, when set, receives a value as each StartCopy call begins; the call then waits
@@ -46,6 +50,12 @@ func (f *fakeCopier) StartCopy(_ context.Context, req replication.CopyRequest) (
 		f.starts[r]++
 	}
 	f.requests = append(f.requests, req)
+	if f.lostAnswers > 0 {
+		f.lostAnswers--
+		r := req.DestinationRegions[0]
+		f.found = &replication.CopyHandle{Region: r, TaskID: "task-" + r, DestinationImageID: "m-" + r}
+		return nil, f.lostErr
+	}
 	if f.alwaysErr != nil {
 		return nil, f.alwaysErr()
 	}

@@ -6,6 +6,7 @@ package replication
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -96,6 +97,10 @@ type ProviderError struct {
 	RetryAfter time.Duration
 	// Hint tells the operator what to do.
 	Hint string
+	// NotExecuted is set by a provider that knows the request did nothing: it never left
+	// this process (the context ended while waiting for the rate limiter, say), or the
+	// provider answered that it refused it. See [MaybeStarted].
+	NotExecuted bool
 }
 
 // Error implements error.
@@ -124,6 +129,38 @@ func AsProviderError(provider, action string, err error) *ProviderError {
 	}
 	return &ProviderError{Provider: provider, Action: action, Code: "NetworkError", Message: err.Error(), Class: Retryable,
 		Hint: "the provider could not be reached; imagerelay will retry"}
+}
+
+// MaybeStarted reports whether a start call that failed with err may nonetheless have
+// started the copy: the request may have reached the provider, and the answer was lost or
+// was a server error (a timeout, a dropped connection, a 5xx). The next attempt must then look
+// for the copy before it calls again, or a provider without a duplicate check (Huawei IMS)
+// makes a second copy.
+//
+// It is false for answers that say the request was refused, not executed: any terminal
+// error, throttling that the provider documents as not executed (Tencent
+// RequestLimitExceeded, Alibaba Throttling.*, Huawei APIGW.0308 or HTTP 429), Huawei's
+// refusal for too many copies in flight (IMG.0457), and errors marked NotExecuted.
+// Anything it does not recognise counts as maybe started: a needless lookup costs one
+// read, a missed one a duplicate copy.
+func MaybeStarted(err error) bool {
+	var pe *ProviderError
+	if !errors.As(err, &pe) {
+		return true
+	}
+	switch {
+	case pe.Class == Terminal, pe.NotExecuted, pe.HTTPStatus == http.StatusTooManyRequests:
+		return false
+	case pe.Code == "RequestLimitExceeded", strings.HasPrefix(pe.Code, "RequestLimitExceeded."): // Tencent
+		return false
+	case strings.HasPrefix(pe.Code, "Throttling"): // Alibaba: Throttling, Throttling.User, Throttling.Api
+		return false
+	case pe.Code == "RateLimitWait": // Alibaba: the rate limiter's wait ended; nothing was sent
+		return false
+	case pe.Code == "APIGW.0308", pe.Code == "IMG.0457": // Huawei: throttled; too many copies at once
+		return false
+	}
+	return true
 }
 
 // State is the lifecycle of a replication record.
@@ -175,7 +212,18 @@ type Record struct {
 	Tags          map[string]string `json:"tags,omitempty"`
 	// Holder is who claimed the record (worker id + event id), for crash recovery.
 	Holder string `json:"holder,omitempty"`
+	// AmbiguousAt, when set, is when a start call ended without a clear answer (a timeout, a
+	// dropped connection, a 5xx: see MaybeStarted): the copy may exist, so the next attempt
+	// looks for it before it calls the provider again. A clear answer clears it.
+	AmbiguousAt time.Time `json:"ambiguousAt,omitzero"`
+	// SlotWaits counts the times in a row this copy found every concurrency slot taken
+	// (Huawei: 5 per tenant); the wait before asking again doubles with it.
+	SlotWaits int `json:"slotWaits,omitempty"`
 }
+
+// Ambiguous reports whether an earlier start call may have started the copy without saying
+// so (see AmbiguousAt).
+func (r Record) Ambiguous() bool { return !r.AmbiguousAt.IsZero() }
 
 // CopyName returns the deterministic name of a copy: the same request always names its copy
 // the same way, so a restarted worker can find it at the provider. The name is valid UTF-8

@@ -2,6 +2,7 @@ package replication_test
 
 import (
 	"context"
+	"errors"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -85,5 +86,34 @@ func TestCopyWithCJKNameIsFoundAfterACrash(t *testing.T) {
 	h, found, err := p.FindCopy(ctx, req)
 	if err != nil || !found || h.DestinationImageID != hs[0].DestinationImageID {
 		t.Fatalf("FindCopy after a crash: %+v found=%v err=%v, want the copy %s", h, found, err, hs[0].DestinationImageID)
+	}
+}
+
+func TestMaybeStarted(t *testing.T) {
+	pe := func(code string, status int, class replication.Class) error {
+		return &replication.ProviderError{Provider: "p", Action: "StartCopy", Code: code, HTTPStatus: status, Class: class}
+	}
+	cases := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"plain network error", errors.New("connection reset by peer"), true},
+		{"deadline", context.DeadlineExceeded, true},
+		{"classified network error", pe("NetworkError", 0, replication.Retryable), true},
+		{"5xx", pe("HTTP502", 502, replication.Retryable), true},
+		{"terminal refusal", pe("InvalidImageId.NotFound", 0, replication.Terminal), false},
+		{"Tencent throttling", pe("RequestLimitExceeded", 0, replication.Retryable), false},
+		{"Tencent throttling subcode", pe("RequestLimitExceeded.UinLimitExceeded", 0, replication.Retryable), false},
+		{"Alibaba throttling", pe("Throttling.User", 400, replication.Retryable), false},
+		{"Huawei throttling", pe("APIGW.0308", 429, replication.Retryable), false},
+		{"any 429", pe("SlowDown", 429, replication.Retryable), false},
+		{"Huawei too many copies", pe("IMG.0457", 400, replication.Retryable), false},
+		{"never sent", &replication.ProviderError{Code: "Canceled", Class: replication.Retryable, NotExecuted: true}, false},
+	}
+	for _, tc := range cases {
+		if got := replication.MaybeStarted(tc.err); got != tc.want {
+			t.Errorf("%s: MaybeStarted = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
