@@ -99,7 +99,7 @@ func ParseKey(key string) ([]string, error) {
 	for i, t := range tokens {
 		p, err := parseToken(t)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %q (token %d: %v)", ErrBadKey, key, i+1, err)
+			return nil, fmt.Errorf("%w: %q (token %d: %w)", ErrBadKey, key, i+1, err)
 		}
 		parts[i] = p
 	}
