@@ -29,6 +29,8 @@ type fakeCopier struct {
 	entered chan struct{}
 	hold    chan struct{}
 
+	landed map[string]bool // regions a call with a lost answer started
+
 	startCalls int
 	starts     map[string]int // StartCopy calls naming each region
 	finds      map[string]int // FindCopy calls per region
@@ -52,8 +54,12 @@ func (f *fakeCopier) StartCopy(_ context.Context, req replication.CopyRequest) (
 	f.requests = append(f.requests, req)
 	if f.lostAnswers > 0 {
 		f.lostAnswers--
-		r := req.DestinationRegions[0]
-		f.found = &replication.CopyHandle{Region: r, TaskID: "task-" + r, DestinationImageID: "m-" + r}
+		if f.landed == nil {
+			f.landed = map[string]bool{}
+		}
+		for _, r := range req.DestinationRegions {
+			f.landed[r] = true
+		}
 		return nil, f.lostErr
 	}
 	if f.alwaysErr != nil {
@@ -83,6 +89,9 @@ func (f *fakeCopier) FindCopy(_ context.Context, req replication.CopyRequest) (r
 	f.finds[req.DestinationRegions[0]]++
 	if f.findErr != nil {
 		return replication.CopyHandle{}, false, f.findErr
+	}
+	if r := req.DestinationRegions[0]; f.landed[r] {
+		return replication.CopyHandle{Region: r, TaskID: "task-" + r, DestinationImageID: "m-" + r}, true, nil
 	}
 	if f.found == nil {
 		return replication.CopyHandle{}, false, nil

@@ -273,17 +273,40 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 		}
 	}
 	var claimed []string
+	// found holds replication.started of sibling regions whose copies a lookup found; every
+	// result from here on carries them.
+	var found []event.Event
+	with := func(res fn.Result) fn.Result {
+		res.Emit = append(res.Emit, found...)
+		return res
+	}
 	for _, region := range regions {
+		regionLooked := looked
 		if region != req.DestinationRegion {
-			if _, err := c.ensureRecord(ctx, e, req, region); err != nil {
+			rec, err := c.ensureRecord(ctx, e, req, region)
+			if err != nil {
 				c.unclaim(ctx, req, claimed, time.Time{})
-				return fn.Retry(0, err)
+				return with(fn.Retry(0, err))
+			}
+			regionLooked = notLooked
+			if !rec.State.Settled() && rec.State != replication.StateInProgress && (rec.Ambiguous() || c.stale(rec)) {
+				// An earlier call may have started this sibling region: look for its copy
+				// before naming it in one call with the others, as its own request would.
+				ev, done, err := c.lookSibling(ctx, e, copier, req, rec)
+				switch {
+				case err != nil:
+					continue // left for its own request, which looks again
+				case done:
+					found = append(found, ev)
+					continue
+				}
+				regionLooked = rec.StartCalls
 			}
 		}
-		won, busy, look, err := c.claim(ctx, req, region, looked)
+		won, busy, look, err := c.claim(ctx, req, region, regionLooked)
 		if err != nil {
 			c.unclaim(ctx, req, claimed, time.Time{})
-			return fn.Retry(0, err)
+			return with(fn.Retry(0, err))
 		}
 		switch {
 		case won:
@@ -291,11 +314,11 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 		case look && len(claimed) == 0:
 			// An attempt since our lookup (or none at all) may have started the copy: look
 			// at the provider first, on the next delivery.
-			return fn.DeferFor(time.Second)
+			return with(fn.DeferFor(time.Second))
 		case busy && len(claimed) == 0:
 			// Another worker is starting this image's regions (ours too, if it was free);
 			// it reports them. Look again shortly.
-			return fn.DeferFor(c.startLease(req.Provider) / 4)
+			return with(fn.DeferFor(c.startLease(req.Provider) / 4))
 		}
 		// Otherwise the region is already in flight or settled: nothing to start there.
 	}
@@ -303,19 +326,19 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 		rec, _, err := c.Store.Record(ctx, req.Replication)
 		switch {
 		case err != nil:
-			return fn.Retry(0, err)
+			return with(fn.Retry(0, err))
 		case rec.State == replication.StateInProgress:
-			return c.ok(e, rec)
+			return with(c.ok(e, rec))
 		case rec.State.Settled():
-			return fn.OK()
+			return with(fn.OK())
 		}
-		return fn.DeferFor(c.startLease(req.Provider) / 4)
+		return with(fn.DeferFor(c.startLease(req.Provider) / 4))
 	}
 	handles, err := copier.StartCopy(ctx, c.copyRequest(req, claimed))
 	if err != nil {
-		return c.startFailed(ctx, e, req, claimed, replication.AsProviderError(req.Provider, "StartCopy", err))
+		return with(c.startFailed(ctx, e, req, claimed, replication.AsProviderError(req.Provider, "StartCopy", err)))
 	}
-	var out []event.Event
+	out := found
 	for _, h := range handles {
 		if !slices.Contains(claimed, h.Region) {
 			continue
@@ -324,7 +347,7 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 		r.DestinationRegion = h.Region
 		rec, err := c.markStarted(ctx, r, h)
 		if err != nil {
-			return fn.Retry(0, err)
+			return fn.Retry(0, err, out...)
 		}
 		ev, err := c.emitter().Started(e, rec)
 		if err != nil {
@@ -341,11 +364,26 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 	return fn.OK(out...)
 }
 
+// lookSibling looks for a copy to a sibling region (of a multi-region call) that an earlier
+// call may have started. done reports that it found one and recorded it; ev then announces it.
+func (c *Core) lookSibling(ctx context.Context, e event.Event, copier Copier, req *events.ReplicationRequested, rec replication.Record) (ev event.Event, done bool, err error) {
+	h, found, err := copier.FindCopy(ctx, c.copyRequest(req, []string{rec.DestinationRegion}))
+	if err != nil || !found {
+		return ev, false, err
+	}
+	started, err := c.markStarted(ctx, rec.Replication, h)
+	if err != nil {
+		return ev, false, err
+	}
+	ev, err = c.emitter().Started(e, started)
+	return ev, err == nil, err
+}
+
 // claim moves a region's record to starting if nobody else holds it. busy reports that
 // another worker holds a fresh claim on it. look reports that the copy may already exist (a
 // stale claim, or an earlier start call that ended without an answer) and that no lookup at
-// the provider has been made since the last start call: the caller must look first. Such a
-// region of a sibling request is left alone, for its own request to look at.
+// the provider has been made since the last start call (looked is the start count the last
+// lookup saw): the caller must look first.
 func (c *Core) claim(ctx context.Context, req *events.ReplicationRequested, region string, looked int) (won, busy, look bool, err error) {
 	r := req.Replication
 	r.DestinationRegion = region
@@ -354,7 +392,7 @@ func (c *Core) claim(ctx context.Context, req *events.ReplicationRequested, regi
 		if rec.State != replication.StateRequested && rec.State != replication.StateWaiting && !c.stale(*rec) {
 			return state.ErrNoChange
 		}
-		if (c.stale(*rec) || rec.Ambiguous()) && (region != req.DestinationRegion || rec.StartCalls != looked) {
+		if (c.stale(*rec) || rec.Ambiguous()) && rec.StartCalls != looked {
 			look = region == req.DestinationRegion
 			return state.ErrNoChange
 		}

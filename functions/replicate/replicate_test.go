@@ -1009,3 +1009,62 @@ func TestSlotWaitBacksOff(t *testing.T) {
 		t.Errorf("StartCopy calls %d, want 1", calls)
 	}
 }
+
+// A multi-region call (Alibaba) that ended without an answer leaves every region it named
+// ambiguous. The next attempt looks for each region's copy and still names every region
+// without one in a single call.
+func TestAmbiguousMultiRegionStartLooksAtEveryRegion(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	regions := []string{"cn-beijing", "cn-hangzhou", "cn-shenzhen"}
+	for _, landed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("landed=%v", landed), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			fake := &fakeCopier{}
+			if landed {
+				fake.lostAnswers, fake.lostErr = 1, providerError("NetworkError", 0)
+			} else {
+				fake.startErrs = []error{providerError("NetworkError", 0)}
+			}
+			core := newCore(env.Store, newClock(), events.ProviderAlibaba, multiCopier{fake})
+			img := image(events.ProviderAlibaba, fmt.Sprintf("img-ambiguous-multi-%v", landed))
+			planned(t, env.Store, img, regions...)
+			wantKind(t, core.Handle(ctx, request(t, img, regions[0], regions, "1")), fn.Defer)
+			for _, r := range regions {
+				if rec := record(t, env.Store, replicationOf(img, r)); !rec.Ambiguous() {
+					t.Fatalf("%s: record %s not ambiguous after a lost answer to a call naming it", r, rec.State)
+				}
+			}
+			res := core.Handle(ctx, request(t, img, regions[0], regions, "2"))
+			wantKind(t, res, fn.Done)
+			calls, starts, finds := fake.counts()
+			if landed {
+				// The copies exist: this request finds its own; the others find theirs.
+				for _, r := range regions[1:] {
+					wantKind(t, core.Handle(ctx, request(t, img, r, regions, "1")), fn.Done)
+				}
+				if calls, _, _ := fake.counts(); calls != 1 {
+					t.Errorf("StartCopy calls %d, want 1", calls)
+				}
+			} else {
+				if calls != 2 || !slices.Equal(slices.Sorted(slices.Values(fake.lastRequest().DestinationRegions)), regions) {
+					t.Errorf("StartCopy calls %d, last naming %v; want a second call naming all of %v", calls, fake.lastRequest().DestinationRegions, regions)
+				}
+				if n := len(emitted(t, res)[events.TypeReplicationStarted]); n != len(regions) {
+					t.Errorf("%d started events, want %d", n, len(regions))
+				}
+				for _, r := range regions {
+					if finds[r] != 1 || starts[r] != 2 {
+						t.Errorf("%s: %d lookups and %d starts naming it, want 1 and 2", r, finds[r], starts[r])
+					}
+				}
+			}
+			for _, r := range regions {
+				if rec := record(t, env.Store, replicationOf(img, r)); rec.State != replication.StateInProgress || rec.Ambiguous() {
+					t.Errorf("%s: record %s ambiguous=%v, want in-progress and clear", r, rec.State, rec.Ambiguous())
+				}
+			}
+		})
+	}
+}
