@@ -97,7 +97,9 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 	}
 	if len(planned.Regions) > 0 {
 		// The plan is stored before any request exists, so completion can be judged later.
-		if err := c.Plans.SavePlan(ctx, state.Plan{Image: img.Image, Regions: planned.Regions, CorrelationID: events.CorrelationID(e)}); err != nil {
+		// replicate checks every request against it, so it records what the requests carry.
+		if err := c.Plans.SavePlan(ctx, state.Plan{Image: img.Image, Regions: planned.Regions, CorrelationID: events.CorrelationID(e),
+			Attributes: &state.ImageAttributes{SizeGB: img.SizeGB, Encrypted: img.Encrypted, FromISO: img.FromISO}}); err != nil {
 			return fn.Retry(0, err)
 		}
 	}

@@ -344,6 +344,30 @@ func TestHandlePlans(t *testing.T) {
 			if !slices.Equal(plan.Regions, tc.wantRegions) || plan.CorrelationID != in.ID() || plan.Image != tc.img.Image {
 				t.Errorf("stored plan = %+v, want regions %v correlation %s", plan, tc.wantRegions, in.ID())
 			}
+			// replicate refuses any request the plan does not cover: every request fanout
+			// emits must match it, attributes included.
+			want := state.ImageAttributes{SizeGB: tc.img.SizeGB, Encrypted: tc.img.Encrypted, FromISO: tc.img.FromISO}
+			if plan.Attributes == nil || *plan.Attributes != want {
+				t.Errorf("stored plan attributes %+v, want %+v", plan.Attributes, want)
+			}
+			for _, e := range res.Emit {
+				if e.Type() != events.TypeReplicationRequested {
+					continue
+				}
+				req, err := events.DataAs[events.ReplicationRequested](e)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if req.Image != plan.Image || !slices.Contains(plan.Regions, req.DestinationRegion) ||
+					req.SizeGB != want.SizeGB || req.Encrypted != want.Encrypted || req.FromISO != want.FromISO {
+					t.Errorf("request %+v does not match the stored plan %+v", req, plan)
+				}
+				for _, r := range req.Regions {
+					if !slices.Contains(plan.Regions, r) {
+						t.Errorf("request names region %s outside the plan %v", r, plan.Regions)
+					}
+				}
+			}
 		})
 	}
 }

@@ -18,12 +18,18 @@ type fakeCopier struct {
 	// found is what FindCopy reports; findErr fails it.
 	found   *replication.CopyHandle
 	findErr error
+	// lostAnswers StartCopy calls start the copy (FindCopy finds it from then on) and then
+	// fail with lostErr, as when the answer to an accepted call is lost on the way back.
+	lostAnswers int
+	lostErr     error
 	// skip lists regions StartCopy accepts without returning a handle for.
 	skip map[string]bool
 	// entered, when set, receives a value as each StartCopy call begins; the call then waits
 	// until hold is closed, so a test can keep a copy "in flight" while others race it.
 	entered chan struct{}
 	hold    chan struct{}
+
+	landed map[string]bool // regions a call with a lost answer started
 
 	startCalls int
 	starts     map[string]int // StartCopy calls naming each region
@@ -46,6 +52,16 @@ func (f *fakeCopier) StartCopy(_ context.Context, req replication.CopyRequest) (
 		f.starts[r]++
 	}
 	f.requests = append(f.requests, req)
+	if f.lostAnswers > 0 {
+		f.lostAnswers--
+		if f.landed == nil {
+			f.landed = map[string]bool{}
+		}
+		for _, r := range req.DestinationRegions {
+			f.landed[r] = true
+		}
+		return nil, f.lostErr
+	}
 	if f.alwaysErr != nil {
 		return nil, f.alwaysErr()
 	}
@@ -73,6 +89,9 @@ func (f *fakeCopier) FindCopy(_ context.Context, req replication.CopyRequest) (r
 	f.finds[req.DestinationRegions[0]]++
 	if f.findErr != nil {
 		return replication.CopyHandle{}, false, f.findErr
+	}
+	if r := req.DestinationRegions[0]; f.landed[r] {
+		return replication.CopyHandle{Region: r, TaskID: "task-" + r, DestinationImageID: "m-" + r}, true, nil
 	}
 	if f.found == nil {
 		return replication.CopyHandle{}, false, nil

@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"context"
+	"time"
 
 	"github.com/imagerelay/imagerelay/shared/replication"
 )
@@ -30,4 +31,14 @@ type MultiRegionCopier interface {
 type LimitedCopier interface {
 	Copier
 	MaxInFlight() int
+}
+
+// BoundedCopier is implemented by copiers that know the longest a call can take, because
+// their calls wait for the provider's answer or their own timeout and never outlive it
+// (Huawei: the rate limiter's bounded wait plus the SDK's HTTP timeout). replicate trusts a
+// "starting" claim at least that long, so a slow call is never taken for a crashed worker
+// whose copy must be looked for, and then started a second time.
+type BoundedCopier interface {
+	Copier
+	MaxCallDuration() time.Duration
 }

@@ -5,7 +5,12 @@
 // The claim is a record in the KV store: created on first sight, then moved to "starting"
 // with compare-and-swap by the one worker that calls the provider. A worker that crashes
 // after the claim leaves a "starting" record; after StartLease the next delivery first looks
-// for the copy at the provider before it calls again.
+// for the copy at the provider before it calls again. A start call that ends without a clear
+// answer (a timeout, a dropped connection, a 5xx) is treated the same way: the record keeps
+// the time of that ambiguous answer, and the next attempt looks for the copy first.
+//
+// Only fanout emits replication.requested: every request is checked against the plan fanout
+// stored for the image, and one that the plan does not cover is refused before any call.
 package replicate
 
 import (
@@ -14,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -36,9 +42,11 @@ type Core struct {
 	// StartLease is how long a "starting" claim is trusted before it is taken for a crash
 	// (default 2 minutes; keep it above the longest provider call).
 	StartLease time.Duration
-	// SlotWait is how long a request waits before asking again for a concurrency slot
-	// (default 5 seconds).
-	SlotWait time.Duration
+	// SlotWait is how long a request first waits before asking again for a concurrency slot
+	// (default 5 seconds); the wait doubles each time the slots are still taken, up to
+	// MaxSlotWait (default one minute), so waiting copies do not flood the bus.
+	SlotWait    time.Duration
+	MaxSlotWait time.Duration
 	// MaxStartAttempts bounds retryable failures of the start call before the replication is
 	// reported failed (default 20).
 	MaxStartAttempts int
@@ -69,10 +77,14 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 	if !ok {
 		return fn.RejectWith(fmt.Errorf("provider %q is not configured; add it under providers: in imagerelay.yaml and publish the request again", req.Provider))
 	}
+	if res, ok := c.checkPlan(ctx, req); !ok {
+		return res
+	}
 	rec, err := c.ensureRecord(ctx, e, req, req.DestinationRegion)
 	if err != nil {
 		return fn.Retry(0, err)
 	}
+	looked := notLooked
 	switch {
 	case rec.State == replication.StateInProgress:
 		// Started before (by this request or by a multi-region call for a sibling region):
@@ -87,14 +99,77 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 		return fn.OK()
 	case rec.State == replication.StateStarting && !c.stale(rec):
 		// Another worker is calling the provider right now; look again shortly.
-		return fn.DeferFor(c.startLease() / 4)
-	case rec.State == replication.StateStarting:
-		// The worker that claimed it stopped mid-call. The copy may exist: look before calling.
+		return fn.DeferFor(c.startLease(req.Provider) / 4)
+	case rec.State == replication.StateStarting || rec.Ambiguous():
+		// The worker that claimed it stopped mid-call, or an earlier call ended without an
+		// answer: the copy may exist. Look before calling.
 		if res, found := c.recover(ctx, e, copier, req, rec); found {
 			return res
 		}
+		// Nothing there. The claim below succeeds only if nobody has called the provider
+		// since this lookup (the start count is unchanged); otherwise we look again.
+		looked = rec.StartCalls
 	}
-	return c.start(ctx, e, copier, req)
+	return c.start(ctx, e, copier, req, looked)
+}
+
+// notLooked says that no lookup at the provider preceded a start.
+const notLooked = -1
+
+// fromFanout is the fix named by every refusal of a request that fanout did not emit.
+const fromFanout = "publish io.imagerelay.image.published; replication.requested is emitted by fanout only"
+
+// checkPlan refuses a request that the image's stored plan does not cover: only fanout emits
+// replication.requested, after storing the plan, so anything else (a forged or hand-made
+// request, a request altered on the way) must not reach a provider. ok is false when the
+// request must not go on; res then says why.
+func (c *Core) checkPlan(ctx context.Context, req *events.ReplicationRequested) (res fn.Result, ok bool) {
+	plan, err := c.Store.Plan(ctx, req.Image)
+	if errors.Is(err, state.ErrNotFound) {
+		return fn.RejectWith(fmt.Errorf("no replication plan exists for image %s (data.provider, data.account, data.imageId, data.versionId): nothing planned a copy of it; %s",
+			events.ImageKey(req.Image), fromFanout)), false
+	}
+	if err != nil {
+		return fn.Retry(0, err), false
+	}
+	if why := planMismatch(plan, req); why != "" {
+		return fn.RejectWith(fmt.Errorf("the request does not match the replication plan of image %s: %s; %s",
+			events.ImageKey(req.Image), why, fromFanout)), false
+	}
+	return fn.Result{}, true
+}
+
+// planMismatch names the first field of req that its plan does not allow, or returns "".
+func planMismatch(plan state.Plan, req *events.ReplicationRequested) string {
+	if !slices.Contains(plan.Regions, req.DestinationRegion) {
+		return fmt.Sprintf("data.destinationRegion %q is not a planned region (planned: %s)", req.DestinationRegion, strings.Join(plan.Regions, ", "))
+	}
+	for _, r := range req.Regions {
+		if !slices.Contains(plan.Regions, r) {
+			return fmt.Sprintf("data.regions names %q, which is not a planned region (planned: %s)", r, strings.Join(plan.Regions, ", "))
+		}
+	}
+	p, q := plan.Image, req.Image
+	for _, f := range []struct{ name, planned, got string }{
+		{"data.imageName", p.ImageName, q.ImageName},
+		{"data.sourceRegion", p.SourceRegion, q.SourceRegion},
+		{"data.productType", p.ProductType, q.ProductType},
+	} {
+		if f.planned != f.got {
+			return fmt.Sprintf("%s is %q, the plan has %q", f.name, f.got, f.planned)
+		}
+	}
+	if a := plan.Attributes; a != nil {
+		switch {
+		case a.SizeGB != req.SizeGB:
+			return fmt.Sprintf("data.sizeGB is %d, the plan has %d", req.SizeGB, a.SizeGB)
+		case a.Encrypted != req.Encrypted:
+			return fmt.Sprintf("data.encrypted is %v, the plan has %v", req.Encrypted, a.Encrypted)
+		case a.FromISO != req.FromISO:
+			return fmt.Sprintf("data.fromISO is %v, the plan has %v", req.FromISO, a.FromISO)
+		}
+	}
+	return ""
 }
 
 // ensureRecord creates the record of one region if it does not exist and returns it.
@@ -130,10 +205,21 @@ func (c *Core) recover(ctx context.Context, e event.Event, copier Copier, req *e
 	h, found, err := copier.FindCopy(ctx, c.copyRequest(req, []string{req.DestinationRegion}))
 	if err != nil {
 		pe := replication.AsProviderError(req.Provider, "FindCopy", err)
+		if pe.Class == replication.Retryable && c.now().Before(rec.Deadline) {
+			// A lookup the provider could not answer now (throttled, a 5xx) is waited out
+			// like a start call, without using up deliveries, until the copy's deadline.
+			return fn.DeferFor(max(pe.RetryAfter, backoff(rec.StartCalls))), true
+		}
 		return fn.Retry(pe.RetryAfter, pe), true
 	}
 	if !found {
 		return fn.Result{}, false
+	}
+	if lc, ok := copier.(LimitedCopier); ok {
+		// The found copy occupies one of the provider's slots: count it, so the poller's
+		// renewals keep it counted. Best effort: it runs whether or not a slot was free.
+		poll := time.Duration(max(req.PollIntervalSeconds, 1)) * time.Second
+		_, _ = c.Store.Acquire(ctx, lifecycle.SlotName(req.Replication), events.ReplicationKey(req.Replication), lc.MaxInFlight(), lifecycle.SlotLease(poll))
 	}
 	started, err := c.markStarted(ctx, rec.Replication, h)
 	if err != nil {
@@ -144,7 +230,9 @@ func (c *Core) recover(ctx context.Context, e event.Event, copier Copier, req *e
 
 // start claims the regions to start, takes a concurrency slot where the provider needs one,
 // calls the provider once and records what happened.
-func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *events.ReplicationRequested) fn.Result {
+// looked is the record's start count when a lookup at the provider found no copy, or
+// notLooked.
+func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *events.ReplicationRequested, looked int) fn.Result {
 	regions := []string{req.DestinationRegion}
 	if mc, ok := copier.(MultiRegionCopier); ok && mc.MultiRegion() {
 		// One call for every region of the image that nobody has started yet. Regions are
@@ -165,38 +253,72 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 			return fn.Retry(0, err)
 		}
 		if !got {
-			_, _ = c.Store.UpdateRecord(ctx, req.Replication, func(r *replication.Record) error {
+			waits := 0
+			rec, err := c.Store.UpdateRecord(ctx, req.Replication, func(r *replication.Record) error {
 				// A stale claim gets here only after FindCopy found no copy, so it waits too;
 				// left "starting", every later delivery would look at the provider again.
-				if r.State != replication.StateRequested && !c.stale(*r) {
+				if r.State != replication.StateRequested && r.State != replication.StateWaiting && !c.stale(*r) {
 					return state.ErrNoChange
 				}
 				r.State, r.Message, r.UpdatedAt = replication.StateWaiting, fmt.Sprintf("waiting for one of %d copy slots", lc.MaxInFlight()), c.now()
+				r.SlotWaits++
 				return nil
 			})
-			return fn.DeferFor(c.slotWait())
+			if err == nil {
+				waits = rec.SlotWaits
+			}
+			// Extra copies wait, they do not fail: deferral uses up no delivery, and the wait
+			// grows with the waits counted in the record.
+			return fn.DeferFor(c.slotWait(waits))
 		}
 	}
 	var claimed []string
+	// found holds replication.started of sibling regions whose copies a lookup found; every
+	// result from here on carries them.
+	var found []event.Event
+	with := func(res fn.Result) fn.Result {
+		res.Emit = append(res.Emit, found...)
+		return res
+	}
 	for _, region := range regions {
+		regionLooked := looked
 		if region != req.DestinationRegion {
-			if _, err := c.ensureRecord(ctx, e, req, region); err != nil {
-				c.unclaim(ctx, req, claimed)
-				return fn.Retry(0, err)
+			rec, err := c.ensureRecord(ctx, e, req, region)
+			if err != nil {
+				c.unclaim(ctx, req, claimed, time.Time{})
+				return with(fn.Retry(0, err))
+			}
+			regionLooked = notLooked
+			if !rec.State.Settled() && rec.State != replication.StateInProgress && (rec.Ambiguous() || c.stale(rec)) {
+				// An earlier call may have started this sibling region: look for its copy
+				// before naming it in one call with the others, as its own request would.
+				ev, done, err := c.lookSibling(ctx, e, copier, req, rec)
+				switch {
+				case err != nil:
+					continue // left for its own request, which looks again
+				case done:
+					found = append(found, ev)
+					continue
+				}
+				regionLooked = rec.StartCalls
 			}
 		}
-		won, busy, err := c.claim(ctx, req, region)
+		won, busy, look, err := c.claim(ctx, req, region, regionLooked)
 		if err != nil {
-			c.unclaim(ctx, req, claimed)
-			return fn.Retry(0, err)
+			c.unclaim(ctx, req, claimed, time.Time{})
+			return with(fn.Retry(0, err))
 		}
 		switch {
 		case won:
 			claimed = append(claimed, region)
+		case look && len(claimed) == 0:
+			// An attempt since our lookup (or none at all) may have started the copy: look
+			// at the provider first, on the next delivery.
+			return with(fn.DeferFor(time.Second))
 		case busy && len(claimed) == 0:
 			// Another worker is starting this image's regions (ours too, if it was free);
 			// it reports them. Look again shortly.
-			return fn.DeferFor(c.startLease() / 4)
+			return with(fn.DeferFor(c.startLease(req.Provider) / 4))
 		}
 		// Otherwise the region is already in flight or settled: nothing to start there.
 	}
@@ -204,19 +326,19 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 		rec, _, err := c.Store.Record(ctx, req.Replication)
 		switch {
 		case err != nil:
-			return fn.Retry(0, err)
+			return with(fn.Retry(0, err))
 		case rec.State == replication.StateInProgress:
-			return c.ok(e, rec)
+			return with(c.ok(e, rec))
 		case rec.State.Settled():
-			return fn.OK()
+			return with(fn.OK())
 		}
-		return fn.DeferFor(c.startLease() / 4)
+		return with(fn.DeferFor(c.startLease(req.Provider) / 4))
 	}
 	handles, err := copier.StartCopy(ctx, c.copyRequest(req, claimed))
 	if err != nil {
-		return c.startFailed(ctx, e, req, claimed, replication.AsProviderError(req.Provider, "StartCopy", err))
+		return with(c.startFailed(ctx, e, req, claimed, replication.AsProviderError(req.Provider, "StartCopy", err)))
 	}
-	var out []event.Event
+	out := found
 	for _, h := range handles {
 		if !slices.Contains(claimed, h.Region) {
 			continue
@@ -225,7 +347,7 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 		r.DestinationRegion = h.Region
 		rec, err := c.markStarted(ctx, r, h)
 		if err != nil {
-			return fn.Retry(0, err)
+			return fn.Retry(0, err, out...)
 		}
 		ev, err := c.emitter().Started(e, rec)
 		if err != nil {
@@ -235,40 +357,65 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 		claimed = slices.DeleteFunc(claimed, func(s string) bool { return s == h.Region })
 	}
 	// Regions the provider did not answer for go back to requested; their own requests retry.
-	c.unclaim(ctx, req, claimed)
+	c.unclaim(ctx, req, claimed, time.Time{})
 	if slices.Contains(claimed, req.DestinationRegion) {
 		return fn.Retry(0, fmt.Errorf("%s accepted the copy but returned no handle for %s", req.Provider, req.DestinationRegion), out...)
 	}
 	return fn.OK(out...)
 }
 
+// lookSibling looks for a copy to a sibling region (of a multi-region call) that an earlier
+// call may have started. done reports that it found one and recorded it; ev then announces it.
+func (c *Core) lookSibling(ctx context.Context, e event.Event, copier Copier, req *events.ReplicationRequested, rec replication.Record) (ev event.Event, done bool, err error) {
+	h, found, err := copier.FindCopy(ctx, c.copyRequest(req, []string{rec.DestinationRegion}))
+	if err != nil || !found {
+		return ev, false, err
+	}
+	started, err := c.markStarted(ctx, rec.Replication, h)
+	if err != nil {
+		return ev, false, err
+	}
+	ev, err = c.emitter().Started(e, started)
+	return ev, err == nil, err
+}
+
 // claim moves a region's record to starting if nobody else holds it. busy reports that
-// another worker holds a fresh claim on it.
-func (c *Core) claim(ctx context.Context, req *events.ReplicationRequested, region string) (won, busy bool, err error) {
+// another worker holds a fresh claim on it. look reports that the copy may already exist (a
+// stale claim, or an earlier start call that ended without an answer) and that no lookup at
+// the provider has been made since the last start call (looked is the start count the last
+// lookup saw): the caller must look first.
+func (c *Core) claim(ctx context.Context, req *events.ReplicationRequested, region string, looked int) (won, busy, look bool, err error) {
 	r := req.Replication
 	r.DestinationRegion = region
 	_, err = c.Store.UpdateRecord(ctx, r, func(rec *replication.Record) error {
-		won, busy = false, rec.State == replication.StateStarting && !c.stale(*rec)
+		won, busy, look = false, rec.State == replication.StateStarting && !c.stale(*rec), false
 		if rec.State != replication.StateRequested && rec.State != replication.StateWaiting && !c.stale(*rec) {
+			return state.ErrNoChange
+		}
+		if (c.stale(*rec) || rec.Ambiguous()) && rec.StartCalls != looked {
+			look = region == req.DestinationRegion
 			return state.ErrNoChange
 		}
 		t := c.now()
 		rec.State, rec.StartingSince, rec.UpdatedAt, rec.Message = replication.StateStarting, t, t, ""
 		rec.StartCalls++
+		rec.SlotWaits = 0
 		won = true
 		return nil
 	})
-	return won, busy, err
+	return won, busy, look, err
 }
 
 // stale reports whether rec is a "starting" claim older than the start lease: its worker is
 // taken to have stopped mid-call.
 func (c *Core) stale(rec replication.Record) bool {
-	return rec.State == replication.StateStarting && c.now().Sub(rec.StartingSince) >= c.startLease()
+	return rec.State == replication.StateStarting && c.now().Sub(rec.StartingSince) >= c.startLease(rec.Provider)
 }
 
-// unclaim returns claimed regions to requested after a retryable failure.
-func (c *Core) unclaim(ctx context.Context, req *events.ReplicationRequested, regions []string) {
+// unclaim returns claimed regions to requested. A non-zero ambiguousAt records that the
+// start call may have started them anyway, so their next attempt looks first; a clear answer
+// never clears an earlier ambiguity (that copy may still appear).
+func (c *Core) unclaim(ctx context.Context, req *events.ReplicationRequested, regions []string, ambiguousAt time.Time) {
 	for _, region := range regions {
 		r := req.Replication
 		r.DestinationRegion = region
@@ -277,6 +424,9 @@ func (c *Core) unclaim(ctx context.Context, req *events.ReplicationRequested, re
 				return state.ErrNoChange
 			}
 			rec.State, rec.UpdatedAt = replication.StateRequested, c.now()
+			if !ambiguousAt.IsZero() {
+				rec.AmbiguousAt = ambiguousAt
+			}
 			return nil
 		})
 	}
@@ -290,6 +440,7 @@ func (c *Core) markStarted(ctx context.Context, r events.Replication, h replicat
 		t := c.now()
 		rec.State, rec.TaskID, rec.DestinationImageID = replication.StateInProgress, h.TaskID, h.DestinationImageID
 		rec.StartedAt, rec.UpdatedAt, rec.Code, rec.Message, rec.Hint = t, t, "", "", ""
+		rec.AmbiguousAt, rec.SlotWaits = time.Time{}, 0
 		if h.AlreadyPresent {
 			rec.ProviderStatus = "already present"
 		}
@@ -298,27 +449,43 @@ func (c *Core) markStarted(ctx context.Context, r events.Replication, h replicat
 }
 
 // startFailed records a failed start call: retryable errors come back later (and are given up
-// after MaxStartAttempts), terminal ones end the replication with replication.failed.
+// after MaxStartAttempts), terminal ones end the replication with replication.failed. A
+// retryable error that may have started the copy anyway (see replication.MaybeStarted) is
+// recorded as ambiguous, and the copy keeps its concurrency slot: the next attempt looks for
+// the copy before calling again.
 func (c *Core) startFailed(ctx context.Context, e event.Event, req *events.ReplicationRequested, claimed []string, pe *replication.ProviderError) fn.Result {
+	var ambiguousAt time.Time
+	if replication.MaybeStarted(pe) {
+		ambiguousAt = c.now()
+	}
 	if pe.Class == replication.Retryable {
 		rec, _, err := c.Store.Record(ctx, req.Replication)
 		if err != nil {
 			// Without the attempt count we cannot tell whether to give up: try again rather
 			// than fail a copy for a store hiccup.
-			c.unclaim(ctx, req, claimed)
-			c.releaseSlot(ctx, req.Replication)
+			c.unclaim(ctx, req, claimed, ambiguousAt)
+			if ambiguousAt.IsZero() {
+				c.releaseSlot(ctx, req.Replication)
+			}
 			return fn.Retry(0, err)
 		}
 		if rec.StartCalls < c.maxStartAttempts() {
-			c.unclaim(ctx, req, claimed)
-			c.releaseSlot(ctx, req.Replication)
-			c.log().Info("provider asked to retry later", "event_id", e.ID(), "correlation_id", events.CorrelationID(e), "code", pe.Code, "attempt", rec.StartCalls)
+			c.unclaim(ctx, req, claimed, ambiguousAt)
+			if ambiguousAt.IsZero() && !rec.Ambiguous() {
+				c.releaseSlot(ctx, req.Replication)
+			}
+			c.log().Info("provider asked to retry later", "event_id", e.ID(), "correlation_id", events.CorrelationID(e), "code", pe.Code,
+				"attempt", rec.StartCalls, "maybe_started", !ambiguousAt.IsZero())
 			// Waiting out throttling is deferral, not failure: it must not use up deliveries.
 			return fn.DeferFor(max(pe.RetryAfter, backoff(rec.StartCalls)))
 		}
 		// A copy, so that a provider error value reused across calls is not edited.
 		given := *pe
 		given.Hint = fmt.Sprintf("gave up after %d attempts; %s", c.maxStartAttempts(), pe.Hint)
+		if !ambiguousAt.IsZero() || rec.Ambiguous() {
+			given.Hint = fmt.Sprintf("gave up after %d attempts, the last answers lost or unclear: a copy named %q may exist in the destination region; check for it before publishing the image again; %s",
+				c.maxStartAttempts(), replication.CopyName(req.Replication), pe.Hint)
+		}
 		pe = &given
 	}
 	var recs []replication.Record
@@ -380,18 +547,31 @@ func (c *Core) copyRequest(req *events.ReplicationRequested, regions []string) r
 	return replication.CopyRequest{ReplicationRequested: *req, DestinationRegions: slices.Clone(regions), Name: replication.CopyName(req.Replication)}
 }
 
-func (c *Core) startLease() time.Duration {
+// startLease is how long a "starting" claim on a copy at provider is trusted: StartLease,
+// but never less than the longest call the provider's copier can make plus a margin, so a
+// slow call is never taken for a crash (and its copy never started twice).
+func (c *Core) startLease(provider string) time.Duration {
+	lease := 2 * time.Minute
 	if c.StartLease > 0 {
-		return c.StartLease
+		lease = c.StartLease
 	}
-	return 2 * time.Minute
+	if bc, ok := c.Copiers[provider].(BoundedCopier); ok {
+		lease = max(lease, bc.MaxCallDuration()+30*time.Second)
+	}
+	return lease
 }
 
-func (c *Core) slotWait() time.Duration {
+// slotWait is the wait before asking again for a concurrency slot after waits failed
+// attempts in a row: SlotWait, doubling, up to MaxSlotWait.
+func (c *Core) slotWait(waits int) time.Duration {
+	first, most := 5*time.Second, time.Minute
 	if c.SlotWait > 0 {
-		return c.SlotWait
+		first = c.SlotWait
 	}
-	return 5 * time.Second
+	if c.MaxSlotWait > 0 {
+		most = c.MaxSlotWait
+	}
+	return min(first<<min(max(waits-1, 0), 16), max(most, first))
 }
 
 func (c *Core) maxStartAttempts() int {

@@ -62,6 +62,16 @@ func request(t *testing.T, img events.Image, region string, regions []string, de
 	return e
 }
 
+// planned stores img's replication plan as fanout does before it emits the requests: replicate
+// refuses a request that no plan covers.
+func planned(t *testing.T, store *state.Store, img events.Image, regions ...string) {
+	t.Helper()
+	if err := store.SavePlan(context.Background(), state.Plan{Image: img, Regions: regions, CorrelationID: "pub-" + img.ImageID,
+		Attributes: &state.ImageAttributes{}}); err != nil {
+		t.Fatalf("save plan: %v", err)
+	}
+}
+
 func replicationOf(img events.Image, region string) events.Replication {
 	return events.Replication{Image: img, DestinationRegion: region}
 }
@@ -137,6 +147,7 @@ func TestFirstRequestStartsAndDuplicateDoesNot(t *testing.T) {
 			copier, fake := tc.make()
 			core := newCore(env.Store, clk, tc.provider, copier)
 			img := image(tc.provider, "img-first-"+tc.provider)
+			planned(t, env.Store, img, "cn-beijing")
 			first := request(t, img, "cn-beijing", []string{"cn-beijing"}, "1")
 
 			res := core.Handle(ctx, first)
@@ -201,6 +212,7 @@ func TestConcurrentDeliveriesStartOnce(t *testing.T) {
 			copier, fake := tc.make()
 			core := newCore(env.Store, newClock(), tc.provider, copier)
 			img := image(tc.provider, "img-race-"+tc.provider)
+			planned(t, env.Store, img, "cn-hangzhou")
 			const workers = 20
 			evs := make([]event.Event, workers)
 			for i := range evs {
@@ -269,6 +281,7 @@ func TestRetryableStartError(t *testing.T) {
 	fake := &fakeCopier{startErrs: []error{retryable("Throttling")()}}
 	core := newCore(env.Store, newClock(), events.ProviderHuawei, fake)
 	img := image(events.ProviderHuawei, "img-retry")
+	planned(t, env.Store, img, "cn-east-3")
 	r := replicationOf(img, "cn-east-3")
 
 	res := core.Handle(ctx, request(t, img, "cn-east-3", nil, "1"))
@@ -302,9 +315,7 @@ func TestRetryableStartErrorGivesUp(t *testing.T) {
 	core.MaxStartAttempts = 3
 	img := image(events.ProviderHuawei, "img-giveup")
 	r := replicationOf(img, "cn-east-3")
-	if err := env.Store.SavePlan(ctx, state.Plan{Image: img, Regions: []string{"cn-east-3"}, CorrelationID: "pub-" + img.ImageID}); err != nil {
-		t.Fatal(err)
-	}
+	planned(t, env.Store, img, "cn-east-3")
 	for attempt := 1; attempt < core.MaxStartAttempts; attempt++ {
 		res := core.Handle(ctx, request(t, img, "cn-east-3", nil, "1"))
 		wantKind(t, res, fn.Defer)
@@ -344,12 +355,11 @@ func TestTerminalStartError(t *testing.T) {
 	env := testenv.Start(t)
 	cases := []struct {
 		name          string
-		plan          []string // regions of the stored plan; nil stores none
+		plan          []string // regions of the stored plan
 		wantCompleted bool
 	}{
 		{"one-region plan completes", []string{"ap-guangzhou"}, true},
 		{"two-region plan waits for the other region", []string{"ap-guangzhou", "ap-beijing"}, false},
-		{"no stored plan", nil, false},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -359,11 +369,7 @@ func TestTerminalStartError(t *testing.T) {
 			core := newCore(env.Store, newClock(), events.ProviderTencent, fake)
 			img := image(events.ProviderTencent, fmt.Sprintf("img-terminal-%d", i))
 			r := replicationOf(img, "ap-guangzhou")
-			if tc.plan != nil {
-				if err := env.Store.SavePlan(ctx, state.Plan{Image: img, Regions: tc.plan, CorrelationID: "pub-" + img.ImageID}); err != nil {
-					t.Fatal(err)
-				}
-			}
+			planned(t, env.Store, img, tc.plan...)
 			res := core.Handle(ctx, request(t, img, "ap-guangzhou", tc.plan, "1"))
 			wantKind(t, res, fn.Done)
 			evs := emitted(t, res)
@@ -429,7 +435,10 @@ func TestCrashRecovery(t *testing.T) {
 			wantKind: fn.Done, wantFinds: 1, wantTask: "job-found"},
 		{name: "stale claim, no copy", since: 3 * lease,
 			wantKind: fn.Done, wantFinds: 1, wantStarts: 1, wantTask: "task-cn-north-4"},
+		// A lookup the provider cannot answer now is waited out without using up deliveries.
 		{name: "stale claim, lookup fails", since: 3 * lease, findErr: retryable("InternalError")(),
+			wantKind: fn.Defer, wantFinds: 1},
+		{name: "stale claim, lookup refused", since: 3 * lease, findErr: terminal("AuthFailure", "bad key", "fix the key"),
 			wantKind: fn.RetryLater, wantFinds: 1},
 		{name: "fresh claim", since: lease / 2, found: &replication.CopyHandle{Region: "cn-north-4", TaskID: "job-found"},
 			wantKind: fn.Defer},
@@ -442,6 +451,7 @@ func TestCrashRecovery(t *testing.T) {
 			fake := &fakeCopier{found: tc.found, findErr: tc.findErr}
 			core := newCore(env.Store, clk, events.ProviderHuawei, fake)
 			img := image(events.ProviderHuawei, fmt.Sprintf("img-crash-%d", i))
+			planned(t, env.Store, img, "cn-north-4")
 			r := replicationOf(img, "cn-north-4")
 			// What a worker that crashed inside StartCopy leaves behind.
 			if err := env.Store.CreateRecord(ctx, replication.Record{
@@ -485,6 +495,7 @@ func TestCrashRecoveryWaitsForASlot(t *testing.T) {
 	fake := &fakeCopier{}
 	core := newCore(env.Store, clk, events.ProviderHuawei, limitedCopier{fake})
 	img := image(events.ProviderHuawei, "img-crash-full")
+	planned(t, env.Store, img, "cn-north-4")
 	r := replicationOf(img, "cn-north-4")
 	slot := lifecycle.SlotName(r)
 	// The crashed worker's slot lapsed and two other copies took both slots meanwhile.
@@ -537,6 +548,7 @@ func TestLimitedCopierWaitsForASlot(t *testing.T) {
 	core := newCore(env.Store, newClock(), events.ProviderHuawei, limitedCopier{fake})
 	img := image(events.ProviderHuawei, "img-limited")
 	regions := []string{"cn-north-4", "cn-east-3", "cn-south-1"}
+	planned(t, env.Store, img, regions...)
 	slot := lifecycle.SlotName(replicationOf(img, regions[0]))
 
 	for _, region := range regions[:2] {
@@ -601,6 +613,7 @@ func TestLimitedCopierReleasesSlotOnFailure(t *testing.T) {
 			ctx := context.Background()
 			core := newCore(env.Store, newClock(), events.ProviderHuawei, limitedCopier{&fakeCopier{startErrs: []error{tc.err}}})
 			img := image(events.ProviderHuawei, fmt.Sprintf("img-slotfail-%d", i))
+			planned(t, env.Store, img, "cn-north-4")
 			r := replicationOf(img, "cn-north-4")
 			wantKind(t, core.Handle(ctx, request(t, img, "cn-north-4", nil, "1")), tc.kind)
 			holders, err := env.Store.Holders(ctx, lifecycle.SlotName(r))
@@ -622,6 +635,7 @@ func TestMultiRegionCopierStartsAllRegionsInOneCall(t *testing.T) {
 	core := newCore(env.Store, newClock(), events.ProviderAlibaba, multiCopier{fake})
 	img := image(events.ProviderAlibaba, "img-multi")
 	regions := []string{"cn-hangzhou", "cn-beijing", "cn-shenzhen"}
+	planned(t, env.Store, img, regions...)
 
 	res := core.Handle(ctx, request(t, img, regions[0], regions, "1"))
 	wantKind(t, res, fn.Done)
@@ -670,6 +684,7 @@ func TestMultiRegionCopierRegionWithoutHandle(t *testing.T) {
 	core := newCore(env.Store, newClock(), events.ProviderAlibaba, multiCopier{fake})
 	img := image(events.ProviderAlibaba, "img-partial")
 	regions := []string{"cn-hangzhou", "cn-beijing", "cn-shenzhen"}
+	planned(t, env.Store, img, regions...)
 
 	res := core.Handle(ctx, request(t, img, regions[0], regions, "1"))
 	wantKind(t, res, fn.Done)
@@ -738,6 +753,7 @@ func TestMultiRegionSiblingRequestsRacingMakeOneCall(t *testing.T) {
 	core := newCore(env.Store, newClock(), events.ProviderAlibaba, multiCopier{fake})
 	img := image(events.ProviderAlibaba, "img-race")
 	regions := []string{"cn-hangzhou", "cn-beijing", "cn-shenzhen", "cn-shanghai"}
+	planned(t, env.Store, img, regions...)
 	var wg sync.WaitGroup
 	for i, r := range regions {
 		wg.Add(1)
@@ -760,5 +776,295 @@ func TestMultiRegionSiblingRequestsRacingMakeOneCall(t *testing.T) {
 	}
 	if got := slices.Sorted(slices.Values(fake.lastRequest().DestinationRegions)); !slices.Equal(got, slices.Sorted(slices.Values(regions))) {
 		t.Fatalf("the call named %v, want all of %v", got, regions)
+	}
+}
+
+// providerError builds a retryable provider error with a code and an HTTP status.
+func providerError(code string, status int) error {
+	return &replication.ProviderError{Provider: "test", Action: "StartCopy", Code: code, HTTPStatus: status, Message: "no clear answer",
+		Class: replication.Retryable, Hint: "imagerelay will retry"}
+}
+
+// A start call that ends without a clear answer may have started the copy: the next attempt
+// looks for it before calling again, so a provider without a duplicate check (Huawei IMS)
+// never gets a second copy. An answer that says "not executed" (documented throttling) is no
+// reason to look.
+func TestAmbiguousStartLooksBeforeCallingAgain(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	cases := []struct {
+		name      string
+		err       error
+		ambiguous bool
+	}{
+		{"dropped connection", providerError("NetworkError", 0), true},
+		{"timeout", providerError("Timeout", 0), true},
+		{"5xx", providerError("IMG.0461", 500), true},
+		{"Tencent InternalError", providerError("InternalError", 0), true},
+		{"Huawei 429", providerError("APIGW.0308", 429), false},
+		{"Tencent RequestLimitExceeded", providerError("RequestLimitExceeded", 0), false},
+		{"Alibaba Throttling.User", providerError("Throttling.User", 400), false},
+		{"Huawei too many copies", providerError("IMG.0457", 400), false},
+		{"never sent", &replication.ProviderError{Code: "Canceled", Class: replication.Retryable, NotExecuted: true}, false},
+	}
+	for i, tc := range cases {
+		for _, landed := range []bool{true, false} {
+			if landed && !tc.ambiguous {
+				continue // a refused call starts nothing
+			}
+			t.Run(fmt.Sprintf("%s/landed=%v", tc.name, landed), func(t *testing.T) {
+				t.Parallel()
+				ctx := context.Background()
+				fake := &fakeCopier{}
+				if landed {
+					fake.lostAnswers, fake.lostErr = 1, tc.err
+				} else {
+					fake.startErrs = []error{tc.err}
+				}
+				core := newCore(env.Store, newClock(), events.ProviderHuawei, limitedCopier{fake})
+				img := image(events.ProviderHuawei, fmt.Sprintf("img-ambiguous-%d-%v", i, landed))
+				img.Account = img.ImageID // a tenant, and so a set of copy slots, per case
+				planned(t, env.Store, img, "cn-north-4")
+				r := replicationOf(img, "cn-north-4")
+
+				wantKind(t, core.Handle(ctx, request(t, img, "cn-north-4", nil, "1")), fn.Defer)
+				rec := record(t, env.Store, r)
+				if rec.State != replication.StateRequested || rec.Ambiguous() != tc.ambiguous {
+					t.Fatalf("after the failed call: record %s ambiguous=%v, want requested ambiguous=%v", rec.State, rec.Ambiguous(), tc.ambiguous)
+				}
+				holders, _ := env.Store.Holders(ctx, lifecycle.SlotName(r))
+				if _, held := holders[events.ReplicationKey(r)]; held != tc.ambiguous {
+					t.Errorf("copy slot held = %v, want %v (a copy that may exist keeps its slot)", held, tc.ambiguous)
+				}
+
+				res := core.Handle(ctx, request(t, img, "cn-north-4", nil, "2"))
+				wantKind(t, res, fn.Done)
+				calls, _, finds := fake.counts()
+				wantFinds, wantCalls := 0, 2
+				if tc.ambiguous {
+					wantFinds = 1
+				}
+				if landed {
+					wantCalls = 1
+				}
+				if calls != wantCalls || finds["cn-north-4"] != wantFinds {
+					t.Errorf("StartCopy %d FindCopy %d, want %d and %d", calls, finds["cn-north-4"], wantCalls, wantFinds)
+				}
+				if evs := emitted(t, res)[events.TypeReplicationStarted]; len(evs) != 1 {
+					t.Errorf("emitted %v, want replication.started", res.Emit)
+				}
+				if rec := record(t, env.Store, r); rec.State != replication.StateInProgress || rec.Ambiguous() || rec.TaskID != "task-cn-north-4" {
+					t.Errorf("record %s ambiguous=%v task %q, want in-progress, clear, task-cn-north-4", rec.State, rec.Ambiguous(), rec.TaskID)
+				}
+			})
+		}
+	}
+}
+
+// Several deliveries of one request racing after an ambiguous start make no second call: the
+// lookup and the claim are tied by the start count, so a call made between another worker's
+// lookup and its claim sends that worker back to look.
+func TestAmbiguousStartRacingDeliveriesStartOnce(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	ctx := context.Background()
+	fake := &fakeCopier{lostAnswers: 3, lostErr: providerError("NetworkError", 0)}
+	core := newCore(env.Store, newClock(), events.ProviderHuawei, limitedCopier{fake})
+	img := image(events.ProviderHuawei, "img-ambiguous-race")
+	planned(t, env.Store, img, "cn-north-4")
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			deadline := time.Now().Add(10 * time.Second)
+			for time.Now().Before(deadline) {
+				if res := core.Handle(ctx, request(t, img, "cn-north-4", nil, fmt.Sprint(i))); res.Outcome.Kind == fn.Done {
+					return
+				}
+			}
+			t.Errorf("delivery %d never settled", i)
+		}()
+	}
+	wg.Wait()
+	if calls, _, _ := fake.counts(); calls != 1 {
+		t.Fatalf("%d StartCopy calls, want 1: the first call landed, every later delivery must find it", calls)
+	}
+}
+
+// A request fanout did not emit never reaches a provider: replicate checks it against the
+// plan fanout stored for the image.
+func TestRequestsOutsideThePlanAreRefused(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	img := image(events.ProviderTencent, "img-policy")
+	planned(t, env.Store, img, "ap-guangzhou", "ap-beijing")
+	withData := func(region string, mut func(*events.ReplicationRequested)) event.Event {
+		e := request(t, img, region, nil, "forged")
+		d, err := events.DataAs[events.ReplicationRequested](e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mut(d)
+		if err := e.SetData("application/json", d); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	unplanned := image(events.ProviderTencent, "img-unplanned")
+	cases := []struct {
+		name    string
+		in      event.Event
+		mention string
+	}{
+		{"region no policy names", request(t, img, "eu-frankfurt", nil, "1"), "data.destinationRegion \"eu-frankfurt\""},
+		{"image without a plan", request(t, unplanned, "ap-guangzhou", nil, "1"), "no replication plan exists"},
+		{"extra region for a multi-region call", request(t, img, "ap-guangzhou", []string{"ap-guangzhou", "eu-frankfurt"}, "1"), "data.regions"},
+		{"other source region", withData("ap-guangzhou", func(d *events.ReplicationRequested) { d.SourceRegion = "ap-shanghai" }), "data.sourceRegion"},
+		{"other image name", withData("ap-guangzhou", func(d *events.ReplicationRequested) { d.ImageName = "evil" }), "data.imageName"},
+		{"other size", withData("ap-guangzhou", func(d *events.ReplicationRequested) { d.SizeGB = 500 }), "data.sizeGB"},
+		{"encrypted", withData("ap-guangzhou", func(d *events.ReplicationRequested) { d.Encrypted = true }), "data.encrypted"},
+		{"from ISO", withData("ap-guangzhou", func(d *events.ReplicationRequested) { d.FromISO = true }), "data.fromISO"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fake := &fakeCopier{}
+			res := newCore(env.Store, newClock(), events.ProviderTencent, fake).Handle(context.Background(), tc.in)
+			wantKind(t, res, fn.Reject)
+			msg := fmt.Sprint(res.Outcome.Err)
+			if !strings.Contains(msg, tc.mention) || !strings.Contains(msg, "publish io.imagerelay.image.published; replication.requested is emitted by fanout only") {
+				t.Errorf("reject reason %q: want it to name %q and the fix", msg, tc.mention)
+			}
+			if calls, _, finds := fake.counts(); calls != 0 || len(finds) != 0 {
+				t.Errorf("a refused request called the provider (%d starts, %v lookups)", calls, finds)
+			}
+		})
+	}
+	t.Run("no record is left", func(t *testing.T) {
+		for _, r := range []events.Replication{replicationOf(img, "eu-frankfurt"), replicationOf(unplanned, "ap-guangzhou")} {
+			if _, _, err := env.Store.Record(context.Background(), r); !errors.Is(err, state.ErrNotFound) {
+				t.Errorf("a refused request left a record for %s: %v", r.DestinationRegion, err)
+			}
+		}
+	})
+}
+
+// A plan stored by an earlier version has no attributes: its requests are still checked on
+// the image and the regions, and an in-flight copy is not refused after an upgrade.
+func TestLegacyPlanWithoutAttributes(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	img := image(events.ProviderTencent, "img-legacy-plan")
+	if err := env.Store.SavePlan(context.Background(), state.Plan{Image: img, Regions: []string{"ap-guangzhou"}}); err != nil {
+		t.Fatal(err)
+	}
+	fake := &fakeCopier{}
+	core := newCore(env.Store, newClock(), events.ProviderTencent, fake)
+	wantKind(t, core.Handle(context.Background(), request(t, img, "ap-guangzhou", nil, "1")), fn.Done)
+	wantKind(t, core.Handle(context.Background(), request(t, img, "ap-beijing", nil, "1")), fn.Reject)
+	if calls, _, _ := fake.counts(); calls != 1 {
+		t.Errorf("StartCopy calls %d, want 1", calls)
+	}
+}
+
+// A copy waiting for a concurrency slot asks again after a wait that doubles up to a cap, and
+// the waits are counted in the record: waiting copies do not re-publish themselves every few
+// seconds for hours, and they never fail for waiting.
+func TestSlotWaitBacksOff(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	ctx := context.Background()
+	fake := &fakeCopier{}
+	core := newCore(env.Store, newClock(), events.ProviderHuawei, limitedCopier{fake})
+	core.SlotWait, core.MaxSlotWait = 5*time.Second, time.Minute
+	img := image(events.ProviderHuawei, "img-slot-backoff")
+	planned(t, env.Store, img, "cn-north-4")
+	r := replicationOf(img, "cn-north-4")
+	slot := lifecycle.SlotName(r)
+	for _, other := range []string{"other-1", "other-2"} {
+		if got, err := env.Store.Acquire(ctx, slot, other, 2, time.Hour); err != nil || !got {
+			t.Fatalf("acquire %s: %v %v", other, got, err)
+		}
+	}
+	want := []time.Duration{5, 10, 20, 40, 60, 60, 60}
+	for i, w := range want {
+		res := core.Handle(ctx, request(t, img, "cn-north-4", nil, "1"))
+		wantKind(t, res, fn.Defer)
+		if res.Outcome.Delay != w*time.Second {
+			t.Errorf("wait %d: deferred %v, want %v", i+1, res.Outcome.Delay, w*time.Second)
+		}
+		if rec := record(t, env.Store, r); rec.State != replication.StateWaiting || rec.SlotWaits != i+1 {
+			t.Errorf("wait %d: record %s with %d slot waits, want waiting with %d", i+1, rec.State, rec.SlotWaits, i+1)
+		}
+	}
+	if err := env.Store.Release(ctx, slot, "other-1"); err != nil {
+		t.Fatal(err)
+	}
+	wantKind(t, core.Handle(ctx, request(t, img, "cn-north-4", nil, "1")), fn.Done)
+	if rec := record(t, env.Store, r); rec.State != replication.StateInProgress || rec.SlotWaits != 0 {
+		t.Errorf("after a slot freed: record %s with %d slot waits, want in-progress with 0", rec.State, rec.SlotWaits)
+	}
+	if calls, _, _ := fake.counts(); calls != 1 {
+		t.Errorf("StartCopy calls %d, want 1", calls)
+	}
+}
+
+// A multi-region call (Alibaba) that ended without an answer leaves every region it named
+// ambiguous. The next attempt looks for each region's copy and still names every region
+// without one in a single call.
+func TestAmbiguousMultiRegionStartLooksAtEveryRegion(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	regions := []string{"cn-beijing", "cn-hangzhou", "cn-shenzhen"}
+	for _, landed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("landed=%v", landed), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			fake := &fakeCopier{}
+			if landed {
+				fake.lostAnswers, fake.lostErr = 1, providerError("NetworkError", 0)
+			} else {
+				fake.startErrs = []error{providerError("NetworkError", 0)}
+			}
+			core := newCore(env.Store, newClock(), events.ProviderAlibaba, multiCopier{fake})
+			img := image(events.ProviderAlibaba, fmt.Sprintf("img-ambiguous-multi-%v", landed))
+			planned(t, env.Store, img, regions...)
+			wantKind(t, core.Handle(ctx, request(t, img, regions[0], regions, "1")), fn.Defer)
+			for _, r := range regions {
+				if rec := record(t, env.Store, replicationOf(img, r)); !rec.Ambiguous() {
+					t.Fatalf("%s: record %s not ambiguous after a lost answer to a call naming it", r, rec.State)
+				}
+			}
+			res := core.Handle(ctx, request(t, img, regions[0], regions, "2"))
+			wantKind(t, res, fn.Done)
+			calls, starts, finds := fake.counts()
+			if landed {
+				// The copies exist: this request finds its own; the others find theirs.
+				for _, r := range regions[1:] {
+					wantKind(t, core.Handle(ctx, request(t, img, r, regions, "1")), fn.Done)
+				}
+				if calls, _, _ := fake.counts(); calls != 1 {
+					t.Errorf("StartCopy calls %d, want 1", calls)
+				}
+			} else {
+				if calls != 2 || !slices.Equal(slices.Sorted(slices.Values(fake.lastRequest().DestinationRegions)), regions) {
+					t.Errorf("StartCopy calls %d, last naming %v; want a second call naming all of %v", calls, fake.lastRequest().DestinationRegions, regions)
+				}
+				if n := len(emitted(t, res)[events.TypeReplicationStarted]); n != len(regions) {
+					t.Errorf("%d started events, want %d", n, len(regions))
+				}
+				for _, r := range regions {
+					if finds[r] != 1 || starts[r] != 2 {
+						t.Errorf("%s: %d lookups and %d starts naming it, want 1 and 2", r, finds[r], starts[r])
+					}
+				}
+			}
+			for _, r := range regions {
+				if rec := record(t, env.Store, replicationOf(img, r)); rec.State != replication.StateInProgress || rec.Ambiguous() {
+					t.Errorf("%s: record %s ambiguous=%v, want in-progress and clear", r, rec.State, rec.Ambiguous())
+				}
+			}
+		})
 	}
 }

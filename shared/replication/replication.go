@@ -6,7 +6,10 @@ package replication
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/imagerelay/imagerelay/events"
 )
@@ -94,6 +97,10 @@ type ProviderError struct {
 	RetryAfter time.Duration
 	// Hint tells the operator what to do.
 	Hint string
+	// NotExecuted is set by a provider that knows the request did nothing: it never left
+	// this process (the context ended while waiting for the rate limiter, say), or the
+	// provider answered that it refused it. See [MaybeStarted].
+	NotExecuted bool
 }
 
 // Error implements error.
@@ -122,6 +129,38 @@ func AsProviderError(provider, action string, err error) *ProviderError {
 	}
 	return &ProviderError{Provider: provider, Action: action, Code: "NetworkError", Message: err.Error(), Class: Retryable,
 		Hint: "the provider could not be reached; imagerelay will retry"}
+}
+
+// MaybeStarted reports whether a start call that failed with err may nonetheless have
+// started the copy: the request may have reached the provider, and the answer was lost or
+// was a server error (a timeout, a dropped connection, a 5xx). The next attempt must then look
+// for the copy before it calls again, or a provider without a duplicate check (Huawei IMS)
+// makes a second copy.
+//
+// It is false for answers that say the request was refused, not executed: any terminal
+// error, throttling that the provider documents as not executed (Tencent
+// RequestLimitExceeded, Alibaba Throttling.*, Huawei APIGW.0308 or HTTP 429), Huawei's
+// refusal for too many copies in flight (IMG.0457), and errors marked NotExecuted.
+// Anything it does not recognise counts as maybe started: a needless lookup costs one
+// read, a missed one a duplicate copy.
+func MaybeStarted(err error) bool {
+	var pe *ProviderError
+	if !errors.As(err, &pe) {
+		return true
+	}
+	switch {
+	case pe.Class == Terminal, pe.NotExecuted, pe.HTTPStatus == http.StatusTooManyRequests:
+		return false
+	case pe.Code == "RequestLimitExceeded", strings.HasPrefix(pe.Code, "RequestLimitExceeded."): // Tencent
+		return false
+	case strings.HasPrefix(pe.Code, "Throttling"): // Alibaba: Throttling, Throttling.User, Throttling.Api
+		return false
+	case pe.Code == "RateLimitWait": // Alibaba: the rate limiter's wait ended; nothing was sent
+		return false
+	case pe.Code == "APIGW.0308", pe.Code == "IMG.0457": // Huawei: throttled; too many copies at once
+		return false
+	}
+	return true
 }
 
 // State is the lifecycle of a replication record.
@@ -173,22 +212,41 @@ type Record struct {
 	Tags          map[string]string `json:"tags,omitempty"`
 	// Holder is who claimed the record (worker id + event id), for crash recovery.
 	Holder string `json:"holder,omitempty"`
+	// AmbiguousAt, when set, is when a start call ended without a clear answer (a timeout, a
+	// dropped connection, a 5xx: see MaybeStarted): the copy may exist, so the next attempt
+	// looks for it before it calls the provider again. A clear answer clears it.
+	AmbiguousAt time.Time `json:"ambiguousAt,omitzero"`
+	// SlotWaits counts the times in a row this copy found every concurrency slot taken
+	// (Huawei: 5 per tenant); the wait before asking again doubles with it.
+	SlotWaits int `json:"slotWaits,omitempty"`
 }
 
+// Ambiguous reports whether an earlier start call may have started the copy without saying
+// so (see AmbiguousAt).
+func (r Record) Ambiguous() bool { return !r.AmbiguousAt.IsZero() }
+
 // CopyName returns the deterministic name of a copy: the same request always names its copy
-// the same way, so a restarted worker can find it at the provider.
+// the same way, so a restarted worker can find it at the provider. The name is valid UTF-8
+// and at most MaxCopyNameLen characters: a long image name is cut by characters, never inside
+// one, so the name sent at the start and the name looked for after a crash are the same
+// string (a name cut inside a character was mangled on the wire and never found again).
 func CopyName(r events.Replication) string {
 	base := r.ImageName
 	if base == "" {
 		base = r.ImageID
 	}
+	// An invalid byte would be replaced by each JSON encoder on its way; replace it here,
+	// deterministically, so every call site sends and looks for the same name.
+	base = strings.ToValidUTF8(base, "-")
 	suffix := "-ir-" + events.DeriveID(events.ReplicationKey(r), "copy")[:8]
-	// Tencent allows 60 characters in an image name; the suffix must survive truncation.
-	if len(base) > MaxCopyNameLen-len(suffix) {
-		base = base[:MaxCopyNameLen-len(suffix)]
+	// The suffix must survive truncation: it is what makes the name unique per replication.
+	if keep := MaxCopyNameLen - utf8.RuneCountInString(suffix); utf8.RuneCountInString(base) > keep {
+		base = string([]rune(base)[:keep])
 	}
 	return base + suffix
 }
 
-// MaxCopyNameLen is the longest name CopyName returns (Tencent's image-name limit).
+// MaxCopyNameLen is the longest name CopyName returns, in characters: Tencent's ImageName
+// limit (60 characters), the strictest of the providers that name copies (Huawei IMS allows
+// 128; Alibaba's distribution keeps the image's own name).
 const MaxCopyNameLen = 60

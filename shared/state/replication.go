@@ -11,26 +11,69 @@ import (
 
 // Plan is the stored list of destinations fanout chose for one image; replication.completed
 // is emitted when every one of them has settled.
+//
+// It is also the authority replicate checks every replication.requested against: a request
+// for a region the plan does not name, or for an image other than the planned one, was not
+// emitted by fanout and is refused.
 type Plan struct {
 	events.Image
 	Regions       []string `json:"regions"`
 	CorrelationID string   `json:"correlationId"`
+	// Attributes are the published image's attributes the plan's constraints were checked
+	// against. Plans stored by earlier versions have none; their requests are checked on the
+	// image and regions only.
+	Attributes *ImageAttributes `json:"attributes,omitempty"`
 }
 
-// RecordKey returns the bucket key of a replication record.
-func RecordKey(r events.Replication) string { return Key("repl", events.ReplicationKey(r)) }
+// ImageAttributes are the attributes of a published image that decide whether a provider
+// may copy it (size, encryption, ISO origin): a request must carry the planned ones.
+type ImageAttributes struct {
+	SizeGB    int  `json:"sizeGB"`
+	Encrypted bool `json:"encrypted"`
+	FromISO   bool `json:"fromISO"`
+}
 
-// PlanKey returns the bucket key of an image's plan.
-func PlanKey(i events.Image) string { return Key("plan", events.ImageKey(i)) }
+// RecordKey returns the bucket key of a replication record:
+// repl.<provider>.<account>.<image>.<version>.<region>, each part one escaped token (see
+// [Key]). The parts are those of events.ReplicationKey, with the same defaults (account
+// "default", version "-"), so one record answers to one replication key and to nothing else.
+func RecordKey(r events.Replication) string {
+	return Key(append([]string{recordPrefix}, replicationParts(r)...)...)
+}
+
+// PlanKey returns the bucket key of an image's plan: plan.<provider>.<account>.<image>.<version>.
+func PlanKey(i events.Image) string { return Key(append([]string{planPrefix}, imageParts(i)...)...) }
+
+const (
+	recordPrefix = "repl"
+	planPrefix   = "plan"
+)
+
+func imageParts(i events.Image) []string {
+	account, version := i.Account, i.VersionID
+	if account == "" {
+		account = "default"
+	}
+	if version == "" {
+		version = "-"
+	}
+	return []string{i.Provider, account, i.ImageID, version}
+}
+
+func replicationParts(r events.Replication) []string {
+	return append(imageParts(r.Image), r.DestinationRegion)
+}
 
 // Record reads one replication record.
 func (s *Store) Record(ctx context.Context, r events.Replication) (replication.Record, uint64, error) {
 	return Get[replication.Record](ctx, s, RecordKey(r))
 }
 
-// Records returns every replication record, sorted by key, for `imagerelay status`.
+// Records returns every replication record, sorted by key, for `imagerelay status` and for
+// sweeps over in-flight copies. It reads them with one server-filtered watch on repl.>, which
+// delivers the values too: no key listing, no read per key, no other records.
 func (s *Store) Records(ctx context.Context) ([]replication.Record, error) {
-	recs, err := List[replication.Record](ctx, s, "repl/")
+	recs, err := List[replication.Record](ctx, s, Prefix(recordPrefix))
 	sort.Slice(recs, func(i, j int) bool { return recs[i].Key < recs[j].Key })
 	return recs, err
 }
@@ -43,6 +86,10 @@ func (s *Store) SavePlan(ctx context.Context, p Plan) error {
 	}
 	_, err := Update(ctx, s, key, func(old *Plan) error {
 		added := false
+		if old.Attributes == nil && p.Attributes != nil {
+			// A plan stored by an earlier version learns the attributes it lacked.
+			old.Attributes, added = p.Attributes, true
+		}
 		for _, r := range p.Regions {
 			if !contains(old.Regions, r) {
 				old.Regions = append(old.Regions, r)

@@ -5,6 +5,7 @@
 package state
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -41,19 +42,99 @@ func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas i
 	return &Store{kv: kv}, nil
 }
 
-// Key builds a bucket key from parts; characters a key may not hold become "_".
+// Key builds a bucket key from parts, one '.'-separated token per part, so that a listing can
+// be filtered on the server by whole tokens (see [Prefix]). The mapping is injective: letters,
+// digits and '-' stay as they are, every other byte (the '_' escape itself included) becomes
+// "_XX" in upper-case hex, and an empty part becomes a lone "_", which no escape can be. Two
+// different lists of parts therefore never share a key, and [ParseKey] gives the parts back.
 func Key(parts ...string) string {
+	var b strings.Builder
 	for i, p := range parts {
-		parts[i] = strings.Map(func(r rune) rune {
-			switch {
-			case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '=', r == '/':
-				return r
-			}
-			return '_'
-		}, p)
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		writeToken(&b, p)
 	}
-	return strings.Join(parts, "/")
+	return b.String()
 }
+
+// Prefix returns the subject filter that matches every key whose first tokens are parts,
+// for [List]: Prefix("repl", "huawei") matches Key("repl", "huawei", ...) and nothing else.
+func Prefix(parts ...string) string {
+	if len(parts) == 0 {
+		return ">"
+	}
+	return Key(parts...) + ".>"
+}
+
+func keepByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-'
+}
+
+const hexDigits = "0123456789ABCDEF"
+
+func writeToken(b *strings.Builder, p string) {
+	if p == "" {
+		b.WriteByte('_')
+		return
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; keepByte(c) {
+			b.WriteByte(c)
+		} else {
+			b.WriteByte('_')
+			b.WriteByte(hexDigits[c>>4])
+			b.WriteByte(hexDigits[c&0x0f])
+		}
+	}
+}
+
+// ErrBadKey is returned by ParseKey for a string that Key cannot have made.
+var ErrBadKey = errors.New("state: not a key made by state.Key")
+
+// ParseKey returns the parts Key was given to make key.
+func ParseKey(key string) ([]string, error) {
+	tokens := strings.Split(key, ".")
+	parts := make([]string, len(tokens))
+	for i, t := range tokens {
+		p, err := parseToken(t)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %q (token %d: %w)", ErrBadKey, key, i+1, err)
+		}
+		parts[i] = p
+	}
+	return parts, nil
+}
+
+func parseToken(t string) (string, error) {
+	switch t {
+	case "":
+		return "", errors.New("empty token")
+	case "_":
+		return "", nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		switch {
+		case keepByte(c):
+			b.WriteByte(c)
+		case c == '_' && i+2 < len(t) && isUpperHex(t[i+1]) && isUpperHex(t[i+2]):
+			v := strings.IndexByte(hexDigits, t[i+1])<<4 | strings.IndexByte(hexDigits, t[i+2])
+			if keepByte(byte(v)) {
+				// Key never escapes a byte it keeps: accepting it would give one part two keys.
+				return "", fmt.Errorf("needless escape %q", t[i:i+3])
+			}
+			b.WriteByte(byte(v))
+			i += 2
+		default:
+			return "", fmt.Errorf("byte %q at %d", c, i)
+		}
+	}
+	return b.String(), nil
+}
+
+func isUpperHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'A' && c <= 'F' }
 
 // Get reads the record at key into a T and returns its revision.
 func Get[T any](ctx context.Context, s *Store, key string) (T, uint64, error) {
@@ -124,28 +205,66 @@ func Update[T any](ctx context.Context, s *Store, key string, change func(*T) er
 	}
 }
 
-// List returns every record whose key starts with prefix. Keys use "/" inside one subject
-// token, so the prefix is matched here rather than with a subject wildcard.
+// List returns every record whose key matches prefix, a filter made by [Prefix]. The filter
+// is applied by the server and the values come with the listing (one watch, no read per
+// key), so a listing costs what it returns, not the size of the bucket.
+//
+// A '/'-separated prefix written for the keys of earlier versions ("rebuild/rollout/", or
+// Key("repl", "p/a/i") + "/") is read as the same parts and translated to their [Prefix].
 func List[T any](ctx context.Context, s *Store, prefix string) ([]T, error) {
-	lister, err := s.kv.ListKeys(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("state: list %s: %w", prefix, err)
-	}
 	var out []T
-	for k := range lister.Keys() {
-		if !strings.HasPrefix(k, prefix) {
-			continue
-		}
-		v, _, err := Get[T](ctx, s, k)
-		if errors.Is(err, ErrNotFound) {
-			continue // deleted between listing and reading
-		}
-		if err != nil {
-			return nil, err
+	err := s.each(ctx, filterOf(prefix), func(key string, raw []byte) error {
+		var v T
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return fmt.Errorf("state: decode %s: %w", key, err)
 		}
 		out = append(out, v)
+		return nil
+	})
+	return out, err
+}
+
+// each calls fn with the key and value of every live key matching filter, from one watch
+// that delivers the values (deleted keys are skipped by the server's markers).
+func (s *Store) each(ctx context.Context, filter string, fn func(key string, raw []byte) error) error {
+	w, err := s.kv.WatchFiltered(ctx, []string{filter}, jetstream.IgnoreDeletes())
+	if err != nil {
+		return fmt.Errorf("state: list %s: %w", filter, err)
 	}
-	return out, nil
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("state: list %s: %w", filter, ctx.Err())
+		case e, ok := <-w.Updates():
+			if !ok {
+				return fmt.Errorf("state: list %s: the watch ended before the listing was complete", filter)
+			}
+			if e == nil {
+				return nil // every value present when the watch started has been seen
+			}
+			if err := fn(e.Key(), e.Value()); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// filterOf turns a List prefix into a subject filter. Filters made by Prefix (or any subject
+// wildcard) pass through; a '/'-separated prefix of the earlier key format is split into its
+// parts (tokens made by Key are decoded first, so an escaped part is read back whole).
+func filterOf(prefix string) string {
+	if prefix == "" || strings.HasSuffix(prefix, ">") || strings.Contains(prefix, "*") {
+		return cmp.Or(prefix, ">")
+	}
+	var parts []string
+	for _, tok := range strings.Split(strings.Trim(prefix, "/."), ".") {
+		if p, err := parseToken(tok); err == nil {
+			tok = p
+		}
+		parts = append(parts, strings.Split(tok, "/")...)
+	}
+	return Prefix(parts...)
 }
 
 // Delete removes the record at key.

@@ -15,8 +15,12 @@
 // a round trip against the cloud.
 //
 // The SDK has no context parameter. Calls therefore run with the HTTP timeout of
-// Config.Timeout, and a cancelled context returns at once while the abandoned HTTP call ends
-// on its own.
+// Config.Timeout (the SDK's http.Client timeout, which bounds the whole exchange). A call that
+// starts a copy is always waited for, even when the context ends: if it were abandoned, its
+// request could reach IMS after replicate had given up on it and looked for the copy, and
+// the copy would be started twice. MaxCallDuration tells replicate how long that can take.
+// Read-only calls (ShowJob, ListImages) return when the context ends; the abandoned read ends
+// within the HTTP timeout and changes nothing.
 package huawei
 
 import (
@@ -245,12 +249,30 @@ func configError(action string, err error) *replication.ProviderError {
 		Class: replication.Terminal, Hint: "check the huawei provider configuration (endpoint, projects)"}
 }
 
-// call waits for the rate limiter, then runs fn, returning early when ctx ends. The SDK call
-// itself cannot be cancelled; it finishes within the HTTP timeout.
+// MaxCallDuration is the longest a call can take: the rate limiter's wait, which call bounds
+// by the HTTP timeout, plus the SDK's HTTP timeout. replicate trusts a "starting" claim at
+// least that long (replicate.BoundedCopier).
+func (p *Provider) MaxCallDuration() time.Duration { return 2 * p.cfg.Timeout }
+
+// call waits for the rate limiter (at most the HTTP timeout, so that MaxCallDuration holds),
+// then runs fn. A copy start (ActionCopy) is waited for to its end whatever ctx does, so it
+// can never land after its caller gave up; reads return early when ctx ends.
 func call[T any](ctx context.Context, p *Provider, action string, fn func() (T, error)) (T, error) {
 	var zero T
-	if err := p.limiter.Wait(ctx); err != nil {
-		return zero, classify(action, err)
+	wait, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
+	if err := p.limiter.Wait(wait); err != nil {
+		return zero, notExecuted(classify(action, err), "the call was not made: its context ended while waiting for the rate limiter")
+	}
+	if err := ctx.Err(); err != nil {
+		return zero, notExecuted(classify(action, err), "the call was not made: its context had ended")
+	}
+	if action == ActionCopy {
+		v, err := fn()
+		if err != nil {
+			return zero, classify(action, err)
+		}
+		return v, nil
 	}
 	type result struct {
 		v   T
@@ -270,4 +292,12 @@ func call[T any](ctx context.Context, p *Provider, action string, fn func() (T, 
 	case <-ctx.Done():
 		return zero, classify(action, ctx.Err())
 	}
+}
+
+// notExecuted marks pe as an error of a request that never left this process, so replicate
+// knows nothing can have started (replication.MaybeStarted).
+func notExecuted(pe *replication.ProviderError, hint string) *replication.ProviderError {
+	c := *pe
+	c.NotExecuted, c.Hint = true, hint+"; imagerelay will retry"
+	return &c
 }
