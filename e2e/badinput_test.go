@@ -29,10 +29,7 @@ import (
 // events package, with the reason. They are replayed like every other item; the test fails
 // when one of them starts to pass, so that it is taken off this list. Empty it as the fixes
 // land.
-var knownOpen = map[string]string{
-	"forged-requested-unplanned-region": "replicate acts on any replication.requested without checking it against the stored " +
-		"plan (replicate plan check)",
-}
+var knownOpen = map[string]string{}
 
 // badItem is one file of testdata/badinput: the messages to publish and what must become of
 // them. See testdata/badinput/README.md.

@@ -15,6 +15,7 @@ import (
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/shared/fn"
 	"github.com/imagerelay/imagerelay/shared/policy"
+	"github.com/imagerelay/imagerelay/shared/replication"
 	"github.com/imagerelay/imagerelay/shared/state"
 )
 
@@ -41,7 +42,10 @@ type Core struct {
 	Policies []Policy
 	// Checkers holds the constraint checker of each configured provider.
 	Checkers map[string]ConstraintChecker
-	Plans    PlanStore
+	// Unavailable holds why each provider without a checker could not be built (missing
+	// credentials), for the dead-letter reason.
+	Unavailable map[string]error
+	Plans       PlanStore
 	// Timeout and PollInterval apply when a policy sets none.
 	Timeout      time.Duration
 	PollInterval time.Duration
@@ -58,7 +62,7 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 	}
 	checker, ok := c.Checkers[img.Provider]
 	if !ok {
-		return fn.RejectWith(fmt.Errorf("provider %q is not configured; add it under providers: in imagerelay.yaml and publish the event again", img.Provider))
+		return fn.RejectWith(replication.Unavailable(img.Provider, c.Unavailable))
 	}
 	planned := events.ReplicationPlanned{Image: img.Image, Regions: []string{}}
 	// Every matching policy contributes its regions; a region listed by several keeps the

@@ -38,6 +38,9 @@ const Name = "replicate"
 type Core struct {
 	// Copiers holds the copier of each configured provider.
 	Copiers map[string]Copier
+	// Unavailable holds why each provider without a copier could not be built (missing
+	// credentials), for the dead-letter reason.
+	Unavailable map[string]error
 	Store   *state.Store
 	// StartLease is how long a "starting" claim is trusted before it is taken for a crash
 	// (default 2 minutes; keep it above the longest provider call).
@@ -75,7 +78,7 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 	}
 	copier, ok := c.Copiers[req.Provider]
 	if !ok {
-		return fn.RejectWith(fmt.Errorf("provider %q is not configured; add it under providers: in imagerelay.yaml and publish the request again", req.Provider))
+		return fn.RejectWith(replication.Unavailable(req.Provider, c.Unavailable))
 	}
 	if res, ok := c.checkPlan(ctx, req); !ok {
 		return res

@@ -152,8 +152,18 @@ func Setup(ctx context.Context, cfg *config.Config, nc *nats.Conn, log *slog.Log
 	if err != nil {
 		return err
 	}
-	if _, err = state.Open(ctx, b.JetStream(), cfg.NATS.KVBucket, cfg.NATS.Replicas); err != nil {
+	store, err := state.Open(ctx, b.JetStream(), cfg.NATS.KVBucket, cfg.NATS.Replicas)
+	if err != nil {
 		return err
+	}
+	// Records written by earlier versions under '/' keys move to the injective keys, so an
+	// upgrade does not orphan copies in flight.
+	moved, err := store.MigrateLegacyKeys(ctx)
+	if err != nil {
+		return err
+	}
+	if moved > 0 && log != nil {
+		log.Info("moved records to the current key format", "records", moved)
 	}
 	_, err = OpenRateLimits(ctx, cfg, b.JetStream(), log)
 	return err
@@ -201,7 +211,7 @@ func (rt *Runtime) Spec(name string) (bus.Spec, error) {
 
 // Fanout builds the fanout core.
 func (rt *Runtime) Fanout() *fanout.Core {
-	c := &fanout.Core{Checkers: map[string]fanout.ConstraintChecker{}, Plans: rt.Store,
+	c := &fanout.Core{Checkers: map[string]fanout.ConstraintChecker{}, Unavailable: rt.Providers.Unavailable, Plans: rt.Store,
 		Timeout: rt.Config.Replication.Timeout.Std(), PollInterval: rt.Config.Replication.PollInterval.Std()}
 	for name, p := range rt.Providers.ByName {
 		c.Checkers[name] = p
@@ -215,7 +225,7 @@ func (rt *Runtime) Fanout() *fanout.Core {
 
 // Replicate builds the replicate core.
 func (rt *Runtime) Replicate() *replicate.Core {
-	c := &replicate.Core{Copiers: map[string]replicate.Copier{}, Store: rt.Store, Log: rt.Log}
+	c := &replicate.Core{Copiers: map[string]replicate.Copier{}, Unavailable: rt.Providers.Unavailable, Store: rt.Store, Log: rt.Log}
 	for name, p := range rt.Providers.ByName {
 		c.Copiers[name] = p
 	}
