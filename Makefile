@@ -44,6 +44,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./events/
 	$(GO) test -run='^$$' -fuzz='^FuzzFromBinary$$' -fuzztime=$(FUZZTIME) ./events/
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./shared/config/
+	$(GO) test -run='^$$' -fuzz='^FuzzKey$$' -fuzztime=$(FUZZTIME) ./shared/state/
+	$(GO) test -run='^$$' -fuzz='^FuzzWholeNumbers$$' -fuzztime=$(FUZZTIME) ./events/
 
 ## chaos: the chaos test at "hundreds of replications" (e2e/chaos), on one nats-server and then on a
 ## 3-node cluster at R3; CHAOS_SEED=n repeats a run. The small seeded version runs in `make test`.
