@@ -31,6 +31,8 @@ type Core struct {
 	// Unavailable holds why each provider without a reader could not be built (missing
 	// credentials), for the dead-letter reason.
 	Unavailable map[string]error
+	// Waker wakes the next request waiting for a concurrency slot when a copy frees one.
+	Waker lifecycle.Waker
 	// Limited names the providers whose copies hold a concurrency slot (renewed at each
 	// check, released when the copy settles).
 	Limited map[string]bool
@@ -274,11 +276,7 @@ func (c *Core) settle(ctx context.Context, it item, to replication.State, st rep
 		return fn.Retry(0, err)
 	}
 	if c.Limited[it.data.Provider] {
-		if err := c.Store.Release(ctx, lifecycle.SlotName(it.data.Replication), events.ReplicationKey(it.data.Replication)); err != nil {
-			// The slot's lease runs out by itself; until then one copy slot stays taken.
-			c.log().Warn("could not release the copy's concurrency slot; it frees when its lease ends", "event_id", it.ev.ID(),
-				"correlation_id", events.CorrelationID(it.ev), "error", err)
-		}
+		lifecycle.ReleaseSlot(ctx, c.Store, c.Waker, it.data.Replication, c.log())
 	}
 	return c.announce(ctx, it, rec)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -553,14 +554,20 @@ func TestLimitedSlot(t *testing.T) {
 	reader := &fakeReader{batch: 1}
 	core := newCore(env.Store, clk, events.ProviderHuawei, reader)
 	core.Limited = map[string]bool{events.ProviderHuawei: true}
+	waker := &recordingWaker{}
+	core.Waker = waker
 	r := replicationOf(image(events.ProviderHuawei, "img-slot"), "cn-north-4")
 	other := replicationOf(image(events.ProviderHuawei, "img-slot-other"), "cn-north-4")
 	slot, key := lifecycle.SlotName(r), events.ReplicationKey(r)
 	// replicate took the slots when it started the copies, with a short lease.
 	for _, h := range []string{key, events.ReplicationKey(other)} {
-		if got, err := env.Store.Acquire(ctx, slot, h, 5, time.Second); err != nil || !got {
+		if got, err := env.Store.Acquire(ctx, slot, h, 2, time.Second); err != nil || !got {
 			t.Fatalf("acquire: %v %v", got, err)
 		}
+	}
+	// A third copy waits for a slot.
+	if got, err := env.Store.Acquire(ctx, slot, "waiting-copy", 2, time.Second); err != nil || got {
+		t.Fatalf("a third copy got a slot: %v %v", got, err)
 	}
 	started := inFlight(t, env.Store, clk, r, "job-slot", copyOpts{})
 	reader.set("job-slot", inProgress(30, "RUNNING"), succeeded("img-done"))
@@ -584,6 +591,23 @@ func TestLimitedSlot(t *testing.T) {
 	if _, ok := holders[events.ReplicationKey(other)]; !ok {
 		t.Errorf("settling one copy released another's slot: %v", holders)
 	}
+	// The freed slot is handed over at once: the waiting request's schedule is woken.
+	if want := []string{lifecycle.SlotWaitFunction + " " + lifecycle.SlotWaitKey("waiting-copy")}; !slices.Equal(waker.woken, want) {
+		t.Errorf("woken %v, want %v", waker.woken, want)
+	}
+}
+
+// recordingWaker records what a core wakes.
+type recordingWaker struct {
+	mu    sync.Mutex
+	woken []string
+}
+
+func (w *recordingWaker) Wake(_ context.Context, function, key string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.woken = append(w.woken, function+" "+key)
+	return nil
 }
 
 func TestRejects(t *testing.T) {

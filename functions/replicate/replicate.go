@@ -41,7 +41,9 @@ type Core struct {
 	// Unavailable holds why each provider without a copier could not be built (missing
 	// credentials), for the dead-letter reason.
 	Unavailable map[string]error
-	Store   *state.Store
+	// Waker wakes the next request waiting for a concurrency slot when this core frees one.
+	Waker lifecycle.Waker
+	Store *state.Store
 	// StartLease is how long a "starting" claim is trusted before it is taken for a crash
 	// (default 2 minutes; keep it above the longest provider call).
 	StartLease time.Duration
@@ -272,7 +274,10 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 			}
 			// Extra copies wait, they do not fail: deferral uses up no delivery, and the wait
 			// grows with the waits counted in the record.
-			return fn.DeferFor(c.slotWait(waits))
+			// Keyed by the copy, so that whoever frees a slot can wake this wait.
+			res := fn.DeferFor(c.slotWait(waits))
+			res.Outcome.Key = lifecycle.SlotWaitKey(events.ReplicationKey(req.Replication))
+			return res
 		}
 	}
 	var claimed []string
@@ -532,7 +537,7 @@ func (c *Core) announceFailed(ctx context.Context, e event.Event, req *events.Re
 
 func (c *Core) releaseSlot(ctx context.Context, r events.Replication) {
 	if _, ok := c.Copiers[r.Provider].(LimitedCopier); ok {
-		_ = c.Store.Release(ctx, lifecycle.SlotName(r), events.ReplicationKey(r))
+		lifecycle.ReleaseSlot(ctx, c.Store, c.Waker, r, c.log())
 	}
 }
 

@@ -520,7 +520,7 @@ func TestCrashRecoveryWaitsForASlot(t *testing.T) {
 		{"lookup finds nothing, slots full", nil, fn.Defer, replication.StateWaiting, 0},
 		{"still full", nil, fn.Defer, replication.StateWaiting, 0},
 		{"a slot frees", func() {
-			if err := env.Store.Release(ctx, slot, "other-1"); err != nil {
+			if _, err := env.Store.Release(ctx, slot, "other-1"); err != nil {
 				t.Fatal(err)
 			}
 		}, fn.Done, replication.StateInProgress, 1},
@@ -576,7 +576,7 @@ func TestLimitedCopierWaitsForASlot(t *testing.T) {
 
 	// The poller releases a slot when a copy settles; the waiting one then starts.
 	first := replicationOf(img, regions[0])
-	if err := env.Store.Release(ctx, slot, events.ReplicationKey(first)); err != nil {
+	if _, err := env.Store.Release(ctx, slot, events.ReplicationKey(first)); err != nil {
 		t.Fatal(err)
 	}
 	res = core.Handle(ctx, request(t, img, regions[2], regions, "1"))
@@ -991,6 +991,9 @@ func TestSlotWaitBacksOff(t *testing.T) {
 	for i, w := range want {
 		res := core.Handle(ctx, request(t, img, "cn-north-4", nil, "1"))
 		wantKind(t, res, fn.Defer)
+		if res.Outcome.Key != lifecycle.SlotWaitKey(events.ReplicationKey(r)) {
+			t.Errorf("wait %d: deferred under key %q, want the copy's slot-wait key (so a freed slot can wake it)", i+1, res.Outcome.Key)
+		}
 		if res.Outcome.Delay != w*time.Second {
 			t.Errorf("wait %d: deferred %v, want %v", i+1, res.Outcome.Delay, w*time.Second)
 		}
@@ -998,7 +1001,7 @@ func TestSlotWaitBacksOff(t *testing.T) {
 			t.Errorf("wait %d: record %s with %d slot waits, want waiting with %d", i+1, rec.State, rec.SlotWaits, i+1)
 		}
 	}
-	if err := env.Store.Release(ctx, slot, "other-1"); err != nil {
+	if _, err := env.Store.Release(ctx, slot, "other-1"); err != nil {
 		t.Fatal(err)
 	}
 	wantKind(t, core.Handle(ctx, request(t, img, "cn-north-4", nil, "1")), fn.Done)

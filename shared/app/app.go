@@ -225,7 +225,7 @@ func (rt *Runtime) Fanout() *fanout.Core {
 
 // Replicate builds the replicate core.
 func (rt *Runtime) Replicate() *replicate.Core {
-	c := &replicate.Core{Copiers: map[string]replicate.Copier{}, Unavailable: rt.Providers.Unavailable, Store: rt.Store, Log: rt.Log}
+	c := &replicate.Core{Copiers: map[string]replicate.Copier{}, Unavailable: rt.Providers.Unavailable, Store: rt.Store, Log: rt.Log, Waker: rt.Bus}
 	for name, p := range rt.Providers.ByName {
 		c.Copiers[name] = p
 	}
@@ -235,7 +235,7 @@ func (rt *Runtime) Replicate() *replicate.Core {
 // Poller builds the poller core.
 func (rt *Runtime) Poller() *poller.Core {
 	c := &poller.Core{Readers: map[string]poller.StatusReader{}, Limited: map[string]bool{}, Store: rt.Store, Log: rt.Log,
-		Unavailable: rt.Providers.Unavailable}
+		Unavailable: rt.Providers.Unavailable, Waker: rt.Bus}
 	for name, p := range rt.Providers.ByName {
 		c.Readers[name] = p
 		if _, ok := p.(replicate.LimitedCopier); ok {

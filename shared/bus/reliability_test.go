@@ -314,3 +314,34 @@ func TestSetupUpgradesAStreamWithoutSchedules(t *testing.T) {
 		t.Fatalf("the upgrade lost events: %d left", n)
 	}
 }
+
+// Wake makes a pending schedule due now: a waiter comes back when its slot frees, not after
+// its back-off. Waking a key with nothing pending does nothing.
+func TestWakeMakesAPendingScheduleDueNow(t *testing.T) {
+	env := testenv.Start(t)
+	var c calls
+	env.Run(t, spec(fn.HandlerFunc(func(_ context.Context, e event.Event) fn.Result {
+		c.add(e.ID())
+		return fn.OK()
+	})))
+	ctx := context.Background()
+	e := published(t, "waiter-1", "img-00000001")
+	if err := env.Bus.Schedule(ctx, bus.Deferral{Function: "testfn", Event: e, Key: "slot-wait:x", At: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Bus.Wake(ctx, "testfn", "nothing-pending"); err != nil {
+		t.Fatalf("wake with nothing pending: %v", err)
+	}
+	if err := env.Bus.Wake(ctx, "testfn", "slot-wait:x"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if c.count() != 1 {
+			return errors.New("the woken event has not come back")
+		}
+		return nil
+	})
+	if n := subjectCount(t, env, bus.ScheduleSubject("testfn", "slot-wait:x")); n != 0 {
+		t.Errorf("%d schedules left under the woken key, want 0", n)
+	}
+}

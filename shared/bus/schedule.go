@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/imagerelay/imagerelay/events"
 )
@@ -124,4 +126,34 @@ func isDeferSubject(function, subject string) bool {
 func MsgID(e event.Event) string {
 	sum := sha256.Sum256([]byte(events.Identity(e)))
 	return hex.EncodeToString(sum[:16])
+}
+
+// Wake makes function's pending schedule under key due now, unchanged otherwise: whoever
+// frees what a deferral waits for (a concurrency slot) hands it over at once instead of at the
+// waiter's next back-off. Nothing pending under key is not an error. If the schedule fires
+// while it is being woken, the event comes back twice; the functions are idempotent, and the
+// second delivery finds the work done or waits again under the same key.
+func (b *Bus) Wake(ctx context.Context, function, key string) error {
+	subject := ScheduleSubject(function, key)
+	s, err := b.js.Stream(ctx, b.cfg.Stream)
+	if err != nil {
+		return fmt.Errorf("bus: wake %s: %w", subject, err)
+	}
+	raw, err := s.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("bus: wake %s: %w", subject, err)
+	}
+	msg := nats.NewMsg(subject)
+	for k, v := range raw.Header {
+		msg.Header[k] = v
+	}
+	msg.Header.Set(headerSchedule, "@at "+time.Now().UTC().Format(time.RFC3339Nano))
+	msg.Data = raw.Data
+	if _, err := b.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("bus: wake %s: %w", subject, err)
+	}
+	return nil
 }

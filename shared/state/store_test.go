@@ -360,9 +360,20 @@ func TestSemaphoreLimitsHoldersAndRecoversExpiredLeases(t *testing.T) {
 	if ok, _ := s.Acquire(ctx, "huawei/default", "copy-0", 5, time.Minute); !ok {
 		t.Fatal("an existing holder lost its slot on a repeated acquire")
 	}
-	// Releasing frees a slot at once.
-	if err := s.Release(ctx, "huawei/default", "copy-1"); err != nil {
-		t.Fatal(err)
+	// A refused holder waits in line; a release frees a slot at once and names the oldest
+	// waiter, once.
+	if ok, _ := s.Acquire(ctx, "huawei/default", "copy-6", 5, time.Minute); ok {
+		t.Fatal("a seventh holder got a slot")
+	}
+	if ok, _ := s.Acquire(ctx, "huawei/default", "copy-5", 5, time.Minute); ok {
+		t.Fatal("the sixth holder got a slot on asking again")
+	}
+	next, err := s.Release(ctx, "huawei/default", "copy-1")
+	if err != nil || next != "copy-5" {
+		t.Fatalf("release: next waiter %q (%v), want copy-5, the oldest", next, err)
+	}
+	if again, _ := s.Release(ctx, "huawei/default", "copy-1"); again != "" {
+		t.Fatalf("releasing a slot not held woke %q", again)
 	}
 	if ok, _ := s.Acquire(ctx, "huawei/default", "copy-5", 5, time.Minute); !ok {
 		t.Fatal("no slot after a release")

@@ -7,6 +7,7 @@ package lifecycle
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -140,4 +141,35 @@ func SlotName(r events.Replication) string {
 // check, so it only lapses when nothing follows the copy any more.
 func SlotLease(pollInterval time.Duration) time.Duration {
 	return 3*pollInterval + 2*time.Minute
+}
+
+// SlotWaitFunction is the function whose requests wait for a concurrency slot.
+const SlotWaitFunction = "replicate"
+
+// SlotWaitKey is the schedule key of a request waiting for a concurrency slot; holder is the
+// semaphore holder it will be (events.ReplicationKey of the copy). Whoever frees a slot wakes
+// the oldest waiter's schedule under this key, so a free slot is taken at once rather than at
+// the waiter's next back-off.
+func SlotWaitKey(holder string) string { return "slot-wait:" + holder }
+
+// Waker makes a pending schedule due now; the bus implements it.
+type Waker interface {
+	Wake(ctx context.Context, function, key string) error
+}
+
+// ReleaseSlot frees r's concurrency slot and wakes the oldest request waiting for one. A
+// failure is logged, not returned: the slot's lease runs out by itself and a waiter asks
+// again after its back-off, so nothing is lost, only delayed.
+func ReleaseSlot(ctx context.Context, store *state.Store, waker Waker, r events.Replication, log *slog.Logger) {
+	next, err := store.Release(ctx, SlotName(r), events.ReplicationKey(r))
+	if err != nil {
+		log.Warn("could not release the copy's concurrency slot; it frees when its lease ends", "key", events.ReplicationKey(r), "error", err)
+		return
+	}
+	if next == "" || waker == nil {
+		return
+	}
+	if err := waker.Wake(ctx, SlotWaitFunction, SlotWaitKey(next)); err != nil {
+		log.Warn("could not wake the next request waiting for a copy slot; it asks again after its back-off", "waiter", next, "error", err)
+	}
 }
