@@ -404,7 +404,7 @@ func (h *harness) writeConfig(t *testing.T) {
 	}{{"tencent", tencentDests}, {"alibaba", alibabaDests}, {"huawei", huaweiDests}} {
 		fmt.Fprintf(&b, "    - name: chaos-%s\n      match:\n        provider: %s\n      regions: [%s]\n", p.provider, p.provider, strings.Join(p.regions, ", "))
 	}
-	b.WriteString("log:\n  level: info\n")
+	b.WriteString("log:\n  level: debug\n")
 	h.cfgPath = filepath.Join(h.dir, "imagerelay.yaml")
 	if err := os.WriteFile(h.cfgPath, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)

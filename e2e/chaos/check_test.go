@@ -378,6 +378,42 @@ func (h *harness) report(t *testing.T, rep *report) {
 		}
 		t.Errorf("%d duplicate starts, %d never started, %d not settled, %d without a record, %d terminal events lost, %d completed events lost, %d contradictory:\n  %s%s",
 			duplicates, neverStarted, stuck, noRecord, lostTerminal, lostCompleted, contradictory, strings.Join(problems, "\n  "), more)
+		h.explain(t, rep, problems)
+	}
+}
+
+// explain logs, for the images the problems name (at most five), every provider call that
+// names them and every worker log line that mentions them: what a failed run needs to be
+// understood after its temporary directory is gone.
+func (h *harness) explain(t *testing.T, rep *report, problems []string) {
+	var images []string
+	for _, p := range problems {
+		parts := strings.SplitN(p, "/", 3)
+		if len(parts) < 2 {
+			continue
+		}
+		img := strings.SplitN(parts[1], ":", 2)[0]
+		if !slices.Contains(images, img) {
+			images = append(images, img)
+		}
+	}
+	for _, img := range images[:min(len(images), 5)] {
+		var b strings.Builder
+		fmt.Fprintf(&b, "--- what happened to %s\n", img)
+		for _, c := range rep.calls {
+			raw, _ := json.Marshal(c.Params)
+			if strings.Contains(string(raw), img) {
+				fmt.Fprintf(&b, "  call %s %s %s %s outcome=%s fault=%s http=%d\n", c.Time.Format("15:04:05.000"), c.Provider, c.Action, raw, c.Outcome, c.Fault, c.HTTPStatus)
+			}
+		}
+		for _, p := range h.workers {
+			for _, line := range strings.Split(p.output(), "\n") {
+				if strings.Contains(line, img) {
+					fmt.Fprintf(&b, "  %s: %s\n", p.name, line)
+				}
+			}
+		}
+		t.Log(b.String())
 	}
 }
 

@@ -18,6 +18,9 @@ type fakeCopier struct {
 	// found is what FindCopy reports; findErr fails it.
 	found   *replication.CopyHandle
 	findErr error
+	// onFind, when set, runs at the start of each FindCopy with its region (outside the
+	// lock), so a test can let another worker act between a lookup and the claim after it.
+	onFind func(region string)
 	// lostAnswers StartCopy calls start the copy (FindCopy finds it from then on) and then
 	// fail with lostErr, as when the answer to an accepted call is lost on the way back.
 	lostAnswers int
@@ -81,6 +84,9 @@ func (f *fakeCopier) StartCopy(_ context.Context, req replication.CopyRequest) (
 }
 
 func (f *fakeCopier) FindCopy(_ context.Context, req replication.CopyRequest) (replication.CopyHandle, bool, error) {
+	if f.onFind != nil {
+		f.onFind(req.DestinationRegions[0])
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.finds == nil {

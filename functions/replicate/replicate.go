@@ -342,9 +342,42 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 		}
 		return with(fn.DeferFor(c.startLease(req.Provider) / 4))
 	}
+	if !slices.Contains(claimed, req.DestinationRegion) {
+		// This call is for sibling regions only: ours was left out (an attempt since our
+		// lookup may have started it, so it must be looked for first). Whatever the call
+		// does, this request must come back for its own region rather than end here.
+		return c.comeBackForOwn(ctx, e, req, c.startClaimed(ctx, e, copier, req, claimed, found))
+	}
+	return c.startClaimed(ctx, e, copier, req, claimed, found)
+}
+
+// comeBackForOwn turns a finished result into a deferral when the request's own region is
+// still to be started, so that the request is handled again instead of acknowledged.
+func (c *Core) comeBackForOwn(ctx context.Context, e event.Event, req *events.ReplicationRequested, res fn.Result) fn.Result {
+	if res.Outcome.Kind != fn.Done {
+		return res
+	}
+	rec, _, err := c.Store.Record(ctx, req.Replication)
+	switch {
+	case err != nil:
+		return fn.Retry(0, err, res.Emit...)
+	case rec.State == replication.StateInProgress:
+		ok := c.ok(e, rec)
+		return fn.OK(append(res.Emit, ok.Emit...)...)
+	case rec.State.Settled():
+		return res
+	}
+	return fn.DeferFor(time.Second, res.Emit...)
+}
+
+// startClaimed makes the one provider call for the claimed regions and records its answer;
+// found are the started events of sibling regions a lookup found, carried by every result.
+func (c *Core) startClaimed(ctx context.Context, e event.Event, copier Copier, req *events.ReplicationRequested, claimed []string, found []event.Event) fn.Result {
 	handles, err := copier.StartCopy(ctx, c.copyRequest(req, claimed))
 	if err != nil {
-		return with(c.startFailed(ctx, e, req, claimed, replication.AsProviderError(req.Provider, "StartCopy", err)))
+		res := c.startFailed(ctx, e, req, claimed, replication.AsProviderError(req.Provider, "StartCopy", err))
+		res.Emit = append(res.Emit, found...)
+		return res
 	}
 	out := found
 	for _, h := range handles {

@@ -1071,3 +1071,43 @@ func TestAmbiguousMultiRegionStartLooksAtEveryRegion(t *testing.T) {
 		})
 	}
 }
+
+// A request whose own region is left out of a multi-region call (another attempt called the
+// provider after this request looked, so the region must be looked for again) comes back for
+// it. Today's main acknowledged the request once the call for the siblings was made, and the
+// region stayed "requested" for ever (found by the chaos test).
+func TestRequestLeftOutOfASiblingCallComesBack(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	ctx := context.Background()
+	regions := []string{"cn-beijing", "cn-hangzhou"}
+	fake := &fakeCopier{startErrs: []error{providerError("NetworkError", 0)}}
+	core := newCore(env.Store, newClock(), events.ProviderAlibaba, multiCopier{fake})
+	img := image(events.ProviderAlibaba, "img-left-out")
+	planned(t, env.Store, img, regions...)
+	own := replicationOf(img, regions[1])
+	wantKind(t, core.Handle(ctx, request(t, img, regions[0], regions, "1")), fn.Defer)
+	// Between this request's lookup of its own region and its claim, another worker calls
+	// the provider for that region.
+	fake.onFind = func(region string) {
+		if region != own.DestinationRegion {
+			return
+		}
+		if _, err := env.Store.UpdateRecord(ctx, own, func(r *replication.Record) error { r.StartCalls++; return nil }); err != nil {
+			t.Error(err)
+		}
+	}
+	res := core.Handle(ctx, request(t, img, regions[1], regions, "1"))
+	if res.Outcome.Kind != fn.Defer {
+		t.Fatalf("outcome %v, want the request deferred so that it comes back for %s", res.Outcome.Kind, own.DestinationRegion)
+	}
+	if rec := record(t, env.Store, replicationOf(img, regions[0])); rec.State != replication.StateInProgress {
+		t.Errorf("sibling %s is %s, want in progress (started by this call)", regions[0], rec.State)
+	}
+	fake.onFind = nil
+	// When it comes back, it looks again and starts its own region.
+	wantKind(t, core.Handle(ctx, request(t, img, regions[1], regions, "1")), fn.Done)
+	if rec := record(t, env.Store, own); rec.State != replication.StateInProgress {
+		t.Errorf("own region %s, want in progress", rec.State)
+	}
+}

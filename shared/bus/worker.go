@@ -299,7 +299,7 @@ func (b *Bus) heartbeat(msgs []inbound) (stop func()) {
 // back through a schedule, so neither holds an ack-pending slot while it waits.
 func (b *Bus) settle(ctx context.Context, s Spec, in inbound, r fn.Result) {
 	log := b.log.With("function", s.Function, "event_id", in.ev.ID(), "event_type", in.ev.Type(),
-		"correlation_id", events.CorrelationID(in.ev), "delivery", in.deliveries)
+		"correlation_id", events.CorrelationID(in.ev), "event_subject", in.ev.Subject(), "delivery", in.deliveries)
 	if err := b.Publish(ctx, r.Emit...); err != nil {
 		if tooLarge(err) || in.deliveries >= uint64(b.cfg.MaxDeliver) {
 			// Retrying can never store an event that is too large; and past MaxDeliver the
@@ -322,6 +322,7 @@ func (b *Bus) settle(ctx context.Context, s Spec, in inbound, r fn.Result) {
 		}
 		log.Debug("handled", "emitted", len(r.Emit))
 	case fn.Defer:
+		log.Debug("deferred", "delay", o.Delay.String(), "emitted", len(r.Emit))
 		b.reschedule(ctx, s, in, log, Deferral{Function: s.Function, Event: in.ev, Key: o.Key, At: time.Now().Add(o.Delay),
 			Attempt: in.attempt, Deferrals: in.deferrals + 1, TTL: o.TTL})
 	case fn.RetryLater:

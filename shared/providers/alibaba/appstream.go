@@ -238,8 +238,11 @@ func (p *Provider) FindCopy(ctx context.Context, req replication.CopyRequest) (r
 	if err != nil {
 		return replication.CopyHandle{}, false, err
 	}
+	// A CREATE_FAILED row is a copy too: the attempt that may have started it did start it,
+	// and it failed. Adopting it reports that failure (the poller sees CREATE_FAILED); not
+	// adopting it would distribute the image a second time for the same attempt.
 	row, ok := rows[regions[0]]
-	if !ok || row.Status == StatusCreateFailed {
+	if !ok {
 		return replication.CopyHandle{}, false, nil
 	}
 	return replication.CopyHandle{Region: regions[0], TaskID: AdoptedTaskID(req.ImageID, versionID),

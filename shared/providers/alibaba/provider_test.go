@@ -256,6 +256,32 @@ func TestCopyStatusFailureAndNotFound(t *testing.T) {
 	}
 }
 
+// A copy whose answer was lost and that then failed at the provider is found, not started a
+// second time: the attempt did start it, and its failure is what to report. Today's main
+// skipped CREATE_FAILED rows in FindCopy, and the chaos test saw a second distribution of the
+// same image to the same region.
+func TestFindCopyAdoptsAFailedCopy(t *testing.T) {
+	e := newEnv(t, emuSeed())
+	e.faults.Add(emucore.Rule{Provider: alibabaemu.ProviderAppStream, Action: alibabaemu.ActionStartTaskForDistributeImage, Kind: emucore.FaultFailCopy, Match: "cn-shenzhen"})
+	ctx := context.Background()
+	req := copyRequest("imgc-demoapp00001", "", "cn-shenzhen")
+	req.ProductType = "CloudApp"
+	handles, err := e.provider.StartCopy(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := pollUntilSettled(t, e.provider, tasksFor(req, handles)); st[0].Phase != replication.PhaseFailed {
+		t.Fatalf("the copy did not fail: %+v", st[0])
+	}
+	h, found, err := e.provider.FindCopy(ctx, req)
+	if err != nil || !found || h.Region != "cn-shenzhen" {
+		t.Fatalf("FindCopy of a failed copy: %+v %v %v; want it found", h, found, err)
+	}
+	if st, err := e.provider.CopyStatus(ctx, tasksFor(req, []replication.CopyHandle{h})); err != nil || st[0].Phase != replication.PhaseFailed {
+		t.Fatalf("the adopted copy's status: %+v %v; want failed", st, err)
+	}
+}
+
 func TestStartCopyErrorsAreClassified(t *testing.T) {
 	e := newEnv(t, emuSeed())
 	ctx := context.Background()
