@@ -42,15 +42,19 @@ func startStack(ctx context.Context, cfg *config.Config, log *slog.Logger, owner
 		s.close()
 		return nil, fmt.Errorf("connect to NATS: %w", err)
 	}
-	octx, cancel := context.WithTimeout(ctx, app.Deadline)
-	defer cancel()
 	if owner || cfg.NATS.Embedded() {
-		if err := app.Setup(octx, cfg, s.nc, log); err != nil {
+		if err := app.Retry(ctx, log, "setting up the stream", func(octx context.Context) error {
+			return app.Setup(octx, cfg, s.nc, log)
+		}); err != nil {
 			s.close()
 			return nil, err
 		}
 	}
-	s.rt, err = app.Open(octx, cfg, s.nc, log)
+	err = app.Retry(ctx, log, "binding to the stream", func(octx context.Context) error {
+		var err error
+		s.rt, err = app.Open(octx, cfg, s.nc, log)
+		return err
+	})
 	if err != nil {
 		s.close()
 		return nil, err
@@ -64,9 +68,6 @@ func (s *stack) run(ctx context.Context, names []string) error {
 	for _, name := range names {
 		spec, err := s.rt.Spec(name)
 		if err != nil {
-			return err
-		}
-		if _, err := s.rt.Bus.Consumer(ctx, spec); err != nil {
 			return err
 		}
 		s.wg.Add(1)

@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -315,4 +316,50 @@ func CheckRegions(cfg *config.Config) error {
 		events.ProviderTencent: tencent.KnownRegions(),
 		events.ProviderAlibaba: ali,
 	})
+}
+
+// Retryable reports whether err, from opening the runtime on NATS, may go away by itself: a
+// timeout or a JetStream cluster without a leader while a node restarts. Missing or unfit
+// streams and buckets, JetStream switched off and invalid configuration need an operator, so a
+// worker says so and stops instead of waiting for ever.
+func Retryable(err error) bool {
+	switch {
+	case err == nil,
+		errors.Is(err, bus.ErrStreamMissing),
+		errors.Is(err, bus.ErrStreamUnfit),
+		errors.Is(err, bus.ErrInvalidConfig),
+		errors.Is(err, jetstream.ErrBucketNotFound),
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled),
+		errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount),
+		errors.Is(err, nats.ErrAuthorization),
+		errors.Is(err, nats.ErrPermissionViolation):
+		return false
+	}
+	return true
+}
+
+// firstRetryWait is the first wait of [Retry] (shortened by tests).
+var firstRetryWait = time.Second
+
+// Retry runs open until it succeeds, fails with an error that is not [Retryable], or ctx ends;
+// each try gets [Deadline], and the waits between tries grow from one second to fifteen. A
+// worker started while a JetStream cluster elects a leader (a node was just restarted) waits
+// for it instead of exiting.
+func Retry(ctx context.Context, log *slog.Logger, what string, open func(context.Context) error) error {
+	wait := firstRetryWait
+	for {
+		octx, cancel := context.WithTimeout(ctx, Deadline)
+		err := open(octx)
+		cancel()
+		if err == nil || !Retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		log.Warn(what+" failed; NATS may be electing a leader or restarting, trying again", "error", err.Error(), "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 15*time.Second)
+	}
 }

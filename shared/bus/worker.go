@@ -70,8 +70,8 @@ func (b *Bus) Consumer(ctx context.Context, s Spec) (jetstream.Consumer, error) 
 
 // Run handles the function's events until ctx ends. It returns nil on a clean stop.
 func (b *Bus) Run(ctx context.Context, s Spec) error {
-	cons, err := b.Consumer(ctx, s)
-	if err != nil {
+	cons, err := b.consumerWhenReady(ctx, s)
+	if err != nil || cons == nil {
 		return err
 	}
 	stopWatch, err := b.WatchExhausted(ctx, s)
@@ -116,6 +116,27 @@ func (b *Bus) Run(ctx context.Context, s Spec) error {
 	cc.Stop()
 	wg.Wait()
 	return nil
+}
+
+// consumerWhenReady creates or updates the function's consumer, trying again while JetStream
+// cannot answer (a cluster electing a leader after a node restart): a worker waits for the
+// bus rather than stopping. It returns a nil consumer when ctx ends first, and an error only
+// for a spec that can never work.
+func (b *Bus) consumerWhenReady(ctx context.Context, s Spec) (jetstream.Consumer, error) {
+	wait := time.Second
+	for {
+		cons, err := b.Consumer(ctx, s)
+		if err == nil || errors.Is(err, ErrInvalidConfig) {
+			return cons, err
+		}
+		b.log.Warn("cannot create the function's consumer yet; trying again", "function", s.Function, "error", err, "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 15*time.Second)
+	}
 }
 
 // sweepEvery runs the core's sweep at start and then every s.SweepEvery until ctx ends.
