@@ -29,17 +29,43 @@ type Store struct {
 
 // Open creates the bucket if needed and returns the store.
 func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas int) (*Store, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      bucket,
 		Description: "imagerelay replication and rebuild records",
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(replicas, 1),
-	})
-	if err != nil {
+	}); err != nil {
 		return nil, fmt.Errorf("state: open bucket %s: %w", bucket, err)
 	}
-	return &Store{kv: kv}, nil
+	if err := leaderReads(ctx, js, bucket); err != nil {
+		return nil, err
+	}
+	// Bound anew, so the handle reads the way the bucket now says.
+	return Bind(ctx, js, bucket)
+}
+
+// leaderReads turns off direct gets on the bucket's stream. nats.go creates KV buckets with
+// direct gets, which any replica may answer: in a cluster a read can miss a write acknowledged
+// a moment before. imagerelay decides from reads (has every region of an image settled? is
+// this copy already started?), so every read goes to the stream leader and sees every
+// acknowledged write. The chaos test on a 3-node cluster lost replication.completed events
+// before this: the last region to settle read its siblings' records from a replica that was
+// still behind.
+func leaderReads(ctx context.Context, js jetstream.JetStream, bucket string) error {
+	s, err := js.Stream(ctx, "KV_"+bucket)
+	if err != nil {
+		return fmt.Errorf("state: bucket %s: %w", bucket, err)
+	}
+	cfg := s.CachedInfo().Config
+	if !cfg.AllowDirect {
+		return nil
+	}
+	cfg.AllowDirect = false
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("state: bucket %s: read from the leader: %w", bucket, err)
+	}
+	return nil
 }
 
 // Key builds a bucket key from parts, one '.'-separated token per part, so that a listing can

@@ -400,3 +400,18 @@ func TestSemaphoreLimitsHoldersAndRecoversExpiredLeases(t *testing.T) {
 		t.Errorf("holders %v: want five, without the expired copy-4", holders)
 	}
 }
+
+// Every read of the bucket goes to the stream leader, so a decision read from it sees every
+// write acknowledged before it, on a cluster too (direct gets may be answered by a replica
+// that is behind).
+func TestBucketReadsFromTheLeader(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	info, err := s.kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.AllowDirect {
+		t.Fatal("the bucket allows direct gets: reads may come from a replica that is behind")
+	}
+}
