@@ -192,7 +192,7 @@ func TestDerive(t *testing.T) {
 		got, want string
 	}{
 		{"same cause and parts give the same id", again.ID(), a.ID()},
-		{"id is DeriveID of cause, type and parts", a.ID(), events.DeriveID(root.ID(), events.TypeReplicationRequested, "cn-hangzhou")},
+		{"id is DeriveID of the cause's identity (source, id), type and parts", a.ID(), events.DeriveID(events.Identity(root), events.TypeReplicationRequested, "cn-hangzhou")},
 		{"correlationid falls back to the cause id", events.StringExt(a, events.ExtCorrelationID), root.ID()},
 		{"causationid is the cause id", events.StringExt(a, events.ExtCausationID), root.ID()},
 		{"traceparent is carried", events.StringExt(a, events.ExtTraceParent), sampleMeta().TraceParent},
