@@ -164,7 +164,8 @@ func (c *Core) prepare(ctx context.Context, e event.Event) (fn.Result, item, boo
 		return c.announce(ctx, item{ev: e, data: d}, rec), item{}, false
 	}
 	if rec.State != replication.StateInProgress {
-		return fn.RejectWith(fmt.Errorf("replication %s is %s, not in progress; replication.started is emitted by imagerelay's replicate only", rec.Key, rec.State)), item{}, false
+		return fn.RejectWith(fmt.Errorf("taskId %q cannot be followed: replication %s is %s, not in progress; replication.started is emitted by imagerelay's replicate only",
+			d.TaskID, rec.Key, rec.State)), item{}, false
 	}
 	if rec.TaskID != d.TaskID {
 		return fn.RejectWith(fmt.Errorf("taskId %q does not match the task %q recorded for %s; the event is forged or from an earlier attempt", d.TaskID, rec.TaskID, rec.Key)), item{}, false
