@@ -53,24 +53,9 @@ func startStack(t *testing.T, seed emulators.Seed, o stackOptions) *stack {
 	for k, v := range o.Env {
 		t.Setenv(k, v)
 	}
-	emus, err := emulators.Start(seed, emulators.Addrs{Tencent: "127.0.0.1:0", Alibaba: "127.0.0.1:0", Huawei: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emus.Close)
-	cfg := config.Defaults()
-	cfg.Providers.Tencent.Endpoint = emus.Addrs.Tencent
-	cfg.Providers.Alibaba.Endpoint, cfg.Providers.Alibaba.EcdEndpoint = emus.Addrs.Alibaba, emus.Addrs.Alibaba
-	cfg.Providers.Huawei.Endpoint = "http://" + emus.Addrs.Huawei
-	cfg.Providers.Huawei.Agency = "ims_admin_agency"
-	cfg.Providers.Huawei.Projects = seed.Huawei.Projects
-	cfg.Replication.PollInterval = config.Duration(time.Second)
-	cfg.Replication.Timeout = config.Duration(time.Minute)
+	emus, cfg, bc := startEmulators(t, seed)
 	cfg.Replication.Policies = o.Policies
 	cfg.Rebuild.Policies = o.Rebuilds
-	bc := app.BusConfig(cfg)
-	bc.AckWait = 5 * time.Second
-	bc.Backoff = []time.Duration{200 * time.Millisecond, time.Second}
 	env2 := testenv.Start(t, testenv.Options{Bus: &bc})
 	rt := &app.Runtime{Config: cfg, Bus: env2.Bus, Store: env2.Store, Providers: app.BuildProviders(cfg), Log: testenv.Logger(t)}
 	for name, err := range rt.Providers.Unavailable {
@@ -91,6 +76,29 @@ func startStack(t *testing.T, seed emulators.Seed, o stackOptions) *stack {
 		env2.Run(t, spec)
 	}
 	return s
+}
+
+// startEmulators starts emulators seeded by seed and returns them with a configuration that
+// points every provider at them, and the bus configuration of a test stack.
+func startEmulators(t *testing.T, seed emulators.Seed) (*emulators.Set, *config.Config, bus.Config) {
+	t.Helper()
+	emus, err := emulators.Start(seed, emulators.Addrs{Tencent: "127.0.0.1:0", Alibaba: "127.0.0.1:0", Huawei: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emus.Close)
+	cfg := config.Defaults()
+	cfg.Providers.Tencent.Endpoint = emus.Addrs.Tencent
+	cfg.Providers.Alibaba.Endpoint, cfg.Providers.Alibaba.EcdEndpoint = emus.Addrs.Alibaba, emus.Addrs.Alibaba
+	cfg.Providers.Huawei.Endpoint = "http://" + emus.Addrs.Huawei
+	cfg.Providers.Huawei.Agency = "ims_admin_agency"
+	cfg.Providers.Huawei.Projects = seed.Huawei.Projects
+	cfg.Replication.PollInterval = config.Duration(time.Second)
+	cfg.Replication.Timeout = config.Duration(time.Minute)
+	bc := app.BusConfig(cfg)
+	bc.AckWait = 5 * time.Second
+	bc.Backoff = []time.Duration{200 * time.Millisecond, time.Second}
+	return emus, cfg, bc
 }
 
 // publish publishes one image.published event and returns its id.

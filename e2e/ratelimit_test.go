@@ -183,26 +183,11 @@ func TestRateLimitSharedByReplicateWorkers(t *testing.T) {
 	for k, v := range emulators.DemoEnv() {
 		t.Setenv(k, v)
 	}
-	emus, err := emulators.Start(seed, emulators.Addrs{Tencent: "127.0.0.1:0", Alibaba: "127.0.0.1:0", Huawei: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emus.Close)
-	cfg := config.Defaults()
-	cfg.Providers.Tencent.Endpoint = emus.Addrs.Tencent
-	cfg.Providers.Alibaba.Endpoint, cfg.Providers.Alibaba.EcdEndpoint = emus.Addrs.Alibaba, emus.Addrs.Alibaba
-	cfg.Providers.Huawei.Endpoint = "http://" + emus.Addrs.Huawei
-	cfg.Providers.Huawei.Agency = "ims_admin_agency"
-	cfg.Providers.Huawei.Projects = seed.Huawei.Projects
-	cfg.Replication.PollInterval = config.Duration(time.Second)
-	cfg.Replication.Timeout = config.Duration(time.Minute)
+	emus, cfg, bc := startEmulators(t, seed)
 	cfg.Replication.Policies = tencentPolicy
 	if cfg.Providers.Tencent.SyncRate != 10 {
 		t.Fatalf("the default SyncImages limit is %v, want the documented 10", cfg.Providers.Tencent.SyncRate)
 	}
-	bc := app.BusConfig(cfg)
-	bc.AckWait = 5 * time.Second
-	bc.Backoff = []time.Duration{200 * time.Millisecond, time.Second}
 	env := testenv.Start(t, testenv.Options{Bus: &bc})
 
 	// fanout and poller run once, on the environment's connection, with the shared limits too.

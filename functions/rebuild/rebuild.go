@@ -280,7 +280,7 @@ func (c *Core) create(ctx context.Context, e event.Event, d *events.ReplicationS
 // olderImages returns the destination image ids of the earlier versions of the copy's source
 // image that imagerelay replicated to the same region.
 func (c *Core) olderImages(ctx context.Context, d *events.ReplicationSucceeded) (map[string]bool, error) {
-	recs, err := state.List[replication.Record](ctx, c.Store, replicationPrefix(d.Image))
+	recs, err := state.List[replication.Record](ctx, c.Store, state.RecordsOfImage(d.Image))
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package rebuild
 
 import (
-	"strings"
 	"time"
 
 	"github.com/imagerelay/imagerelay/events"
@@ -140,14 +139,5 @@ func OnImageKey(region, desktopID string) string {
 	return state.Key("rebuild", "on", region, desktopID)
 }
 
-// RolloutPrefix is the key prefix of every rollout record, for status listings.
-const RolloutPrefix = "rebuild/rollout/"
-
-// replicationPrefix is the key prefix of every replication record of one source image.
-func replicationPrefix(img events.Image) string {
-	account := img.Account
-	if account == "" {
-		account = "default"
-	}
-	return state.Key("repl", strings.Join([]string{img.Provider, account, img.ImageID}, "/")) + "/"
-}
+// RolloutPrefix is the [state.List] filter of every rollout record, for status listings.
+var RolloutPrefix = state.Prefix("rebuild", "rollout")

@@ -21,20 +21,7 @@ import (
 
 // subjectCount returns how many messages the stream holds on subject.
 func subjectCount(t *testing.T, env *testenv.Env, subject string) uint64 {
-	t.Helper()
-	s, err := env.Bus.JetStream().Stream(context.Background(), env.Bus.Config().Stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(context.Background(), jetstream.WithSubjectFilter(subject))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n uint64
-	for _, c := range info.State.Subjects {
-		n += c
-	}
-	return n
+	return testenv.SubjectCount(t, env.Bus, subject)
 }
 
 // Nothing a publisher writes can park a worker. Today's main honoured an

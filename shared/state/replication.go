@@ -44,6 +44,12 @@ func RecordKey(r events.Replication) string {
 // PlanKey returns the bucket key of an image's plan: plan.<provider>.<account>.<image>.<version>.
 func PlanKey(i events.Image) string { return Key(append([]string{planPrefix}, imageParts(i)...)...) }
 
+// RecordsOfImage is the [List] filter of the replication records of every version of an
+// image, in every region.
+func RecordsOfImage(i events.Image) string {
+	return Prefix(append([]string{recordPrefix}, imageParts(i)[:3]...)...)
+}
+
 const (
 	recordPrefix = "repl"
 	planPrefix   = "plan"

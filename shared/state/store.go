@@ -231,15 +231,12 @@ func Update[T any](ctx context.Context, s *Store, key string, change func(*T) er
 	}
 }
 
-// List returns every record whose key matches prefix, a filter made by [Prefix]. The filter
-// is applied by the server and the values come with the listing (one watch, no read per
-// key), so a listing costs what it returns, not the size of the bucket.
-//
-// A '/'-separated prefix written for the keys of earlier versions ("rebuild/rollout/", or
-// Key("repl", "p/a/i") + "/") is read as the same parts and translated to their [Prefix].
-func List[T any](ctx context.Context, s *Store, prefix string) ([]T, error) {
+// List returns every record whose key matches filter, made by [Prefix]. The filter is applied
+// by the server and the values come with the listing (one watch, no read per key), so a
+// listing costs what it returns, not the size of the bucket.
+func List[T any](ctx context.Context, s *Store, filter string) ([]T, error) {
 	var out []T
-	err := s.each(ctx, filterOf(prefix), func(key string, raw []byte) error {
+	err := s.each(ctx, cmp.Or(filter, ">"), func(key string, raw []byte) error {
 		var v T
 		if err := json.Unmarshal(raw, &v); err != nil {
 			return fmt.Errorf("state: decode %s: %w", key, err)
@@ -274,23 +271,6 @@ func (s *Store) each(ctx context.Context, filter string, fn func(key string, raw
 			}
 		}
 	}
-}
-
-// filterOf turns a List prefix into a subject filter. Filters made by Prefix (or any subject
-// wildcard) pass through; a '/'-separated prefix of the earlier key format is split into its
-// parts (tokens made by Key are decoded first, so an escaped part is read back whole).
-func filterOf(prefix string) string {
-	if prefix == "" || strings.HasSuffix(prefix, ">") || strings.Contains(prefix, "*") {
-		return cmp.Or(prefix, ">")
-	}
-	var parts []string
-	for _, tok := range strings.Split(strings.Trim(prefix, "/."), ".") {
-		if p, err := parseToken(tok); err == nil {
-			tok = p
-		}
-		parts = append(parts, strings.Split(tok, "/")...)
-	}
-	return Prefix(parts...)
 }
 
 // Delete removes the record at key.

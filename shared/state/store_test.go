@@ -128,13 +128,13 @@ func TestListTranslatesLegacyPrefixes(t *testing.T) {
 	if _, err := Create(ctx, s, rollout, counter{N: 1}); err != nil {
 		t.Fatal(err)
 	}
-	// functions/rebuild's replicationPrefix and RolloutPrefix, as written today.
-	recs, err := List[replication.Record](ctx, s, Key("repl", "alibaba/default/imgc-1")+"/")
+	// The filters functions/rebuild lists with.
+	recs, err := List[replication.Record](ctx, s, RecordsOfImage(img))
 	if err != nil || len(recs) != 2 {
-		t.Fatalf("legacy image prefix listed %d records (%v), want the two of imgc-1 (not imgc-10)", len(recs), err)
+		t.Fatalf("image filter listed %d records (%v), want the two of imgc-1 (not imgc-10)", len(recs), err)
 	}
-	if ro, err := List[counter](ctx, s, "rebuild/rollout/"); err != nil || len(ro) != 1 {
-		t.Fatalf("legacy rollout prefix listed %d (%v), want 1", len(ro), err)
+	if ro, err := List[counter](ctx, s, Prefix("rebuild", "rollout")); err != nil || len(ro) != 1 {
+		t.Fatalf("rollout filter listed %d (%v), want 1", len(ro), err)
 	}
 }
 

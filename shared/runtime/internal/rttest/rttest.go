@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/shared/bus"
@@ -190,19 +189,5 @@ type DeadLetter struct {
 // Deferred counts the messages on the function's defer subjects in the stream.
 func (e *Env) Deferred(t testing.TB) uint64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := e.Bus.JetStream().Stream(ctx, e.Bus.Config().Stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter(bus.DeferPrefix+Function+".>"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n uint64
-	for _, c := range info.State.Subjects {
-		n += c
-	}
-	return n
+	return testenv.SubjectCount(t, e.Bus, bus.DeferPrefix+Function+".>")
 }
