@@ -190,11 +190,12 @@ func (s *stack) duplicate(t *testing.T, typ, function string, redeliverAfter tim
 	var mu sync.Mutex
 	seen := map[string]bool{}
 	sent := 0
+	stopped := false // set under mu by the cleanup, so no publish runs once the test has ended
 	sub, err := s.env.Conn.Subscribe(events.NATSFilter(typ), func(m *nats.Msg) {
 		id := m.Header.Get("ce-id")
 		mu.Lock()
 		defer mu.Unlock()
-		if strings.HasSuffix(id, "-dup") || seen[id] {
+		if stopped || strings.HasSuffix(id, "-dup") || seen[id] {
 			return // our own duplicate, or already duplicated
 		}
 		seen[id] = true
@@ -219,7 +220,12 @@ func (s *stack) duplicate(t *testing.T, typ, function string, redeliverAfter tim
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	t.Cleanup(func() {
+		_ = sub.Unsubscribe()
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+	})
 	return func() int {
 		mu.Lock()
 		defer mu.Unlock()

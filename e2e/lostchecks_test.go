@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"context"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,9 +30,18 @@ func TestCopiesSettleWhenEveryScheduledCheckIsLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	var purged atomic.Int64
+	// The purging callback holds mu, and the cleanup takes it before the stack closes the
+	// connection, so no purge is still running (and failing) when the test has ended.
+	var mu sync.Mutex
+	stopped := false
 	sub, err := s.env.Conn.Subscribe(bus.SchedulePrefix+"poller.>", func(m *nats.Msg) {
 		if n, _ := strconv.Atoi(m.Header.Get(bus.HeaderDeferrals)); n == 0 {
 			return // a sweep's wakeup
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
 		}
 		if err := stream.Purge(ctx, jetstream.WithPurgeSubject(m.Subject)); err != nil {
 			t.Errorf("purge %s: %v", m.Subject, err)
@@ -42,7 +52,12 @@ func TestCopiesSettleWhenEveryScheduledCheckIsLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	t.Cleanup(func() {
+		_ = sub.Unsubscribe()
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+	})
 	for _, img := range imgs {
 		s.publish(t, img)
 	}
