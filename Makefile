@@ -44,7 +44,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./events/
 	$(GO) test -run='^$$' -fuzz='^FuzzFromBinary$$' -fuzztime=$(FUZZTIME) ./events/
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./shared/config/
-	$(GO) test -run='^$$' -fuzz='^FuzzKey$$' -fuzztime=$(FUZZTIME) ./shared/state/
+	$(GO) test -run='^$$' -fuzz='^FuzzKey$$' -fuzztime=$(FUZZTIME) ./shared/adapters/state/
 	$(GO) test -run='^$$' -fuzz='^FuzzWholeNumbers$$' -fuzztime=$(FUZZTIME) ./events/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./shared/runtime/host/
 

@@ -18,11 +18,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/shared/adapters/alibaba"
 	"github.com/imagerelay/imagerelay/shared/config"
-	"github.com/imagerelay/imagerelay/shared/policy"
-	"github.com/imagerelay/imagerelay/shared/providers/alibaba"
-	"github.com/imagerelay/imagerelay/shared/replication"
-	"github.com/imagerelay/imagerelay/shared/testenv"
+	"github.com/imagerelay/imagerelay/shared/core/policy"
+	"github.com/imagerelay/imagerelay/shared/dev/testenv"
+	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 // knownOpen lists the corpus items that fail today because their fix lives outside the
@@ -231,7 +231,7 @@ func TestBadInputCorpus(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if !slices.ContainsFunc(recs, func(r replication.Record) bool { return r.ImageID == it.AfterRecord }) {
+			if !slices.ContainsFunc(recs, func(r domain.Record) bool { return r.ImageID == it.AfterRecord }) {
 				return fmt.Errorf("%s waits for a replication record of %s", it.Name, it.AfterRecord)
 			}
 			return nil
@@ -292,7 +292,7 @@ func TestBadInputCorpus(t *testing.T) {
 						continue
 					}
 					n++
-					if r.State != replication.StateFailed || !strings.Contains(r.Code, code) {
+					if r.State != domain.StateFailed || !strings.Contains(r.Code, code) {
 						return fmt.Errorf("%s is %s with code %q, want failed with a code containing %q", r.Key, r.State, r.Code, code)
 					}
 				}
@@ -319,7 +319,7 @@ func TestBadInputCorpus(t *testing.T) {
 				if r.ImageID != id {
 					continue
 				}
-				if r.State != replication.StateSucceeded {
+				if r.State != domain.StateSucceeded {
 					open = append(open, fmt.Sprintf("control %s is %s (%s %s)", r.Key, r.State, r.Code, r.Message))
 				}
 				n++

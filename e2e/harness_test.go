@@ -16,20 +16,20 @@ import (
 
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/poller"
-	"github.com/imagerelay/imagerelay/shared/app"
-	"github.com/imagerelay/imagerelay/shared/bus"
+	"github.com/imagerelay/imagerelay/shared/adapters/bus"
+	"github.com/imagerelay/imagerelay/shared/compose"
 	"github.com/imagerelay/imagerelay/shared/config"
-	"github.com/imagerelay/imagerelay/shared/emulators"
-	"github.com/imagerelay/imagerelay/shared/emulators/emucore"
-	"github.com/imagerelay/imagerelay/shared/replication"
-	"github.com/imagerelay/imagerelay/shared/testenv"
+	"github.com/imagerelay/imagerelay/shared/dev/emulators"
+	"github.com/imagerelay/imagerelay/shared/dev/emulators/emucore"
+	"github.com/imagerelay/imagerelay/shared/dev/testenv"
+	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 // stack is a running pipeline for one test.
 type stack struct {
 	env  *testenv.Env
 	emus *emulators.Set
-	rt   *app.Runtime
+	rt   *compose.Runtime
 	rec  *testenv.Recorder
 	cfg  *config.Config
 }
@@ -57,7 +57,7 @@ func startStack(t *testing.T, seed emulators.Seed, o stackOptions) *stack {
 	cfg.Replication.Policies = o.Policies
 	cfg.Rebuild.Policies = o.Rebuilds
 	env2 := testenv.Start(t, testenv.Options{Bus: &bc})
-	rt := &app.Runtime{Config: cfg, Bus: env2.Bus, Store: env2.Store, Providers: app.BuildProviders(cfg), Log: testenv.Logger(t)}
+	rt := &compose.Runtime{Config: cfg, Bus: env2.Bus, Store: env2.Store, Providers: compose.BuildProviders(cfg), Log: testenv.Logger(t)}
 	for name, err := range rt.Providers.Unavailable {
 		t.Fatalf("provider %s unavailable: %v", name, err)
 	}
@@ -65,7 +65,7 @@ func startStack(t *testing.T, seed emulators.Seed, o stackOptions) *stack {
 		t.Fatalf("desktop client: %v", rt.Providers.DesktopsErr)
 	}
 	s := &stack{env: env2, emus: emus, rt: rt, rec: env2.Record(t), cfg: cfg}
-	for _, name := range app.FunctionNames {
+	for _, name := range compose.FunctionNames {
 		spec, err := rt.Spec(name)
 		if err != nil {
 			t.Fatal(err)
@@ -95,7 +95,7 @@ func startEmulators(t *testing.T, seed emulators.Seed) (*emulators.Set, *config.
 	cfg.Providers.Huawei.Projects = seed.Huawei.Projects
 	cfg.Replication.PollInterval = config.Duration(time.Second)
 	cfg.Replication.Timeout = config.Duration(time.Minute)
-	bc := app.BusConfig(cfg)
+	bc := compose.BusConfig(cfg)
 	bc.AckWait = 5 * time.Second
 	bc.Backoff = []time.Duration{200 * time.Millisecond, time.Second}
 	return emus, cfg, bc
@@ -117,9 +117,9 @@ func (s *stack) publish(t *testing.T, img events.ImagePublished) string {
 }
 
 // waitSettled waits until n replication records exist and all have settled.
-func (s *stack) waitSettled(t *testing.T, n int, within time.Duration) []replication.Record {
+func (s *stack) waitSettled(t *testing.T, n int, within time.Duration) []domain.Record {
 	t.Helper()
-	var recs []replication.Record
+	var recs []domain.Record
 	testenv.Eventually(t, within, func() error {
 		var err error
 		recs, err = s.rt.Store.Records(context.Background())

@@ -12,8 +12,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/imagerelay/imagerelay/events"
-	"github.com/imagerelay/imagerelay/shared/bus"
-	"github.com/imagerelay/imagerelay/shared/replication"
+	"github.com/imagerelay/imagerelay/shared/adapters/bus"
+	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 // Every copy in flight reaches a terminal state even if every check the poller schedules is
@@ -63,7 +63,7 @@ func TestCopiesSettleWhenEveryScheduledCheckIsLost(t *testing.T) {
 	}
 	recs := s.waitSettled(t, images*len(tencentRegions), 60*time.Second)
 	for _, r := range recs {
-		if r.State != replication.StateSucceeded {
+		if r.State != domain.StateSucceeded {
 			t.Errorf("%s: %s %s %s", r.Key, r.State, r.Code, r.Message)
 		}
 	}

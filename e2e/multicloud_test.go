@@ -8,13 +8,13 @@ import (
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/replicate"
 	"github.com/imagerelay/imagerelay/shared/config"
-	"github.com/imagerelay/imagerelay/shared/emulators"
-	"github.com/imagerelay/imagerelay/shared/emulators/alibabaemu"
-	"github.com/imagerelay/imagerelay/shared/emulators/emucore"
-	"github.com/imagerelay/imagerelay/shared/emulators/huaweiemu"
-	"github.com/imagerelay/imagerelay/shared/emulators/tencentemu"
-	"github.com/imagerelay/imagerelay/shared/policy"
-	"github.com/imagerelay/imagerelay/shared/replication"
+	"github.com/imagerelay/imagerelay/shared/core/policy"
+	"github.com/imagerelay/imagerelay/shared/dev/emulators"
+	"github.com/imagerelay/imagerelay/shared/dev/emulators/alibabaemu"
+	"github.com/imagerelay/imagerelay/shared/dev/emulators/emucore"
+	"github.com/imagerelay/imagerelay/shared/dev/emulators/huaweiemu"
+	"github.com/imagerelay/imagerelay/shared/dev/emulators/tencentemu"
+	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 var (
@@ -95,7 +95,7 @@ func TestAllProvidersEndToEndWithFaults(t *testing.T) {
 	total := perProvider * (len(tencentRegions) + len(alibabaRegions) + len(huaweiRegions))
 	recs := s.waitSettled(t, total, 90*time.Second)
 	for _, r := range recs {
-		if r.State != replication.StateSucceeded {
+		if r.State != domain.StateSucceeded {
 			t.Errorf("%s ended %s: %s %s", r.Key, r.State, r.Code, r.Message)
 		}
 	}
@@ -155,7 +155,7 @@ func TestHuaweiNeverMoreThanFiveCopiesInFlight(t *testing.T) {
 	}
 	recs := s.waitSettled(t, 12, 90*time.Second)
 	for _, r := range recs {
-		if r.State != replication.StateSucceeded {
+		if r.State != domain.StateSucceeded {
 			t.Errorf("%s ended %s: %s %s", r.Key, r.State, r.Code, r.Message)
 		}
 	}

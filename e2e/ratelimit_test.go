@@ -12,15 +12,15 @@ import (
 	"github.com/imagerelay/imagerelay/functions/fanout"
 	"github.com/imagerelay/imagerelay/functions/poller"
 	"github.com/imagerelay/imagerelay/functions/replicate"
-	"github.com/imagerelay/imagerelay/shared/app"
-	"github.com/imagerelay/imagerelay/shared/bus"
+	"github.com/imagerelay/imagerelay/shared/adapters/bus"
+	"github.com/imagerelay/imagerelay/shared/adapters/ratelimit"
+	"github.com/imagerelay/imagerelay/shared/adapters/state"
+	"github.com/imagerelay/imagerelay/shared/compose"
 	"github.com/imagerelay/imagerelay/shared/config"
-	"github.com/imagerelay/imagerelay/shared/emulators"
-	"github.com/imagerelay/imagerelay/shared/emulators/emucore"
-	"github.com/imagerelay/imagerelay/shared/ratelimit"
-	"github.com/imagerelay/imagerelay/shared/replication"
-	"github.com/imagerelay/imagerelay/shared/state"
-	"github.com/imagerelay/imagerelay/shared/testenv"
+	"github.com/imagerelay/imagerelay/shared/dev/emulators"
+	"github.com/imagerelay/imagerelay/shared/dev/emulators/emucore"
+	"github.com/imagerelay/imagerelay/shared/dev/testenv"
+	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 // sentLog records when the workers' limiters let each call go, per API, across workers.
@@ -129,7 +129,7 @@ func startReplicateWorker(t *testing.T, env *testenv.Env, cfg *config.Config, bc
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	t.Cleanup(func() { cancel(); <-done; nc.Close() })
-	octx, ocancel := context.WithTimeout(ctx, app.Deadline)
+	octx, ocancel := context.WithTimeout(ctx, compose.Deadline)
 	defer ocancel()
 	log := testenv.Logger(t)
 	b, err := bus.Bind(octx, nc, bc, log)
@@ -140,18 +140,18 @@ func startReplicateWorker(t *testing.T, env *testenv.Env, cfg *config.Config, bc
 	if err != nil {
 		t.Fatal(err)
 	}
-	shared, err := app.OpenRateLimits(octx, cfg, b.JetStream(), log)
+	shared, err := compose.OpenRateLimits(octx, cfg, b.JetStream(), log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	limits.inner = shared
-	rt := &app.Runtime{Config: cfg, Bus: b, Store: store, Providers: app.BuildProvidersWithLimits(cfg, limits), Log: log}
+	rt := &compose.Runtime{Config: cfg, Bus: b, Store: store, Providers: compose.BuildProvidersWithLimits(cfg, limits), Log: log}
 	// Warm the worker's client for the source region (its HTTP connection, the SDK's first
 	// request) with one DescribeImages there, as a worker that has been running would be:
 	// the limit spaces the calls as they leave, and a cold first request can take 100 ms
 	// more than the next on this loaded test machine, enough to land two calls in one of
 	// the emulator's seconds.
-	if _, err := rt.Providers.ByName[events.ProviderTencent].CopyStatus(octx, []replication.Task{{
+	if _, err := rt.Providers.ByName[events.ProviderTencent].CopyStatus(octx, []domain.Task{{
 		Replication: events.Replication{DestinationRegion: "ap-guangzhou"}, TaskID: "img-e2e00000"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -191,13 +191,13 @@ func TestRateLimitSharedByReplicateWorkers(t *testing.T) {
 	env := testenv.Start(t, testenv.Options{Bus: &bc})
 
 	// fanout and poller run once, on the environment's connection, with the shared limits too.
-	octx, cancel := context.WithTimeout(context.Background(), app.Deadline)
+	octx, cancel := context.WithTimeout(context.Background(), compose.Deadline)
 	defer cancel()
-	limits, err := app.OpenRateLimits(octx, cfg, env.Bus.JetStream(), testenv.Logger(t))
+	limits, err := compose.OpenRateLimits(octx, cfg, env.Bus.JetStream(), testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt := &app.Runtime{Config: cfg, Bus: env.Bus, Store: env.Store, Providers: app.BuildProvidersWithLimits(cfg, limits), Log: testenv.Logger(t)}
+	rt := &compose.Runtime{Config: cfg, Bus: env.Bus, Store: env.Store, Providers: compose.BuildProvidersWithLimits(cfg, limits), Log: testenv.Logger(t)}
 	for _, name := range []string{fanout.Name, poller.Name} {
 		spec, err := rt.Spec(name)
 		if err != nil {
@@ -221,7 +221,7 @@ func TestRateLimitSharedByReplicateWorkers(t *testing.T) {
 	recs := s.waitSettled(t, images*len(tencentRegions), 90*time.Second)
 
 	for _, r := range recs {
-		if r.State != replication.StateSucceeded {
+		if r.State != domain.StateSucceeded {
 			t.Errorf("%s ended %s: %s %s", r.Key, r.State, r.Code, r.Message)
 		}
 	}

@@ -10,14 +10,14 @@ import (
 
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/rebuild"
-	"github.com/imagerelay/imagerelay/shared/bus"
+	"github.com/imagerelay/imagerelay/shared/adapters/bus"
 	"github.com/imagerelay/imagerelay/shared/config"
-	"github.com/imagerelay/imagerelay/shared/emulators"
-	"github.com/imagerelay/imagerelay/shared/emulators/alibabaemu"
-	"github.com/imagerelay/imagerelay/shared/emulators/emucore"
-	"github.com/imagerelay/imagerelay/shared/policy"
-	"github.com/imagerelay/imagerelay/shared/state"
-	"github.com/imagerelay/imagerelay/shared/testenv"
+	"github.com/imagerelay/imagerelay/shared/dev/emulators"
+	"github.com/imagerelay/imagerelay/shared/dev/emulators/alibabaemu"
+	"github.com/imagerelay/imagerelay/shared/dev/emulators/emucore"
+	"github.com/imagerelay/imagerelay/shared/core/policy"
+	"github.com/imagerelay/imagerelay/shared/adapters/state"
+	"github.com/imagerelay/imagerelay/shared/dev/testenv"
 )
 
 const (

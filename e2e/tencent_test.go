@@ -9,11 +9,11 @@ import (
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/replicate"
 	"github.com/imagerelay/imagerelay/shared/config"
-	"github.com/imagerelay/imagerelay/shared/emulators"
-	"github.com/imagerelay/imagerelay/shared/emulators/emucore"
-	"github.com/imagerelay/imagerelay/shared/emulators/tencentemu"
-	"github.com/imagerelay/imagerelay/shared/policy"
-	"github.com/imagerelay/imagerelay/shared/replication"
+	"github.com/imagerelay/imagerelay/shared/core/policy"
+	"github.com/imagerelay/imagerelay/shared/dev/emulators"
+	"github.com/imagerelay/imagerelay/shared/dev/emulators/emucore"
+	"github.com/imagerelay/imagerelay/shared/dev/emulators/tencentemu"
+	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 var tencentRegions = []string{"ap-shanghai", "ap-beijing", "ap-singapore"}
@@ -59,7 +59,7 @@ func TestTencentEndToEndExactlyOneSyncPerRegion(t *testing.T) {
 	recs := s.waitSettled(t, images*len(tencentRegions), 60*time.Second)
 
 	for _, r := range recs {
-		if r.State != replication.StateSucceeded {
+		if r.State != domain.StateSucceeded {
 			t.Errorf("%s ended %s: %s %s", r.Key, r.State, r.Code, r.Message)
 		}
 		if !strings.HasPrefix(r.DestinationImageID, "img-") {
@@ -112,7 +112,7 @@ func TestTencentWrongSecretKeyFailsWithAuthCodeAndHint(t *testing.T) {
 	s.publish(t, imgs[0])
 	recs := s.waitSettled(t, len(tencentRegions), 30*time.Second)
 	for _, r := range recs {
-		if r.State != replication.StateFailed || !strings.HasPrefix(r.Code, "AuthFailure.") {
+		if r.State != domain.StateFailed || !strings.HasPrefix(r.Code, "AuthFailure.") {
 			t.Errorf("%s: %s %s, want failed with an AuthFailure code", r.Key, r.State, r.Code)
 		}
 	}

@@ -249,7 +249,7 @@ func TestAsyncAPINoStaleTypes(t *testing.T) {
 }
 
 // TestAsyncAPIDeferredChannel checks the internal defer channel against what the bus does
-// (shared/bus Defer): the same CloudEvent, Nats-Msg-Id <event id>~defer~<function>~<n>, and
+// (shared/adapters/bus Defer): the same CloudEvent, Nats-Msg-Id <event id>~defer~<function>~<n>, and
 // the Imagerelay-Not-Before / Imagerelay-Deferrals headers.
 func TestAsyncAPIDeferredChannel(t *testing.T) {
 	doc := loadAsyncAPI(t)
@@ -342,7 +342,7 @@ func TestAsyncAPIDeferredChannel(t *testing.T) {
 }
 
 // TestAsyncAPIDeadLetterHeaders checks the dead-letter message lists every Imagerelay-Dlq-*
-// header the bus writes (shared/bus DeadLetter).
+// header the bus writes (shared/adapters/bus DeadLetter).
 func TestAsyncAPIDeadLetterHeaders(t *testing.T) {
 	doc := loadAsyncAPI(t)
 	msg, ok := resolve(doc, "#/components/messages/deadLetter")

@@ -13,7 +13,7 @@ const TypePrefix = "io.imagerelay."
 //
 // Delayed work has no type of its own: a function that has to wait re-publishes the event it
 // is handling, unchanged, on its internal subject imagerelay.defer.<function>.<provider>.<region>
-// (see shared/bus Defer and asyncapi.yaml).
+// (see shared/adapters/bus Defer and asyncapi.yaml).
 const (
 	TypeImagePublished        = TypePrefix + "image.published"
 	TypeReplicationPlanned    = TypePrefix + "replication.planned"

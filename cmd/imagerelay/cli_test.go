@@ -9,7 +9,7 @@ import (
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/samples"
 	"github.com/imagerelay/imagerelay/shared/config"
-	"github.com/imagerelay/imagerelay/shared/replication"
+	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 func TestParseImages(t *testing.T) {
@@ -80,11 +80,11 @@ func TestNATSURL(t *testing.T) {
 
 func TestStatusTable(t *testing.T) {
 	t0 := time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
-	recs := []replication.Record{
+	recs := []domain.Record{
 		{Replication: events.Replication{Image: events.Image{Provider: "tencent", ImageID: "img-1"}, DestinationRegion: "ap-shanghai"},
-			State: replication.StateSucceeded, Percent: 100, DestinationImageID: "img-2", RequestedAt: t0, StartedAt: t0.Add(time.Second), FinishedAt: t0.Add(61 * time.Second)},
+			State: domain.StateSucceeded, Percent: 100, DestinationImageID: "img-2", RequestedAt: t0, StartedAt: t0.Add(time.Second), FinishedAt: t0.Add(61 * time.Second)},
 		{Replication: events.Replication{Image: events.Image{Provider: "huawei", ImageID: "h-1"}, DestinationRegion: "cn-east-3"},
-			State: replication.StateFailed, Code: "IMG.0452", Message: "encrypted\nimages cannot be copied", RequestedAt: t0},
+			State: domain.StateFailed, Code: "IMG.0452", Message: "encrypted\nimages cannot be copied", RequestedAt: t0},
 	}
 	var buf bytes.Buffer
 	writeTable(&buf, recs, t0.Add(2*time.Minute))

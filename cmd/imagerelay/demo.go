@@ -14,12 +14,12 @@ import (
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/rebuild"
 	"github.com/imagerelay/imagerelay/samples"
-	"github.com/imagerelay/imagerelay/shared/app"
-	"github.com/imagerelay/imagerelay/shared/bus"
+	"github.com/imagerelay/imagerelay/shared/adapters/bus"
+	"github.com/imagerelay/imagerelay/shared/adapters/state"
+	"github.com/imagerelay/imagerelay/shared/compose"
 	"github.com/imagerelay/imagerelay/shared/config"
-	"github.com/imagerelay/imagerelay/shared/emulators"
-	"github.com/imagerelay/imagerelay/shared/replication"
-	"github.com/imagerelay/imagerelay/shared/state"
+	"github.com/imagerelay/imagerelay/shared/dev/emulators"
+	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 func newDemo(g *globals) *cobra.Command {
@@ -83,7 +83,7 @@ func runDemo(ctx context.Context, cfg *config.Config, timeout time.Duration) err
 		return err
 	}
 	defer stop()
-	if err := st.run(ctx, app.FunctionNames); err != nil {
+	if err := st.run(ctx, compose.FunctionNames); err != nil {
 		return err
 	}
 
@@ -141,7 +141,7 @@ func runDemo(ctx context.Context, cfg *config.Config, timeout time.Duration) err
 		problems = append(problems, fmt.Sprintf("not every region settled within %s", timeout))
 	}
 	for _, r := range recs {
-		if r.State != replication.StateSucceeded {
+		if r.State != domain.StateSucceeded {
 			problems = append(problems, fmt.Sprintf("%s is %s %s", r.Key, r.State, r.Code))
 		}
 	}

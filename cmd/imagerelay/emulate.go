@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/imagerelay/imagerelay/shared/emulators"
+	"github.com/imagerelay/imagerelay/shared/dev/emulators"
 )
 
 func newEmulate(_ *globals) *cobra.Command {

@@ -13,8 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imagerelay/imagerelay/events"
-	"github.com/imagerelay/imagerelay/shared/app"
-	"github.com/imagerelay/imagerelay/shared/bus"
+	"github.com/imagerelay/imagerelay/shared/adapters/bus"
+	"github.com/imagerelay/imagerelay/shared/compose"
 	"github.com/imagerelay/imagerelay/shared/config"
 )
 
@@ -51,12 +51,12 @@ func newPublish(g *globals) *cobra.Command {
 				img.Tags = tags
 				images = append(images, img)
 			}
-			nc, err := app.Dial(cfg, natsURL(cfg, url), "imagerelay-publish")
+			nc, err := compose.Dial(cfg, natsURL(cfg, url), "imagerelay-publish")
 			if err != nil {
 				return err
 			}
 			defer nc.Close()
-			b, err := bus.Bind(cmd.Context(), nc, app.BusConfig(cfg), nil)
+			b, err := bus.Bind(cmd.Context(), nc, compose.BusConfig(cfg), nil)
 			if err != nil {
 				return err
 			}

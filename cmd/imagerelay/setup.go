@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/imagerelay/imagerelay/shared/app"
+	"github.com/imagerelay/imagerelay/shared/compose"
 )
 
 // newSetup is `imagerelay setup`: the one command, besides up, that creates or changes the
@@ -27,14 +27,14 @@ func newSetup(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			nc, err := app.Dial(cfg, natsURL(cfg, url), "imagerelay-setup")
+			nc, err := compose.Dial(cfg, natsURL(cfg, url), "imagerelay-setup")
 			if err != nil {
 				return err
 			}
 			defer nc.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), app.Deadline)
+			ctx, cancel := context.WithTimeout(cmd.Context(), compose.Deadline)
 			defer cancel()
-			if err := app.Setup(ctx, cfg, nc, nil); err != nil {
+			if err := compose.Setup(ctx, cfg, nc, nil); err != nil {
 				return err
 			}
 			n := cfg.NATS

@@ -11,7 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/imagerelay/imagerelay/shared/natsembed"
+	"github.com/imagerelay/imagerelay/shared/dev/natsembed"
 )
 
 // run executes the CLI with args and returns what it printed.

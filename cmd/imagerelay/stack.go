@@ -8,16 +8,16 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/imagerelay/imagerelay/shared/app"
+	"github.com/imagerelay/imagerelay/shared/compose"
 	"github.com/imagerelay/imagerelay/shared/config"
-	"github.com/imagerelay/imagerelay/shared/natsembed"
+	"github.com/imagerelay/imagerelay/shared/dev/natsembed"
 )
 
 // stack is a running bus (embedded or external) with the functions on it.
 type stack struct {
 	server *natsembed.Server
 	nc     *nats.Conn
-	rt     *app.Runtime
+	rt     *compose.Runtime
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
 }
@@ -36,23 +36,23 @@ func startStack(ctx context.Context, cfg *config.Config, log *slog.Logger, owner
 		}
 		s.nc, err = s.server.Connect()
 	} else {
-		s.nc, err = app.Connect(cfg, "imagerelay")
+		s.nc, err = compose.Connect(cfg, "imagerelay")
 	}
 	if err != nil {
 		s.close()
 		return nil, fmt.Errorf("connect to NATS: %w", err)
 	}
 	if owner || cfg.NATS.Embedded() {
-		if err := app.Retry(ctx, log, "setting up the stream", func(octx context.Context) error {
-			return app.Setup(octx, cfg, s.nc, log)
+		if err := compose.Retry(ctx, log, "setting up the stream", func(octx context.Context) error {
+			return compose.Setup(octx, cfg, s.nc, log)
 		}); err != nil {
 			s.close()
 			return nil, err
 		}
 	}
-	err = app.Retry(ctx, log, "binding to the stream", func(octx context.Context) error {
+	err = compose.Retry(ctx, log, "binding to the stream", func(octx context.Context) error {
 		var err error
-		s.rt, err = app.Open(octx, cfg, s.nc, log)
+		s.rt, err = compose.Open(octx, cfg, s.nc, log)
 		return err
 	})
 	if err != nil {

@@ -12,9 +12,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imagerelay/imagerelay/functions/rebuild"
-	"github.com/imagerelay/imagerelay/shared/app"
-	"github.com/imagerelay/imagerelay/shared/replication"
-	"github.com/imagerelay/imagerelay/shared/state"
+	"github.com/imagerelay/imagerelay/shared/adapters/state"
+	"github.com/imagerelay/imagerelay/shared/compose"
+	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 func newStatus(g *globals) *cobra.Command {
@@ -28,7 +28,7 @@ func newStatus(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			nc, err := app.Dial(cfg, natsURL(cfg, url), "imagerelay-status")
+			nc, err := compose.Dial(cfg, natsURL(cfg, url), "imagerelay-status")
 			if err != nil {
 				return err
 			}
@@ -67,8 +67,8 @@ func newStatus(g *globals) *cobra.Command {
 
 // statusReport is what `status --json` prints.
 type statusReport struct {
-	Replications []replication.Record `json:"replications"`
-	Rollouts     []rebuild.Rollout    `json:"rollouts"`
+	Replications []domain.Record   `json:"replications"`
+	Rollouts     []rebuild.Rollout `json:"rollouts"`
 }
 
 func nonNilSlice[T any](s []T) []T {
@@ -109,7 +109,7 @@ func writeRollouts(w io.Writer, rollouts []rebuild.Rollout) {
 }
 
 // writeTable prints one row per image × region.
-func writeTable(w io.Writer, recs []replication.Record, now time.Time) {
+func writeTable(w io.Writer, recs []domain.Record, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROVIDER\tIMAGE\tREGION\tSTATE\tPROGRESS\tDESTINATION IMAGE\tWAITED\tCOPY TIME\tERROR")
 	for _, r := range recs {
@@ -120,7 +120,7 @@ func writeTable(w io.Writer, recs []replication.Record, now time.Time) {
 		errText := ""
 		if r.Code != "" {
 			errText = r.Code + ": " + oneLine(r.Message, 60)
-		} else if r.State == replication.StateWaiting {
+		} else if r.State == domain.StateWaiting {
 			errText = r.Message
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d%%\t%s\t%s\t%s\t%s\n", r.Provider, image, r.DestinationRegion, r.State, r.Percent,

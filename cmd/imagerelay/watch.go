@@ -13,8 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imagerelay/imagerelay/events"
-	"github.com/imagerelay/imagerelay/shared/app"
-	"github.com/imagerelay/imagerelay/shared/bus"
+	"github.com/imagerelay/imagerelay/shared/adapters/bus"
+	"github.com/imagerelay/imagerelay/shared/compose"
 )
 
 func newWatch(g *globals) *cobra.Command {
@@ -27,7 +27,7 @@ func newWatch(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			nc, err := app.Dial(cfg, natsURL(cfg, url), "imagerelay-watch")
+			nc, err := compose.Dial(cfg, natsURL(cfg, url), "imagerelay-watch")
 			if err != nil {
 				return err
 			}

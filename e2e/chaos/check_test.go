@@ -15,7 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/imagerelay/imagerelay/events"
-	"github.com/imagerelay/imagerelay/shared/emulators/emucore"
+	"github.com/imagerelay/imagerelay/shared/dev/emulators/emucore"
 )
 
 // record is the part of a replication record (`imagerelay status --json`) the checks read.

@@ -13,10 +13,10 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/imagerelay/imagerelay/events"
-	"github.com/imagerelay/imagerelay/shared/fn"
-	"github.com/imagerelay/imagerelay/shared/policy"
-	"github.com/imagerelay/imagerelay/shared/replication"
-	"github.com/imagerelay/imagerelay/shared/state"
+	"github.com/imagerelay/imagerelay/shared/adapters/state"
+	"github.com/imagerelay/imagerelay/shared/core/fn"
+	"github.com/imagerelay/imagerelay/shared/core/policy"
+	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 // Name is the function's name on the bus.
@@ -62,7 +62,7 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 	}
 	checker, ok := c.Checkers[img.Provider]
 	if !ok {
-		return fn.RejectWith(replication.Unavailable(img.Provider, c.Unavailable))
+		return fn.RejectWith(domain.Unavailable(img.Provider, c.Unavailable))
 	}
 	planned := events.ReplicationPlanned{Image: img.Image, Regions: []string{}}
 	// Every matching policy contributes its regions; a region listed by several keeps the

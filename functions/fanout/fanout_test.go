@@ -14,10 +14,10 @@ import (
 
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/fanout"
-	"github.com/imagerelay/imagerelay/shared/fn"
-	"github.com/imagerelay/imagerelay/shared/policy"
-	"github.com/imagerelay/imagerelay/shared/state"
-	"github.com/imagerelay/imagerelay/shared/testenv"
+	"github.com/imagerelay/imagerelay/shared/core/fn"
+	"github.com/imagerelay/imagerelay/shared/core/policy"
+	"github.com/imagerelay/imagerelay/shared/adapters/state"
+	"github.com/imagerelay/imagerelay/shared/dev/testenv"
 )
 
 // fakeChecker refuses the regions named in reasons and records every region it was asked about.

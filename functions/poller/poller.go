@@ -15,9 +15,9 @@ import (
 
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/internal/lifecycle"
-	"github.com/imagerelay/imagerelay/shared/fn"
-	"github.com/imagerelay/imagerelay/shared/replication"
-	"github.com/imagerelay/imagerelay/shared/state"
+	"github.com/imagerelay/imagerelay/shared/adapters/state"
+	"github.com/imagerelay/imagerelay/shared/core/fn"
+	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 // Name is the function's name on the bus.
@@ -57,7 +57,7 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 type item struct {
 	ev   event.Event
 	data *events.ReplicationStarted
-	rec  replication.Record
+	rec  domain.Record
 }
 
 // HandleBatch checks several copies, with one status call per provider/account/region group
@@ -85,10 +85,10 @@ func (c *Core) HandleBatch(ctx context.Context, evs []event.Event) []fn.Result {
 		size := max(reader.BatchSize(), 1)
 		for start := 0; start < len(idx); start += size {
 			chunk := idx[start:min(start+size, len(idx))]
-			tasks := make([]replication.Task, len(chunk))
+			tasks := make([]domain.Task, len(chunk))
 			for j, i := range chunk {
 				d := items[i].data
-				tasks[j] = replication.Task{Replication: d.Replication, TaskID: d.TaskID, DestinationImageID: d.DestinationImageID}
+				tasks[j] = domain.Task{Replication: d.Replication, TaskID: d.TaskID, DestinationImageID: d.DestinationImageID}
 			}
 			statuses, err := reader.CopyStatus(ctx, tasks)
 			if err == nil && len(statuses) != len(tasks) {
@@ -96,7 +96,7 @@ func (c *Core) HandleBatch(ctx context.Context, evs []event.Event) []fn.Result {
 			}
 			for j, i := range chunk {
 				if err != nil {
-					results[i] = c.statusFailed(ctx, items[i], replication.AsProviderError(items[i].data.Provider, "CopyStatus", err))
+					results[i] = c.statusFailed(ctx, items[i], domain.AsProviderError(items[i].data.Provider, "CopyStatus", err))
 					continue
 				}
 				results[i] = c.apply(ctx, items[i], statuses[j])
@@ -134,12 +134,12 @@ func (c *Core) prepare(ctx context.Context, e event.Event) (fn.Result, item, boo
 		return fn.RejectWith(err), item{}, false
 	}
 	if _, ok := c.Readers[d.Provider]; !ok {
-		return fn.RejectWith(replication.Unavailable(d.Provider, c.Unavailable)), item{data: d}, false
+		return fn.RejectWith(domain.Unavailable(d.Provider, c.Unavailable)), item{data: d}, false
 	}
 	polling := false
-	rec, err := c.Store.UpdateRecord(ctx, d.Replication, func(r *replication.Record) error {
+	rec, err := c.Store.UpdateRecord(ctx, d.Replication, func(r *domain.Record) error {
 		polling = false
-		if r.State != replication.StateInProgress || r.TaskID != d.TaskID {
+		if r.State != domain.StateInProgress || r.TaskID != d.TaskID {
 			return state.ErrNoChange
 		}
 		// Two checks of one copy can meet (a redelivered check, a sweeper's re-arm): the one
@@ -163,7 +163,7 @@ func (c *Core) prepare(ctx context.Context, e event.Event) (fn.Result, item, boo
 		// emit them again (same ids, so the bus keeps one of each).
 		return c.announce(ctx, item{ev: e, data: d}, rec), item{}, false
 	}
-	if rec.State != replication.StateInProgress {
+	if rec.State != domain.StateInProgress {
 		return fn.RejectWith(fmt.Errorf("taskId %q cannot be followed: replication %s is %s, not in progress; replication.started is emitted by imagerelay's replicate only",
 			d.TaskID, rec.Key, rec.State)), item{}, false
 	}
@@ -184,18 +184,18 @@ func (c *Core) prepare(ctx context.Context, e event.Event) (fn.Result, item, boo
 }
 
 // apply records a status and decides what comes next.
-func (c *Core) apply(ctx context.Context, it item, st replication.CopyStatus) fn.Result {
+func (c *Core) apply(ctx context.Context, it item, st domain.CopyStatus) fn.Result {
 	switch st.Phase {
-	case replication.PhaseSucceeded:
-		return c.settle(ctx, it, replication.StateSucceeded, st, "")
-	case replication.PhaseFailed:
-		return c.settle(ctx, it, replication.StateFailed, st, "")
+	case domain.PhaseSucceeded:
+		return c.settle(ctx, it, domain.StateSucceeded, st, "")
+	case domain.PhaseFailed:
+		return c.settle(ctx, it, domain.StateFailed, st, "")
 	}
 	// The task may be unknown for NotFoundChecks checks in a row (a provider can take a
 	// moment to list a new task); the check after that gives up.
-	rec, err := c.Store.UpdateRecord(ctx, it.data.Replication, func(r *replication.Record) error {
+	rec, err := c.Store.UpdateRecord(ctx, it.data.Replication, func(r *domain.Record) error {
 		switch {
-		case st.Phase == replication.PhaseNotFound:
+		case st.Phase == domain.PhaseNotFound:
 			r.NotFound++
 		case r.NotFound == 0:
 			return state.ErrNoChange
@@ -207,18 +207,18 @@ func (c *Core) apply(ctx context.Context, it item, st replication.CopyStatus) fn
 	if err != nil {
 		return fn.Retry(0, err)
 	}
-	if st.Phase == replication.PhaseNotFound && rec.NotFound > c.notFoundChecks() {
+	if st.Phase == domain.PhaseNotFound && rec.NotFound > c.notFoundChecks() {
 		st.Code, st.Message = "TaskNotFound", fmt.Sprintf("%s has no trace of task %s after %d checks", it.data.Provider, it.data.TaskID, rec.NotFound)
-		return c.settle(ctx, it, replication.StateFailed, st, "check the copy in the provider's console; it may have been deleted")
+		return c.settle(ctx, it, domain.StateFailed, st, "check the copy in the provider's console; it may have been deleted")
 	}
 	if c.now().After(it.data.Deadline) && !it.data.Deadline.IsZero() {
 		st.Code = "Timeout"
 		st.Message = fmt.Sprintf("copy still %s at %d%% after %s", st.ProviderStatus, st.Percent, c.now().Sub(it.data.StartedAt).Round(time.Second))
-		return c.settle(ctx, it, replication.StateFailed, st, "the copy was not cancelled; raise replication.timeout if copies of this size take longer")
+		return c.settle(ctx, it, domain.StateFailed, st, "the copy was not cancelled; raise replication.timeout if copies of this size take longer")
 	}
 	var out []event.Event
-	if st.Phase == replication.PhaseInProgress && (st.Percent != it.rec.Percent || st.ProviderStatus != it.rec.ProviderStatus) {
-		rec, err := c.Store.UpdateRecord(ctx, it.data.Replication, func(r *replication.Record) error {
+	if st.Phase == domain.PhaseInProgress && (st.Percent != it.rec.Percent || st.ProviderStatus != it.rec.ProviderStatus) {
+		rec, err := c.Store.UpdateRecord(ctx, it.data.Replication, func(r *domain.Record) error {
 			if r.State.Settled() {
 				return state.ErrNoChange
 			}
@@ -240,18 +240,18 @@ func (c *Core) apply(ctx context.Context, it item, st replication.CopyStatus) fn
 // statusFailed handles a failed status call: terminal errors (wrong credentials, access
 // denied) end the copy, anything else is checked again at the next interval until the
 // deadline.
-func (c *Core) statusFailed(ctx context.Context, it item, pe *replication.ProviderError) fn.Result {
-	if pe.Class == replication.Terminal {
-		return c.settle(ctx, it, replication.StateFailed, replication.CopyStatus{Code: pe.Code, Message: pe.Message}, pe.Hint)
+func (c *Core) statusFailed(ctx context.Context, it item, pe *domain.ProviderError) fn.Result {
+	if pe.Class == domain.Terminal {
+		return c.settle(ctx, it, domain.StateFailed, domain.CopyStatus{Code: pe.Code, Message: pe.Message}, pe.Hint)
 	}
 	c.log().Warn("status check failed; will check again", "event_id", it.ev.ID(), "correlation_id", events.CorrelationID(it.ev), "error", pe.Error())
-	return c.apply(ctx, it, replication.CopyStatus{Phase: replication.PhaseInProgress, Percent: it.rec.Percent, ProviderStatus: it.rec.ProviderStatus})
+	return c.apply(ctx, it, domain.CopyStatus{Phase: domain.PhaseInProgress, Percent: it.rec.Percent, ProviderStatus: it.rec.ProviderStatus})
 }
 
 // settle records the end of a copy and emits succeeded or failed, and completed when it was
 // the last region of its image.
-func (c *Core) settle(ctx context.Context, it item, to replication.State, st replication.CopyStatus, hint string) fn.Result {
-	rec, err := c.Store.UpdateRecord(ctx, it.data.Replication, func(r *replication.Record) error {
+func (c *Core) settle(ctx context.Context, it item, to domain.State, st domain.CopyStatus, hint string) fn.Result {
+	rec, err := c.Store.UpdateRecord(ctx, it.data.Replication, func(r *domain.Record) error {
 		if r.State.Settled() {
 			return state.ErrNoChange
 		}
@@ -260,7 +260,7 @@ func (c *Core) settle(ctx context.Context, it item, to replication.State, st rep
 		if st.DestinationImageID != "" {
 			r.DestinationImageID = st.DestinationImageID
 		}
-		if to == replication.StateSucceeded {
+		if to == domain.StateSucceeded {
 			r.Percent = 100
 		} else {
 			r.Code, r.Message, r.Hint = st.Code, st.Message, hint
@@ -284,12 +284,12 @@ func (c *Core) settle(ctx context.Context, it item, to replication.State, st rep
 
 // announce emits the events of a settled copy: succeeded or failed, and completed when every
 // region of the image has settled.
-func (c *Core) announce(ctx context.Context, it item, rec replication.Record) fn.Result {
+func (c *Core) announce(ctx context.Context, it item, rec domain.Record) fn.Result {
 	var (
 		ev  event.Event
 		err error
 	)
-	if rec.State == replication.StateSucceeded {
+	if rec.State == domain.StateSucceeded {
 		ev, err = c.emitter().Succeeded(it.ev, rec)
 	} else {
 		ev, err = c.emitter().Failed(it.ev, rec, "")
@@ -321,7 +321,7 @@ func (c *Core) Sweep(ctx context.Context) ([]fn.Wakeup, error) {
 	}
 	var out []fn.Wakeup
 	for _, r := range recs {
-		if r.State != replication.StateInProgress {
+		if r.State != domain.StateInProgress {
 			continue
 		}
 		last := r.LastPolledAt

@@ -16,10 +16,10 @@ import (
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/internal/lifecycle"
 	"github.com/imagerelay/imagerelay/functions/poller"
-	"github.com/imagerelay/imagerelay/shared/fn"
-	"github.com/imagerelay/imagerelay/shared/replication"
-	"github.com/imagerelay/imagerelay/shared/state"
-	"github.com/imagerelay/imagerelay/shared/testenv"
+	"github.com/imagerelay/imagerelay/shared/adapters/state"
+	"github.com/imagerelay/imagerelay/shared/core/fn"
+	"github.com/imagerelay/imagerelay/shared/dev/testenv"
+	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 const (
@@ -49,8 +49,8 @@ func inFlight(t *testing.T, store *state.Store, clk *testenv.Clock, r events.Rep
 	if o.deadline.IsZero() {
 		o.deadline = now.Add(time.Hour)
 	}
-	rec := replication.Record{
-		Key: events.ReplicationKey(r), Replication: r, State: replication.StateInProgress, TaskID: taskID,
+	rec := domain.Record{
+		Key: events.ReplicationKey(r), Replication: r, State: domain.StateInProgress, TaskID: taskID,
 		DestinationImageID: o.imageID, StartCalls: 1, CorrelationID: "pub-" + r.ImageID,
 		RequestedAt: now, StartedAt: now, Deadline: o.deadline, UpdatedAt: now, PollIntervalSeconds: pollSeconds,
 		Tags: map[string]string{"team": "ops"}, OSType: "Linux",
@@ -97,7 +97,7 @@ func wantOutcome(t *testing.T, res fn.Result, kind fn.Kind, delay time.Duration)
 	emitted(t, res) // whatever the outcome, every emitted event must meet the contract
 }
 
-func record(t *testing.T, store *state.Store, r events.Replication) replication.Record {
+func record(t *testing.T, store *state.Store, r events.Replication) domain.Record {
 	t.Helper()
 	rec, _, err := store.Record(context.Background(), r)
 	if err != nil {
@@ -164,7 +164,7 @@ func TestProgress(t *testing.T) {
 		t.Errorf("%d status calls, want %d", n, len(steps))
 	}
 	rec := record(t, env.Store, r)
-	if rec.State != replication.StateInProgress || rec.Percent != 40 || rec.ProviderStatus != "CREATING" || rec.Polls != len(steps) {
+	if rec.State != domain.StateInProgress || rec.Percent != 40 || rec.ProviderStatus != "CREATING" || rec.Polls != len(steps) {
 		t.Errorf("record %s %d%% %q after %d polls", rec.State, rec.Percent, rec.ProviderStatus, rec.Polls)
 	}
 }
@@ -174,20 +174,20 @@ func TestOneCheck(t *testing.T) {
 	env := testenv.Start(t)
 	cases := []struct {
 		name      string
-		status    *replication.CopyStatus // nil: the fake's default (in progress)
+		status    *domain.CopyStatus // nil: the fake's default (in progress)
 		fail      func() error
 		short     bool
 		deadline  time.Duration // relative to now; zero: one hour ahead
 		startID   string        // destination image id known at start
 		wantKind  fn.Kind
 		wantType  string // the one emitted event type; "" for none
-		wantState replication.State
-		check     func(t *testing.T, e event.Event, rec replication.Record)
+		wantState domain.State
+		check     func(t *testing.T, e event.Event, rec domain.Record)
 	}{
 		{
-			name: "succeeded", status: &replication.CopyStatus{Phase: replication.PhaseSucceeded, ProviderStatus: "NORMAL", DestinationImageID: "img-new"},
-			wantKind: fn.Done, wantType: events.TypeReplicationSucceeded, wantState: replication.StateSucceeded,
-			check: func(t *testing.T, e event.Event, rec replication.Record) {
+			name: "succeeded", status: &domain.CopyStatus{Phase: domain.PhaseSucceeded, ProviderStatus: "NORMAL", DestinationImageID: "img-new"},
+			wantKind: fn.Done, wantType: events.TypeReplicationSucceeded, wantState: domain.StateSucceeded,
+			check: func(t *testing.T, e event.Event, rec domain.Record) {
 				d, _ := events.DataAs[events.ReplicationSucceeded](e)
 				if d.DestinationImageID != "img-new" || d.TaskID != "task-1" || d.OSType != "Linux" || d.Tags["team"] != "ops" || d.DurationSeconds < 0 {
 					t.Errorf("succeeded data %+v", d)
@@ -198,19 +198,19 @@ func TestOneCheck(t *testing.T) {
 			},
 		},
 		{
-			name: "succeeded keeps the image id known at start", status: &replication.CopyStatus{Phase: replication.PhaseSucceeded},
+			name: "succeeded keeps the image id known at start", status: &domain.CopyStatus{Phase: domain.PhaseSucceeded},
 			startID:  "img-from-start",
-			wantKind: fn.Done, wantType: events.TypeReplicationSucceeded, wantState: replication.StateSucceeded,
-			check: func(t *testing.T, e event.Event, _ replication.Record) {
+			wantKind: fn.Done, wantType: events.TypeReplicationSucceeded, wantState: domain.StateSucceeded,
+			check: func(t *testing.T, e event.Event, _ domain.Record) {
 				if d, _ := events.DataAs[events.ReplicationSucceeded](e); d.DestinationImageID != "img-from-start" {
 					t.Errorf("destination image id %q", d.DestinationImageID)
 				}
 			},
 		},
 		{
-			name: "failed", status: &replication.CopyStatus{Phase: replication.PhaseFailed, Code: "SyncFailed", Message: "disk error", ProviderStatus: "SYNC_FAILED"},
-			wantKind: fn.Done, wantType: events.TypeReplicationFailed, wantState: replication.StateFailed,
-			check: func(t *testing.T, e event.Event, rec replication.Record) {
+			name: "failed", status: &domain.CopyStatus{Phase: domain.PhaseFailed, Code: "SyncFailed", Message: "disk error", ProviderStatus: "SYNC_FAILED"},
+			wantKind: fn.Done, wantType: events.TypeReplicationFailed, wantState: domain.StateFailed,
+			check: func(t *testing.T, e event.Event, rec domain.Record) {
 				d, _ := events.DataAs[events.ReplicationFailed](e)
 				if d.Code != "SyncFailed" || d.Message != "disk error" || d.TaskID != "task-1" || d.FailedAt.IsZero() {
 					t.Errorf("failed data %+v", d)
@@ -221,19 +221,19 @@ func TestOneCheck(t *testing.T) {
 			},
 		},
 		{
-			name: "failed without a code", status: &replication.CopyStatus{Phase: replication.PhaseFailed},
-			wantKind: fn.Done, wantType: events.TypeReplicationFailed, wantState: replication.StateFailed,
-			check: func(t *testing.T, e event.Event, _ replication.Record) {
+			name: "failed without a code", status: &domain.CopyStatus{Phase: domain.PhaseFailed},
+			wantKind: fn.Done, wantType: events.TypeReplicationFailed, wantState: domain.StateFailed,
+			check: func(t *testing.T, e event.Event, _ domain.Record) {
 				if d, _ := events.DataAs[events.ReplicationFailed](e); d.Code != "TaskFailed" {
 					t.Errorf("code %q, want TaskFailed", d.Code)
 				}
 			},
 		},
 		{
-			name: "deadline passed", status: &replication.CopyStatus{Phase: replication.PhaseInProgress, Percent: 60, ProviderStatus: "SYNCING"},
+			name: "deadline passed", status: &domain.CopyStatus{Phase: domain.PhaseInProgress, Percent: 60, ProviderStatus: "SYNCING"},
 			deadline: -time.Second,
-			wantKind: fn.Done, wantType: events.TypeReplicationFailed, wantState: replication.StateFailed,
-			check: func(t *testing.T, e event.Event, _ replication.Record) {
+			wantKind: fn.Done, wantType: events.TypeReplicationFailed, wantState: domain.StateFailed,
+			check: func(t *testing.T, e event.Event, _ domain.Record) {
 				d, _ := events.DataAs[events.ReplicationFailed](e)
 				if d.Code != "Timeout" || !strings.Contains(d.Message, "60%") || !strings.Contains(d.Hint, "timeout") {
 					t.Errorf("failed data %+v, want code Timeout", d)
@@ -241,26 +241,26 @@ func TestOneCheck(t *testing.T) {
 			},
 		},
 		{
-			name: "succeeded just after the deadline still succeeds", status: &replication.CopyStatus{Phase: replication.PhaseSucceeded, DestinationImageID: "img-late"},
+			name: "succeeded just after the deadline still succeeds", status: &domain.CopyStatus{Phase: domain.PhaseSucceeded, DestinationImageID: "img-late"},
 			deadline: -time.Second,
-			wantKind: fn.Done, wantType: events.TypeReplicationSucceeded, wantState: replication.StateSucceeded,
+			wantKind: fn.Done, wantType: events.TypeReplicationSucceeded, wantState: domain.StateSucceeded,
 		},
 		{
-			name: "retryable status error", fail: providerError(replication.Retryable, "RequestLimitExceeded"),
-			wantKind: fn.Defer, wantState: replication.StateInProgress,
+			name: "retryable status error", fail: providerError(domain.Retryable, "RequestLimitExceeded"),
+			wantKind: fn.Defer, wantState: domain.StateInProgress,
 		},
 		{
 			name: "network error is retryable", fail: func() error { return errors.New("connection reset") },
-			wantKind: fn.Defer, wantState: replication.StateInProgress,
+			wantKind: fn.Defer, wantState: domain.StateInProgress,
 		},
 		{
 			name: "provider answers too few statuses", short: true,
-			wantKind: fn.Defer, wantState: replication.StateInProgress,
+			wantKind: fn.Defer, wantState: domain.StateInProgress,
 		},
 		{
-			name: "terminal status error", fail: providerError(replication.Terminal, "AuthFailure"),
-			wantKind: fn.Done, wantType: events.TypeReplicationFailed, wantState: replication.StateFailed,
-			check: func(t *testing.T, e event.Event, rec replication.Record) {
+			name: "terminal status error", fail: providerError(domain.Terminal, "AuthFailure"),
+			wantKind: fn.Done, wantType: events.TypeReplicationFailed, wantState: domain.StateFailed,
+			check: func(t *testing.T, e event.Event, rec domain.Record) {
 				d, _ := events.DataAs[events.ReplicationFailed](e)
 				if d.Code != "AuthFailure" || d.Message != "AuthFailure happened" || d.Hint != "check the account" {
 					t.Errorf("failed data %+v", d)
@@ -268,10 +268,10 @@ func TestOneCheck(t *testing.T) {
 			},
 		},
 		{
-			name: "retryable status error past the deadline times out", fail: providerError(replication.Retryable, "InternalError"),
+			name: "retryable status error past the deadline times out", fail: providerError(domain.Retryable, "InternalError"),
 			deadline: -time.Minute,
-			wantKind: fn.Done, wantType: events.TypeReplicationFailed, wantState: replication.StateFailed,
-			check: func(t *testing.T, e event.Event, _ replication.Record) {
+			wantKind: fn.Done, wantType: events.TypeReplicationFailed, wantState: domain.StateFailed,
+			check: func(t *testing.T, e event.Event, _ domain.Record) {
 				if d, _ := events.DataAs[events.ReplicationFailed](e); d.Code != "Timeout" {
 					t.Errorf("code %q, want Timeout", d.Code)
 				}
@@ -353,7 +353,7 @@ func TestCompletedAfterLastRegion(t *testing.T) {
 	first := inFlight(t, env.Store, clk, replicationOf(img, regions[0]), "job-1", copyOpts{})
 	second := inFlight(t, env.Store, clk, replicationOf(img, regions[1]), "job-2", copyOpts{})
 	reader.set("job-1", succeeded("img-north"))
-	reader.set("job-2", inProgress(50, "RUNNING"), replication.CopyStatus{Phase: replication.PhaseFailed, Code: "IMG.0010", Message: "quota exceeded"})
+	reader.set("job-2", inProgress(50, "RUNNING"), domain.CopyStatus{Phase: domain.PhaseFailed, Code: "IMG.0010", Message: "quota exceeded"})
 
 	steps := []struct {
 		name          string
@@ -678,7 +678,7 @@ func TestNotFoundCountsOnlyConsecutiveUnknownAnswers(t *testing.T) {
 	core := newCore(env.Store, clk, events.ProviderHuawei, reader)
 	r := replicationOf(image(events.ProviderHuawei, "img-flaky"), "cn-north-4")
 	started := inFlight(t, env.Store, clk, r, "job-flaky", copyOpts{})
-	var script []replication.CopyStatus
+	var script []domain.CopyStatus
 	for i := range 6 {
 		script = append(script, inProgress(10+i, "RUNNING"))
 	}

@@ -3,7 +3,7 @@ package poller
 import (
 	"context"
 
-	"github.com/imagerelay/imagerelay/shared/replication"
+	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 // StatusReader reads the status of in-flight copies at one provider.
@@ -12,7 +12,7 @@ type StatusReader interface {
 	// provider, account and destination region, and there are at most BatchSize of them.
 	// An error fails the whole batch (it is retried); a task the provider does not know is
 	// reported as PhaseNotFound, not as an error.
-	CopyStatus(ctx context.Context, tasks []replication.Task) ([]replication.CopyStatus, error)
+	CopyStatus(ctx context.Context, tasks []domain.Task) ([]domain.CopyStatus, error)
 	// BatchSize is the most tasks one CopyStatus call may carry (Tencent DescribeImages: 100).
 	BatchSize() int
 }

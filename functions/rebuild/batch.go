@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/shared/adapters/state"
 	"github.com/imagerelay/imagerelay/shared/config"
-	"github.com/imagerelay/imagerelay/shared/replication"
-	"github.com/imagerelay/imagerelay/shared/state"
+	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 // batchStep is what one delivery did to the current batch.
@@ -107,7 +107,7 @@ func (c *Core) runBatch(ctx context.Context, ro Rollout, p config.RebuildPolicy)
 func (c *Core) claim(ctx context.Context, ro Rollout, ids []string, recs map[string]DesktopRecord) ([]string, time.Duration, error) {
 	listed, err := c.Fleet.ListDesktops(ctx, ro.Replication.DestinationRegion, DesktopFilter{DesktopIDs: ids})
 	if err != nil {
-		pe := replication.AsProviderError(events.ProviderAlibaba, "DescribeDesktops", err)
+		pe := domain.AsProviderError(events.ProviderAlibaba, "DescribeDesktops", err)
 		c.log().Warn("could not look at the batch before rebuilding it; will try again", "rollout", ro.Key, "error", pe.Error())
 		return nil, max(pe.RetryAfter, time.Second), nil
 	}
@@ -169,7 +169,7 @@ func (c *Core) recoverClaims(ctx context.Context, ro Rollout, recs map[string]De
 	slices.Sort(ids)
 	listed, err := c.Fleet.ListDesktops(ctx, ro.Replication.DestinationRegion, DesktopFilter{DesktopIDs: ids})
 	if err != nil {
-		pe := replication.AsProviderError(events.ProviderAlibaba, "DescribeDesktops", err)
+		pe := domain.AsProviderError(events.ProviderAlibaba, "DescribeDesktops", err)
 		c.log().Warn("could not look at desktops whose rebuild call may have been lost; will try again", "rollout", ro.Key, "error", pe.Error())
 		return nil, nil, max(pe.RetryAfter, time.Second), nil
 	}
@@ -236,8 +236,8 @@ func (c *Core) call(ctx context.Context, ro Rollout, p config.RebuildPolicy, ids
 	var ems []Emission
 	var delay time.Duration
 	if err != nil {
-		pe := replication.AsProviderError(events.ProviderAlibaba, "RebuildDesktops", err)
-		retryable := pe.Class == replication.Retryable
+		pe := domain.AsProviderError(events.ProviderAlibaba, "RebuildDesktops", err)
+		retryable := pe.Class == domain.Retryable
 		c.log().Warn("RebuildDesktops call failed", "rollout", ro.Key, "desktops", len(ids), "retryable", retryable, "error", pe.Error())
 		for _, id := range ids {
 			rec, changed, err := c.transition(ctx, ro, id, claimed, func(r *DesktopRecord) {

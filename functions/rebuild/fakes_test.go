@@ -11,8 +11,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/imagerelay/imagerelay/functions/rebuild"
-	"github.com/imagerelay/imagerelay/shared/replication"
-	"github.com/imagerelay/imagerelay/shared/testenv"
+	"github.com/imagerelay/imagerelay/shared/dev/testenv"
+	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 // clock is a settable clock shared by the core and the fake fleet.
@@ -170,13 +170,13 @@ func (f *fakeFleet) image(id string) (string, string) {
 }
 
 func throttled() error {
-	return &replication.ProviderError{Provider: "alibaba", Action: "RebuildDesktops", Code: "Throttling.User", Message: "slow down",
-		Class: replication.Retryable, RetryAfter: 2 * time.Second}
+	return &domain.ProviderError{Provider: "alibaba", Action: "RebuildDesktops", Code: "Throttling.User", Message: "slow down",
+		Class: domain.Retryable, RetryAfter: 2 * time.Second}
 }
 
 func forbidden() error {
-	return &replication.ProviderError{Provider: "alibaba", Action: "DescribeDesktops", Code: "Forbidden.RAM", Message: "denied",
-		Class: replication.Terminal, Hint: "grant ecd:DescribeDesktops"}
+	return &domain.ProviderError{Provider: "alibaba", Action: "DescribeDesktops", Code: "Forbidden.RAM", Message: "denied",
+		Class: domain.Terminal, Hint: "grant ecd:DescribeDesktops"}
 }
 
 // recPublisher is a test double of the bus: it counts every publish of every event id (as a

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/imagerelay/imagerelay/events"
-	"github.com/imagerelay/imagerelay/shared/fn"
-	"github.com/imagerelay/imagerelay/shared/replication"
-	"github.com/imagerelay/imagerelay/shared/testenv"
+	"github.com/imagerelay/imagerelay/shared/core/fn"
+	"github.com/imagerelay/imagerelay/shared/dev/testenv"
+	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 // A replication.succeeded that no replication record backs (published by someone other than
@@ -30,7 +30,7 @@ func TestForgedSucceededRebuildsNothing(t *testing.T) {
 	}
 	unknown := copyOf("imgc-forged001")
 	failed := copyOf("imgc-forged002")
-	if err := env.Store.CreateRecord(context.Background(), replication.Record{Replication: failed, State: replication.StateFailed}); err != nil {
+	if err := env.Store.CreateRecord(context.Background(), domain.Record{Replication: failed, State: domain.StateFailed}); err != nil {
 		t.Fatal(err)
 	}
 	other := copyOf("imgc-forged003")

@@ -8,8 +8,8 @@ import (
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/rebuild"
 	"github.com/imagerelay/imagerelay/shared/config"
-	"github.com/imagerelay/imagerelay/shared/state"
-	"github.com/imagerelay/imagerelay/shared/testenv"
+	"github.com/imagerelay/imagerelay/shared/adapters/state"
+	"github.com/imagerelay/imagerelay/shared/dev/testenv"
 )
 
 // A rollout is checked many times (every check interval while desktops rebuild), and by

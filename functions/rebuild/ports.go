@@ -3,7 +3,7 @@ package rebuild
 import "context"
 
 // Fleet lists and rebuilds the cloud desktops of one provider (Alibaba Cloud Elastic Desktop
-// Service). The core owns this port; shared/app adapts the Alibaba client to it.
+// Service). The core owns this port; shared/compose adapts the Alibaba client to it.
 // Implementations classify failures as *replication.ProviderError (retryable or terminal)
 // and must be safe for concurrent use.
 type Fleet interface {

@@ -23,10 +23,10 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/shared/adapters/state"
 	"github.com/imagerelay/imagerelay/shared/config"
-	"github.com/imagerelay/imagerelay/shared/fn"
-	"github.com/imagerelay/imagerelay/shared/replication"
-	"github.com/imagerelay/imagerelay/shared/state"
+	"github.com/imagerelay/imagerelay/shared/core/fn"
+	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 // Name is the function's name on the bus.
@@ -161,7 +161,7 @@ func (c *Core) verifyCopy(ctx context.Context, d *events.ReplicationSucceeded) (
 		return fn.RejectWith(fmt.Errorf("no replication record for %s: rebuild acts only on copies imagerelay replicated (was this replication.succeeded published by imagerelay's poller?)", key)), false
 	case err != nil:
 		return fn.Retry(0, err), false
-	case rec.State != replication.StateSucceeded:
+	case rec.State != domain.StateSucceeded:
 		return fn.RejectWith(fmt.Errorf("the replication record of %s is %s, not succeeded: refusing to rebuild onto it", key, rec.State)), false
 	case rec.DestinationImageID != "" && rec.DestinationImageID != d.DestinationImageID:
 		return fn.RejectWith(fmt.Errorf("destinationImageId %s does not match the replication record of %s (%s): refusing to rebuild onto it",
@@ -178,8 +178,8 @@ func (c *Core) rollout(ctx context.Context, e event.Event, d *events.Replication
 	if errors.Is(err, state.ErrNotFound) {
 		ro, created, err = c.create(ctx, e, d, p, key)
 		if err != nil {
-			var pe *replication.ProviderError
-			if errors.As(err, &pe) && pe.Class == replication.Terminal {
+			var pe *domain.ProviderError
+			if errors.As(err, &pe) && pe.Class == domain.Terminal {
 				// Nothing was recorded, so once the cause is fixed the dead-lettered event
 				// can be replayed and the rollout is planned afresh.
 				return step{reject: fmt.Errorf("rebuild policy %s: cannot list the desktops of %s: %w", p.Name, d.DestinationRegion, err)}
@@ -280,14 +280,14 @@ func (c *Core) create(ctx context.Context, e event.Event, d *events.ReplicationS
 // olderImages returns the destination image ids of the earlier versions of the copy's source
 // image that imagerelay replicated to the same region.
 func (c *Core) olderImages(ctx context.Context, d *events.ReplicationSucceeded) (map[string]bool, error) {
-	recs, err := state.List[replication.Record](ctx, c.Store, state.RecordsOfImage(d.Image))
+	recs, err := state.List[domain.Record](ctx, c.Store, state.RecordsOfImage(d.Image))
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]bool{}
 	for _, r := range recs {
 		if r.ImageID == d.ImageID && r.DestinationRegion == d.DestinationRegion && r.VersionID != d.VersionID &&
-			r.State == replication.StateSucceeded && r.DestinationImageID != "" && r.DestinationImageID != d.DestinationImageID {
+			r.State == domain.StateSucceeded && r.DestinationImageID != "" && r.DestinationImageID != d.DestinationImageID {
 			out[r.DestinationImageID] = true
 		}
 	}

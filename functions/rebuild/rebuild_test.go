@@ -14,12 +14,12 @@ import (
 
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/rebuild"
+	"github.com/imagerelay/imagerelay/shared/adapters/state"
 	"github.com/imagerelay/imagerelay/shared/config"
-	"github.com/imagerelay/imagerelay/shared/fn"
-	"github.com/imagerelay/imagerelay/shared/policy"
-	"github.com/imagerelay/imagerelay/shared/replication"
-	"github.com/imagerelay/imagerelay/shared/state"
-	"github.com/imagerelay/imagerelay/shared/testenv"
+	"github.com/imagerelay/imagerelay/shared/core/fn"
+	"github.com/imagerelay/imagerelay/shared/core/policy"
+	"github.com/imagerelay/imagerelay/shared/dev/testenv"
+	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 const region = "cn-hangzhou"
@@ -34,7 +34,7 @@ func copyOf(imageID string) events.Replication {
 // copy as succeeded in store, as the poller does before it emits the event.
 func succeeded(t *testing.T, store *state.Store, id string, r events.Replication, osType string, tags map[string]string) event.Event {
 	t.Helper()
-	rec := replication.Record{Replication: r, State: replication.StateSucceeded, DestinationImageID: r.ImageID}
+	rec := domain.Record{Replication: r, State: domain.StateSucceeded, DestinationImageID: r.ImageID}
 	if err := store.CreateRecord(context.Background(), rec); err != nil && !errors.Is(err, state.ErrExists) {
 		t.Fatal(err)
 	}

@@ -4,7 +4,7 @@ import (
 	"time"
 
 	"github.com/imagerelay/imagerelay/events"
-	"github.com/imagerelay/imagerelay/shared/state"
+	"github.com/imagerelay/imagerelay/shared/adapters/state"
 )
 
 // Phase is where a rollout stands.

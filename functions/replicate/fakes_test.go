@@ -4,7 +4,7 @@ import (
 	"context"
 	"sync"
 
-	"github.com/imagerelay/imagerelay/shared/replication"
+	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 // fakeCopier is a test double of a provider's copy API: it counts calls per region, hands
@@ -16,7 +16,7 @@ type fakeCopier struct {
 	startErrs []error
 	alwaysErr func() error
 	// found is what FindCopy reports; findErr fails it.
-	found   *replication.CopyHandle
+	found   *domain.CopyHandle
 	findErr error
 	// onFind, when set, runs at the start of each FindCopy with its region (outside the
 	// lock), so a test can let another worker act between a lookup and the claim after it.
@@ -37,10 +37,10 @@ type fakeCopier struct {
 	startCalls int
 	starts     map[string]int // StartCopy calls naming each region
 	finds      map[string]int // FindCopy calls per region
-	requests   []replication.CopyRequest
+	requests   []domain.CopyRequest
 }
 
-func (f *fakeCopier) StartCopy(_ context.Context, req replication.CopyRequest) ([]replication.CopyHandle, error) {
+func (f *fakeCopier) StartCopy(_ context.Context, req domain.CopyRequest) ([]domain.CopyHandle, error) {
 	if f.entered != nil {
 		f.entered <- struct{}{}
 		<-f.hold
@@ -73,17 +73,17 @@ func (f *fakeCopier) StartCopy(_ context.Context, req replication.CopyRequest) (
 		f.startErrs = f.startErrs[1:]
 		return nil, err
 	}
-	var hs []replication.CopyHandle
+	var hs []domain.CopyHandle
 	for _, r := range req.DestinationRegions {
 		if f.skip[r] {
 			continue
 		}
-		hs = append(hs, replication.CopyHandle{Region: r, TaskID: "task-" + r, DestinationImageID: "m-" + r})
+		hs = append(hs, domain.CopyHandle{Region: r, TaskID: "task-" + r, DestinationImageID: "m-" + r})
 	}
 	return hs, nil
 }
 
-func (f *fakeCopier) FindCopy(_ context.Context, req replication.CopyRequest) (replication.CopyHandle, bool, error) {
+func (f *fakeCopier) FindCopy(_ context.Context, req domain.CopyRequest) (domain.CopyHandle, bool, error) {
 	if f.onFind != nil {
 		f.onFind(req.DestinationRegions[0])
 	}
@@ -94,13 +94,13 @@ func (f *fakeCopier) FindCopy(_ context.Context, req replication.CopyRequest) (r
 	}
 	f.finds[req.DestinationRegions[0]]++
 	if f.findErr != nil {
-		return replication.CopyHandle{}, false, f.findErr
+		return domain.CopyHandle{}, false, f.findErr
 	}
 	if r := req.DestinationRegions[0]; f.landed[r] {
-		return replication.CopyHandle{Region: r, TaskID: "task-" + r, DestinationImageID: "m-" + r}, true, nil
+		return domain.CopyHandle{Region: r, TaskID: "task-" + r, DestinationImageID: "m-" + r}, true, nil
 	}
 	if f.found == nil {
-		return replication.CopyHandle{}, false, nil
+		return domain.CopyHandle{}, false, nil
 	}
 	return *f.found, true, nil
 }
@@ -119,7 +119,7 @@ func (f *fakeCopier) counts() (calls int, starts, finds map[string]int) {
 	return f.startCalls, starts, finds
 }
 
-func (f *fakeCopier) lastRequest() replication.CopyRequest {
+func (f *fakeCopier) lastRequest() domain.CopyRequest {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.requests[len(f.requests)-1]
@@ -137,12 +137,12 @@ func (limitedCopier) MaxInFlight() int { return 2 }
 
 func retryable(code string) func() error {
 	return func() error {
-		return &replication.ProviderError{Provider: "huawei", Action: "StartCopy", Code: code, Message: "slow down",
-			Class: replication.Retryable, Hint: "imagerelay will retry"}
+		return &domain.ProviderError{Provider: "huawei", Action: "StartCopy", Code: code, Message: "slow down",
+			Class: domain.Retryable, Hint: "imagerelay will retry"}
 	}
 }
 
 func terminal(code, msg, hint string) error {
-	return &replication.ProviderError{Provider: "huawei", Action: "StartCopy", Code: code, Message: msg,
-		RequestID: "req-123", Class: replication.Terminal, Hint: hint}
+	return &domain.ProviderError{Provider: "huawei", Action: "StartCopy", Code: code, Message: msg,
+		RequestID: "req-123", Class: domain.Terminal, Hint: hint}
 }

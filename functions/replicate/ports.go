@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/imagerelay/imagerelay/shared/replication"
+	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 // Copier starts copies at one provider. Implementations classify every failure as a
@@ -12,11 +12,11 @@ import (
 type Copier interface {
 	// StartCopy starts copying req's image to req.DestinationRegions and returns one handle
 	// per region. A region that already holds the image comes back with AlreadyPresent.
-	StartCopy(ctx context.Context, req replication.CopyRequest) ([]replication.CopyHandle, error)
+	StartCopy(ctx context.Context, req domain.CopyRequest) ([]domain.CopyHandle, error)
 	// FindCopy looks for a copy of req to req.DestinationRegions[0] that an interrupted
 	// earlier attempt may have started, so a crash between the claim and the provider call
 	// never causes a second copy.
-	FindCopy(ctx context.Context, req replication.CopyRequest) (replication.CopyHandle, bool, error)
+	FindCopy(ctx context.Context, req domain.CopyRequest) (domain.CopyHandle, bool, error)
 }
 
 // MultiRegionCopier is implemented by copiers whose API starts many regions in one call

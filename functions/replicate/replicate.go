@@ -26,9 +26,9 @@ import (
 
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/internal/lifecycle"
-	"github.com/imagerelay/imagerelay/shared/fn"
-	"github.com/imagerelay/imagerelay/shared/replication"
-	"github.com/imagerelay/imagerelay/shared/state"
+	"github.com/imagerelay/imagerelay/shared/adapters/state"
+	"github.com/imagerelay/imagerelay/shared/core/fn"
+	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 // Name is the function's name on the bus.
@@ -80,7 +80,7 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 	}
 	copier, ok := c.Copiers[req.Provider]
 	if !ok {
-		return fn.RejectWith(replication.Unavailable(req.Provider, c.Unavailable))
+		return fn.RejectWith(domain.Unavailable(req.Provider, c.Unavailable))
 	}
 	if res, ok := c.checkPlan(ctx, req); !ok {
 		return res
@@ -91,21 +91,21 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 	}
 	looked := notLooked
 	switch {
-	case rec.State == replication.StateInProgress:
+	case rec.State == domain.StateInProgress:
 		// Started before (by this request or by a multi-region call for a sibling region):
 		// say so again; the event id is the same, so the bus keeps one.
 		return c.ok(e, rec)
-	case rec.State == replication.StateFailed && rec.StartedAt.IsZero():
+	case rec.State == domain.StateFailed && rec.StartedAt.IsZero():
 		// Failed at the start call by an earlier delivery that may have stopped before its
 		// events were stored: announce it again (same ids, so the bus keeps one of each).
-		return c.announceFailed(ctx, e, req, []replication.Record{rec}, "")
+		return c.announceFailed(ctx, e, req, []domain.Record{rec}, "")
 	case rec.State.Settled():
 		// Settled by the poller, which announces it.
 		return fn.OK()
-	case rec.State == replication.StateStarting && !c.stale(rec):
+	case rec.State == domain.StateStarting && !c.stale(rec):
 		// Another worker is calling the provider right now; look again shortly.
 		return fn.DeferFor(c.startLease(req.Provider) / 4)
-	case rec.State == replication.StateStarting || rec.Ambiguous():
+	case rec.State == domain.StateStarting || rec.Ambiguous():
 		// The worker that claimed it stopped mid-call, or an earlier call ended without an
 		// answer: the copy may exist. Look before calling.
 		if res, found := c.recover(ctx, e, copier, req, rec); found {
@@ -178,7 +178,7 @@ func planMismatch(plan state.Plan, req *events.ReplicationRequested) string {
 }
 
 // ensureRecord creates the record of one region if it does not exist and returns it.
-func (c *Core) ensureRecord(ctx context.Context, e event.Event, req *events.ReplicationRequested, region string) (replication.Record, error) {
+func (c *Core) ensureRecord(ctx context.Context, e event.Event, req *events.ReplicationRequested, region string) (domain.Record, error) {
 	r := req.Replication
 	r.DestinationRegion = region
 	t := c.now()
@@ -186,10 +186,10 @@ func (c *Core) ensureRecord(ctx context.Context, e event.Event, req *events.Repl
 	if timeout <= 0 {
 		timeout = 6 * time.Hour
 	}
-	rec := replication.Record{
+	rec := domain.Record{
 		Key:                 events.ReplicationKey(r),
 		Replication:         r,
-		State:               replication.StateRequested,
+		State:               domain.StateRequested,
 		CorrelationID:       events.CorrelationID(e),
 		RequestedAt:         t,
 		UpdatedAt:           t,
@@ -206,11 +206,11 @@ func (c *Core) ensureRecord(ctx context.Context, e event.Event, req *events.Repl
 }
 
 // recover looks for a copy an interrupted attempt may have started.
-func (c *Core) recover(ctx context.Context, e event.Event, copier Copier, req *events.ReplicationRequested, rec replication.Record) (fn.Result, bool) {
+func (c *Core) recover(ctx context.Context, e event.Event, copier Copier, req *events.ReplicationRequested, rec domain.Record) (fn.Result, bool) {
 	h, found, err := copier.FindCopy(ctx, c.copyRequest(req, []string{req.DestinationRegion}))
 	if err != nil {
-		pe := replication.AsProviderError(req.Provider, "FindCopy", err)
-		if pe.Class == replication.Retryable && c.now().Before(rec.Deadline) {
+		pe := domain.AsProviderError(req.Provider, "FindCopy", err)
+		if pe.Class == domain.Retryable && c.now().Before(rec.Deadline) {
 			// A lookup the provider could not answer now (throttled, a 5xx) is waited out
 			// like a start call, without using up deliveries, until the copy's deadline.
 			return fn.DeferFor(max(pe.RetryAfter, backoff(rec.StartCalls))), true
@@ -259,13 +259,13 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 		}
 		if !got {
 			waits := 0
-			rec, err := c.Store.UpdateRecord(ctx, req.Replication, func(r *replication.Record) error {
+			rec, err := c.Store.UpdateRecord(ctx, req.Replication, func(r *domain.Record) error {
 				// A stale claim gets here only after FindCopy found no copy, so it waits too;
 				// left "starting", every later delivery would look at the provider again.
-				if r.State != replication.StateRequested && r.State != replication.StateWaiting && !c.stale(*r) {
+				if r.State != domain.StateRequested && r.State != domain.StateWaiting && !c.stale(*r) {
 					return state.ErrNoChange
 				}
-				r.State, r.Message, r.UpdatedAt = replication.StateWaiting, fmt.Sprintf("waiting for one of %d copy slots", lc.MaxInFlight()), c.now()
+				r.State, r.Message, r.UpdatedAt = domain.StateWaiting, fmt.Sprintf("waiting for one of %d copy slots", lc.MaxInFlight()), c.now()
 				r.SlotWaits++
 				return nil
 			})
@@ -297,7 +297,7 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 				return with(fn.Retry(0, err))
 			}
 			regionLooked = notLooked
-			if !rec.State.Settled() && rec.State != replication.StateInProgress && (rec.Ambiguous() || c.stale(rec)) {
+			if !rec.State.Settled() && rec.State != domain.StateInProgress && (rec.Ambiguous() || c.stale(rec)) {
 				// An earlier call may have started this sibling region: look for its copy
 				// before naming it in one call with the others, as its own request would.
 				ev, done, err := c.lookSibling(ctx, e, copier, req, rec)
@@ -335,7 +335,7 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 		switch {
 		case err != nil:
 			return with(fn.Retry(0, err))
-		case rec.State == replication.StateInProgress:
+		case rec.State == domain.StateInProgress:
 			return with(c.ok(e, rec))
 		case rec.State.Settled():
 			return with(fn.OK())
@@ -361,7 +361,7 @@ func (c *Core) comeBackForOwn(ctx context.Context, e event.Event, req *events.Re
 	switch {
 	case err != nil:
 		return fn.Retry(0, err, res.Emit...)
-	case rec.State == replication.StateInProgress:
+	case rec.State == domain.StateInProgress:
 		ok := c.ok(e, rec)
 		return fn.OK(append(res.Emit, ok.Emit...)...)
 	case rec.State.Settled():
@@ -375,7 +375,7 @@ func (c *Core) comeBackForOwn(ctx context.Context, e event.Event, req *events.Re
 func (c *Core) startClaimed(ctx context.Context, e event.Event, copier Copier, req *events.ReplicationRequested, claimed []string, found []event.Event) fn.Result {
 	handles, err := copier.StartCopy(ctx, c.copyRequest(req, claimed))
 	if err != nil {
-		res := c.startFailed(ctx, e, req, claimed, replication.AsProviderError(req.Provider, "StartCopy", err))
+		res := c.startFailed(ctx, e, req, claimed, domain.AsProviderError(req.Provider, "StartCopy", err))
 		res.Emit = append(res.Emit, found...)
 		return res
 	}
@@ -407,7 +407,7 @@ func (c *Core) startClaimed(ctx context.Context, e event.Event, copier Copier, r
 
 // lookSibling looks for a copy to a sibling region (of a multi-region call) that an earlier
 // call may have started. done reports that it found one and recorded it; ev then announces it.
-func (c *Core) lookSibling(ctx context.Context, e event.Event, copier Copier, req *events.ReplicationRequested, rec replication.Record) (ev event.Event, done bool, err error) {
+func (c *Core) lookSibling(ctx context.Context, e event.Event, copier Copier, req *events.ReplicationRequested, rec domain.Record) (ev event.Event, done bool, err error) {
 	h, found, err := copier.FindCopy(ctx, c.copyRequest(req, []string{rec.DestinationRegion}))
 	if err != nil || !found {
 		return ev, false, err
@@ -428,9 +428,9 @@ func (c *Core) lookSibling(ctx context.Context, e event.Event, copier Copier, re
 func (c *Core) claim(ctx context.Context, req *events.ReplicationRequested, region string, looked int) (won, busy, look bool, err error) {
 	r := req.Replication
 	r.DestinationRegion = region
-	_, err = c.Store.UpdateRecord(ctx, r, func(rec *replication.Record) error {
-		won, busy, look = false, rec.State == replication.StateStarting && !c.stale(*rec), false
-		if rec.State != replication.StateRequested && rec.State != replication.StateWaiting && !c.stale(*rec) {
+	_, err = c.Store.UpdateRecord(ctx, r, func(rec *domain.Record) error {
+		won, busy, look = false, rec.State == domain.StateStarting && !c.stale(*rec), false
+		if rec.State != domain.StateRequested && rec.State != domain.StateWaiting && !c.stale(*rec) {
 			return state.ErrNoChange
 		}
 		if (c.stale(*rec) || rec.Ambiguous()) && rec.StartCalls != looked {
@@ -438,7 +438,7 @@ func (c *Core) claim(ctx context.Context, req *events.ReplicationRequested, regi
 			return state.ErrNoChange
 		}
 		t := c.now()
-		rec.State, rec.StartingSince, rec.UpdatedAt, rec.Message = replication.StateStarting, t, t, ""
+		rec.State, rec.StartingSince, rec.UpdatedAt, rec.Message = domain.StateStarting, t, t, ""
 		rec.StartCalls++
 		rec.SlotWaits = 0
 		won = true
@@ -449,8 +449,8 @@ func (c *Core) claim(ctx context.Context, req *events.ReplicationRequested, regi
 
 // stale reports whether rec is a "starting" claim older than the start lease: its worker is
 // taken to have stopped mid-call.
-func (c *Core) stale(rec replication.Record) bool {
-	return rec.State == replication.StateStarting && c.now().Sub(rec.StartingSince) >= c.startLease(rec.Provider)
+func (c *Core) stale(rec domain.Record) bool {
+	return rec.State == domain.StateStarting && c.now().Sub(rec.StartingSince) >= c.startLease(rec.Provider)
 }
 
 // unclaim returns claimed regions to requested. A non-zero ambiguousAt records that the
@@ -460,11 +460,11 @@ func (c *Core) unclaim(ctx context.Context, req *events.ReplicationRequested, re
 	for _, region := range regions {
 		r := req.Replication
 		r.DestinationRegion = region
-		_, _ = c.Store.UpdateRecord(ctx, r, func(rec *replication.Record) error {
-			if rec.State != replication.StateStarting {
+		_, _ = c.Store.UpdateRecord(ctx, r, func(rec *domain.Record) error {
+			if rec.State != domain.StateStarting {
 				return state.ErrNoChange
 			}
-			rec.State, rec.UpdatedAt = replication.StateRequested, c.now()
+			rec.State, rec.UpdatedAt = domain.StateRequested, c.now()
 			if !ambiguousAt.IsZero() {
 				rec.AmbiguousAt = ambiguousAt
 			}
@@ -473,13 +473,13 @@ func (c *Core) unclaim(ctx context.Context, req *events.ReplicationRequested, re
 	}
 }
 
-func (c *Core) markStarted(ctx context.Context, r events.Replication, h replication.CopyHandle) (replication.Record, error) {
-	return c.Store.UpdateRecord(ctx, r, func(rec *replication.Record) error {
-		if rec.State == replication.StateInProgress || rec.State.Settled() {
+func (c *Core) markStarted(ctx context.Context, r events.Replication, h domain.CopyHandle) (domain.Record, error) {
+	return c.Store.UpdateRecord(ctx, r, func(rec *domain.Record) error {
+		if rec.State == domain.StateInProgress || rec.State.Settled() {
 			return state.ErrNoChange
 		}
 		t := c.now()
-		rec.State, rec.TaskID, rec.DestinationImageID = replication.StateInProgress, h.TaskID, h.DestinationImageID
+		rec.State, rec.TaskID, rec.DestinationImageID = domain.StateInProgress, h.TaskID, h.DestinationImageID
 		rec.StartedAt, rec.UpdatedAt, rec.Code, rec.Message, rec.Hint = t, t, "", "", ""
 		rec.AmbiguousAt, rec.SlotWaits = time.Time{}, 0
 		if h.AlreadyPresent {
@@ -494,12 +494,12 @@ func (c *Core) markStarted(ctx context.Context, r events.Replication, h replicat
 // retryable error that may have started the copy anyway (see replication.MaybeStarted) is
 // recorded as ambiguous, and the copy keeps its concurrency slot: the next attempt looks for
 // the copy before calling again.
-func (c *Core) startFailed(ctx context.Context, e event.Event, req *events.ReplicationRequested, claimed []string, pe *replication.ProviderError) fn.Result {
+func (c *Core) startFailed(ctx context.Context, e event.Event, req *events.ReplicationRequested, claimed []string, pe *domain.ProviderError) fn.Result {
 	var ambiguousAt time.Time
-	if replication.MaybeStarted(pe) {
+	if domain.MaybeStarted(pe) {
 		ambiguousAt = c.now()
 	}
-	if pe.Class == replication.Retryable {
+	if pe.Class == domain.Retryable {
 		rec, _, err := c.Store.Record(ctx, req.Replication)
 		if err != nil {
 			// Without the attempt count we cannot tell whether to give up: try again rather
@@ -525,17 +525,17 @@ func (c *Core) startFailed(ctx context.Context, e event.Event, req *events.Repli
 		given.Hint = fmt.Sprintf("gave up after %d attempts; %s", c.maxStartAttempts(), pe.Hint)
 		if !ambiguousAt.IsZero() || rec.Ambiguous() {
 			given.Hint = fmt.Sprintf("gave up after %d attempts, the last answers lost or unclear: a copy named %q may exist in the destination region; check for it before publishing the image again; %s",
-				c.maxStartAttempts(), replication.CopyName(req.Replication), pe.Hint)
+				c.maxStartAttempts(), domain.CopyName(req.Replication), pe.Hint)
 		}
 		pe = &given
 	}
-	var recs []replication.Record
+	var recs []domain.Record
 	for _, region := range claimed {
 		r := req.Replication
 		r.DestinationRegion = region
-		rec, err := c.Store.UpdateRecord(ctx, r, func(rec *replication.Record) error {
+		rec, err := c.Store.UpdateRecord(ctx, r, func(rec *domain.Record) error {
 			t := c.now()
-			rec.State, rec.Code, rec.Message, rec.Hint, rec.FinishedAt, rec.UpdatedAt = replication.StateFailed, pe.Code, pe.Message, pe.Hint, t, t
+			rec.State, rec.Code, rec.Message, rec.Hint, rec.FinishedAt, rec.UpdatedAt = domain.StateFailed, pe.Code, pe.Message, pe.Hint, t, t
 			return nil
 		})
 		if err != nil {
@@ -549,7 +549,7 @@ func (c *Core) startFailed(ctx context.Context, e event.Event, req *events.Repli
 
 // announceFailed emits replication.failed for records that failed at the start call, and
 // replication.completed when that settled the image's last planned region.
-func (c *Core) announceFailed(ctx context.Context, e event.Event, req *events.ReplicationRequested, recs []replication.Record, requestID string) fn.Result {
+func (c *Core) announceFailed(ctx context.Context, e event.Event, req *events.ReplicationRequested, recs []domain.Record, requestID string) fn.Result {
 	var out []event.Event
 	for _, rec := range recs {
 		ev, err := c.emitter().Failed(e, rec, requestID)
@@ -574,7 +574,7 @@ func (c *Core) releaseSlot(ctx context.Context, r events.Replication) {
 	}
 }
 
-func (c *Core) ok(e event.Event, rec replication.Record) fn.Result {
+func (c *Core) ok(e event.Event, rec domain.Record) fn.Result {
 	ev, err := c.emitter().Started(e, rec)
 	if err != nil {
 		return fn.RejectWith(err)
@@ -582,10 +582,10 @@ func (c *Core) ok(e event.Event, rec replication.Record) fn.Result {
 	return fn.OK(ev)
 }
 
-func (c *Core) copyRequest(req *events.ReplicationRequested, regions []string) replication.CopyRequest {
+func (c *Core) copyRequest(req *events.ReplicationRequested, regions []string) domain.CopyRequest {
 	// The regions are copied: start keeps editing its claimed list after the call, and the
 	// provider must not see its request change under it.
-	return replication.CopyRequest{ReplicationRequested: *req, DestinationRegions: slices.Clone(regions), Name: replication.CopyName(req.Replication)}
+	return domain.CopyRequest{ReplicationRequested: *req, DestinationRegions: slices.Clone(regions), Name: domain.CopyName(req.Replication)}
 }
 
 // startLease is how long a "starting" claim on a copy at provider is trusted: StartLease,

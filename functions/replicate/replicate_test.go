@@ -16,10 +16,10 @@ import (
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/internal/lifecycle"
 	"github.com/imagerelay/imagerelay/functions/replicate"
-	"github.com/imagerelay/imagerelay/shared/fn"
-	"github.com/imagerelay/imagerelay/shared/replication"
-	"github.com/imagerelay/imagerelay/shared/state"
-	"github.com/imagerelay/imagerelay/shared/testenv"
+	"github.com/imagerelay/imagerelay/shared/adapters/state"
+	"github.com/imagerelay/imagerelay/shared/core/fn"
+	"github.com/imagerelay/imagerelay/shared/dev/testenv"
+	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 func newClock() *testenv.Clock { return testenv.NewClock(time.Now().UTC().Truncate(time.Second)) }
@@ -90,7 +90,7 @@ func wantKind(t *testing.T, res fn.Result, kind fn.Kind) {
 	emitted(t, res) // whatever the outcome, every emitted event must meet the contract
 }
 
-func record(t *testing.T, store *state.Store, r events.Replication) replication.Record {
+func record(t *testing.T, store *state.Store, r events.Replication) domain.Record {
 	t.Helper()
 	rec, _, err := store.Record(context.Background(), r)
 	if err != nil {
@@ -157,11 +157,11 @@ func TestFirstRequestStartsAndDuplicateDoesNot(t *testing.T) {
 				t.Fatalf("StartCopy calls = %d (per region %v), want exactly one for cn-beijing", calls, starts)
 			}
 			req := fake.lastRequest()
-			if !slices.Equal(req.DestinationRegions, []string{"cn-beijing"}) || req.Name != replication.CopyName(replicationOf(img, "cn-beijing")) {
+			if !slices.Equal(req.DestinationRegions, []string{"cn-beijing"}) || req.Name != domain.CopyName(replicationOf(img, "cn-beijing")) {
 				t.Errorf("copy request regions %v name %q", req.DestinationRegions, req.Name)
 			}
 			rec := record(t, env.Store, replicationOf(img, "cn-beijing"))
-			if rec.State != replication.StateInProgress || rec.TaskID != "task-cn-beijing" || rec.DestinationImageID != "m-cn-beijing" {
+			if rec.State != domain.StateInProgress || rec.TaskID != "task-cn-beijing" || rec.DestinationImageID != "m-cn-beijing" {
 				t.Errorf("record = %s task %q image %q, want in-progress task-cn-beijing m-cn-beijing", rec.State, rec.TaskID, rec.DestinationImageID)
 			}
 			if rec.StartCalls != 1 || rec.CorrelationID != "pub-"+img.ImageID {
@@ -267,7 +267,7 @@ func TestConcurrentDeliveriesStartOnce(t *testing.T) {
 			if len(startedIDs) != 1 {
 				t.Errorf("started event ids %v, want exactly one id", startedIDs)
 			}
-			if rec := record(t, env.Store, replicationOf(img, "cn-hangzhou")); rec.State != replication.StateInProgress || rec.StartCalls != 1 {
+			if rec := record(t, env.Store, replicationOf(img, "cn-hangzhou")); rec.State != domain.StateInProgress || rec.StartCalls != 1 {
 				t.Errorf("record %s with %d start calls, want in-progress after 1", rec.State, rec.StartCalls)
 			}
 		})
@@ -289,7 +289,7 @@ func TestRetryableStartError(t *testing.T) {
 	if res.Outcome.Delay <= 0 || len(res.Emit) != 0 {
 		t.Errorf("retryable error: delay %v, emitted %d events; want a positive delay and nothing", res.Outcome.Delay, len(res.Emit))
 	}
-	if rec := record(t, env.Store, r); rec.State != replication.StateRequested || rec.StartCalls != 1 {
+	if rec := record(t, env.Store, r); rec.State != domain.StateRequested || rec.StartCalls != 1 {
 		t.Errorf("after a retryable error the record is %s with %d calls, want requested with 1", rec.State, rec.StartCalls)
 	}
 
@@ -301,7 +301,7 @@ func TestRetryableStartError(t *testing.T) {
 	if evs := emitted(t, res); len(evs[events.TypeReplicationStarted]) != 1 {
 		t.Errorf("second delivery emitted %v, want replication.started", res.Emit)
 	}
-	if rec := record(t, env.Store, r); rec.State != replication.StateInProgress || rec.TaskID != "task-cn-east-3" {
+	if rec := record(t, env.Store, r); rec.State != domain.StateInProgress || rec.TaskID != "task-cn-east-3" {
 		t.Errorf("record %s task %q, want in-progress", rec.State, rec.TaskID)
 	}
 }
@@ -336,7 +336,7 @@ func TestRetryableStartErrorGivesUp(t *testing.T) {
 	if failed.Code != "ServiceUnavailable" || !strings.Contains(failed.Hint, "gave up after 3 attempts") {
 		t.Errorf("failed code %q hint %q, want ServiceUnavailable and 'gave up after 3 attempts'", failed.Code, failed.Hint)
 	}
-	if rec := record(t, env.Store, r); rec.State != replication.StateFailed {
+	if rec := record(t, env.Store, r); rec.State != domain.StateFailed {
 		t.Errorf("record %s, want failed", rec.State)
 	}
 	holders, _ := env.Store.Holders(ctx, lifecycle.SlotName(r))
@@ -392,7 +392,7 @@ func TestTerminalStartError(t *testing.T) {
 				}
 			}
 			rec := record(t, env.Store, r)
-			if rec.State != replication.StateFailed || rec.Code != "InvalidImageId.NotFound" {
+			if rec.State != domain.StateFailed || rec.Code != "InvalidImageId.NotFound" {
 				t.Errorf("record %s code %q, want failed", rec.State, rec.Code)
 			}
 
@@ -424,14 +424,14 @@ func TestCrashRecovery(t *testing.T) {
 	cases := []struct {
 		name       string
 		since      time.Duration // how long ago the crashed worker claimed the record
-		found      *replication.CopyHandle
+		found      *domain.CopyHandle
 		findErr    error
 		wantKind   fn.Kind
 		wantFinds  int
 		wantStarts int
 		wantTask   string // task of the emitted started event; "" when none
 	}{
-		{name: "stale claim, copy exists", since: lease + time.Second, found: &replication.CopyHandle{Region: "cn-north-4", TaskID: "job-found"},
+		{name: "stale claim, copy exists", since: lease + time.Second, found: &domain.CopyHandle{Region: "cn-north-4", TaskID: "job-found"},
 			wantKind: fn.Done, wantFinds: 1, wantTask: "job-found"},
 		{name: "stale claim, no copy", since: 3 * lease,
 			wantKind: fn.Done, wantFinds: 1, wantStarts: 1, wantTask: "task-cn-north-4"},
@@ -440,7 +440,7 @@ func TestCrashRecovery(t *testing.T) {
 			wantKind: fn.Defer, wantFinds: 1},
 		{name: "stale claim, lookup refused", since: 3 * lease, findErr: terminal("AuthFailure", "bad key", "fix the key"),
 			wantKind: fn.RetryLater, wantFinds: 1},
-		{name: "fresh claim", since: lease / 2, found: &replication.CopyHandle{Region: "cn-north-4", TaskID: "job-found"},
+		{name: "fresh claim", since: lease / 2, found: &domain.CopyHandle{Region: "cn-north-4", TaskID: "job-found"},
 			wantKind: fn.Defer},
 	}
 	for i, tc := range cases {
@@ -454,8 +454,8 @@ func TestCrashRecovery(t *testing.T) {
 			planned(t, env.Store, img, "cn-north-4")
 			r := replicationOf(img, "cn-north-4")
 			// What a worker that crashed inside StartCopy leaves behind.
-			if err := env.Store.CreateRecord(ctx, replication.Record{
-				Key: events.ReplicationKey(r), Replication: r, State: replication.StateStarting, StartCalls: 1,
+			if err := env.Store.CreateRecord(ctx, domain.Record{
+				Key: events.ReplicationKey(r), Replication: r, State: domain.StateStarting, StartCalls: 1,
 				StartingSince: clk.Now().Add(-tc.since), Deadline: clk.Now().Add(time.Hour), PollIntervalSeconds: 20,
 			}); err != nil {
 				t.Fatal(err)
@@ -472,7 +472,7 @@ func TestCrashRecovery(t *testing.T) {
 				if len(evs) != 0 {
 					t.Errorf("emitted %v, want nothing", res.Emit)
 				}
-				if rec.State != replication.StateStarting {
+				if rec.State != domain.StateStarting {
 					t.Errorf("record %s, want still starting", rec.State)
 				}
 				return
@@ -480,7 +480,7 @@ func TestCrashRecovery(t *testing.T) {
 			if len(evs) != 1 || started(t, evs[0]).TaskID != tc.wantTask {
 				t.Fatalf("emitted %v, want replication.started for %s", res.Emit, tc.wantTask)
 			}
-			if rec.State != replication.StateInProgress || rec.TaskID != tc.wantTask {
+			if rec.State != domain.StateInProgress || rec.TaskID != tc.wantTask {
 				t.Errorf("record %s task %q, want in-progress %s", rec.State, rec.TaskID, tc.wantTask)
 			}
 		})
@@ -504,8 +504,8 @@ func TestCrashRecoveryWaitsForASlot(t *testing.T) {
 			t.Fatalf("acquire %s: %v %v", other, got, err)
 		}
 	}
-	if err := env.Store.CreateRecord(ctx, replication.Record{
-		Key: events.ReplicationKey(r), Replication: r, State: replication.StateStarting, StartCalls: 1,
+	if err := env.Store.CreateRecord(ctx, domain.Record{
+		Key: events.ReplicationKey(r), Replication: r, State: domain.StateStarting, StartCalls: 1,
 		StartingSince: clk.Now().Add(-time.Hour), Deadline: clk.Now().Add(time.Hour),
 	}); err != nil {
 		t.Fatal(err)
@@ -514,16 +514,16 @@ func TestCrashRecoveryWaitsForASlot(t *testing.T) {
 		name       string
 		before     func()
 		wantKind   fn.Kind
-		wantState  replication.State
+		wantState  domain.State
 		wantStarts int
 	}{
-		{"lookup finds nothing, slots full", nil, fn.Defer, replication.StateWaiting, 0},
-		{"still full", nil, fn.Defer, replication.StateWaiting, 0},
+		{"lookup finds nothing, slots full", nil, fn.Defer, domain.StateWaiting, 0},
+		{"still full", nil, fn.Defer, domain.StateWaiting, 0},
 		{"a slot frees", func() {
 			if _, err := env.Store.Release(ctx, slot, "other-1"); err != nil {
 				t.Fatal(err)
 			}
-		}, fn.Done, replication.StateInProgress, 1},
+		}, fn.Done, domain.StateInProgress, 1},
 	}
 	for _, step := range steps {
 		if step.before != nil {
@@ -563,7 +563,7 @@ func TestLimitedCopierWaitsForASlot(t *testing.T) {
 	if calls, starts, _ := fake.counts(); calls != 2 || starts[regions[2]] != 0 {
 		t.Fatalf("StartCopy calls %d (%v), want 2 and none for %s", calls, starts, regions[2])
 	}
-	if rec := record(t, env.Store, third); rec.State != replication.StateWaiting || !strings.Contains(rec.Message, "2 copy slots") {
+	if rec := record(t, env.Store, third); rec.State != domain.StateWaiting || !strings.Contains(rec.Message, "2 copy slots") {
 		t.Errorf("third record %s %q, want waiting for a slot", rec.State, rec.Message)
 	}
 	holders, _ := env.Store.Holders(ctx, slot)
@@ -591,7 +591,7 @@ func TestLimitedCopierWaitsForASlot(t *testing.T) {
 	if _, ok := holders[events.ReplicationKey(third)]; !ok || len(holders) != 2 {
 		t.Errorf("slot holders %v, want the second and third copies", holders)
 	}
-	if rec := record(t, env.Store, third); rec.State != replication.StateInProgress {
+	if rec := record(t, env.Store, third); rec.State != domain.StateInProgress {
 		t.Errorf("third record %s, want in-progress", rec.State)
 	}
 }
@@ -651,7 +651,7 @@ func TestMultiRegionCopierStartsAllRegionsInOneCall(t *testing.T) {
 		t.Fatalf("started events for %v, want one per region of %v", first, regions)
 	}
 	for _, region := range regions {
-		if rec := record(t, env.Store, replicationOf(img, region)); rec.State != replication.StateInProgress || rec.TaskID != "task-"+region {
+		if rec := record(t, env.Store, replicationOf(img, region)); rec.State != domain.StateInProgress || rec.TaskID != "task-"+region {
 			t.Errorf("%s record %s task %q, want in-progress", region, rec.State, rec.TaskID)
 		}
 	}
@@ -691,7 +691,7 @@ func TestMultiRegionCopierRegionWithoutHandle(t *testing.T) {
 	if n := len(emitted(t, res)[events.TypeReplicationStarted]); n != 2 {
 		t.Errorf("%d started events, want 2 (no handle for cn-shenzhen)", n)
 	}
-	if rec := record(t, env.Store, replicationOf(img, "cn-shenzhen")); rec.State != replication.StateRequested {
+	if rec := record(t, env.Store, replicationOf(img, "cn-shenzhen")); rec.State != domain.StateRequested {
 		t.Errorf("region without a handle is %s, want back to requested", rec.State)
 	}
 	// Its own request starts it, alone.
@@ -781,8 +781,8 @@ func TestMultiRegionSiblingRequestsRacingMakeOneCall(t *testing.T) {
 
 // providerError builds a retryable provider error with a code and an HTTP status.
 func providerError(code string, status int) error {
-	return &replication.ProviderError{Provider: "test", Action: "StartCopy", Code: code, HTTPStatus: status, Message: "no clear answer",
-		Class: replication.Retryable, Hint: "imagerelay will retry"}
+	return &domain.ProviderError{Provider: "test", Action: "StartCopy", Code: code, HTTPStatus: status, Message: "no clear answer",
+		Class: domain.Retryable, Hint: "imagerelay will retry"}
 }
 
 // A start call that ends without a clear answer may have started the copy: the next attempt
@@ -805,7 +805,7 @@ func TestAmbiguousStartLooksBeforeCallingAgain(t *testing.T) {
 		{"Tencent RequestLimitExceeded", providerError("RequestLimitExceeded", 0), false},
 		{"Alibaba Throttling.User", providerError("Throttling.User", 400), false},
 		{"Huawei too many copies", providerError("IMG.0457", 400), false},
-		{"never sent", &replication.ProviderError{Code: "Canceled", Class: replication.Retryable, NotExecuted: true}, false},
+		{"never sent", &domain.ProviderError{Code: "Canceled", Class: domain.Retryable, NotExecuted: true}, false},
 	}
 	for i, tc := range cases {
 		for _, landed := range []bool{true, false} {
@@ -829,7 +829,7 @@ func TestAmbiguousStartLooksBeforeCallingAgain(t *testing.T) {
 
 				wantKind(t, core.Handle(ctx, request(t, img, "cn-north-4", nil, "1")), fn.Defer)
 				rec := record(t, env.Store, r)
-				if rec.State != replication.StateRequested || rec.Ambiguous() != tc.ambiguous {
+				if rec.State != domain.StateRequested || rec.Ambiguous() != tc.ambiguous {
 					t.Fatalf("after the failed call: record %s ambiguous=%v, want requested ambiguous=%v", rec.State, rec.Ambiguous(), tc.ambiguous)
 				}
 				holders, _ := env.Store.Holders(ctx, lifecycle.SlotName(r))
@@ -853,7 +853,7 @@ func TestAmbiguousStartLooksBeforeCallingAgain(t *testing.T) {
 				if evs := emitted(t, res)[events.TypeReplicationStarted]; len(evs) != 1 {
 					t.Errorf("emitted %v, want replication.started", res.Emit)
 				}
-				if rec := record(t, env.Store, r); rec.State != replication.StateInProgress || rec.Ambiguous() || rec.TaskID != "task-cn-north-4" {
+				if rec := record(t, env.Store, r); rec.State != domain.StateInProgress || rec.Ambiguous() || rec.TaskID != "task-cn-north-4" {
 					t.Errorf("record %s ambiguous=%v task %q, want in-progress, clear, task-cn-north-4", rec.State, rec.Ambiguous(), rec.TaskID)
 				}
 			})
@@ -997,7 +997,7 @@ func TestSlotWaitBacksOff(t *testing.T) {
 		if res.Outcome.Delay != w*time.Second {
 			t.Errorf("wait %d: deferred %v, want %v", i+1, res.Outcome.Delay, w*time.Second)
 		}
-		if rec := record(t, env.Store, r); rec.State != replication.StateWaiting || rec.SlotWaits != i+1 {
+		if rec := record(t, env.Store, r); rec.State != domain.StateWaiting || rec.SlotWaits != i+1 {
 			t.Errorf("wait %d: record %s with %d slot waits, want waiting with %d", i+1, rec.State, rec.SlotWaits, i+1)
 		}
 	}
@@ -1005,7 +1005,7 @@ func TestSlotWaitBacksOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantKind(t, core.Handle(ctx, request(t, img, "cn-north-4", nil, "1")), fn.Done)
-	if rec := record(t, env.Store, r); rec.State != replication.StateInProgress || rec.SlotWaits != 0 {
+	if rec := record(t, env.Store, r); rec.State != domain.StateInProgress || rec.SlotWaits != 0 {
 		t.Errorf("after a slot freed: record %s with %d slot waits, want in-progress with 0", rec.State, rec.SlotWaits)
 	}
 	if calls, _, _ := fake.counts(); calls != 1 {
@@ -1064,7 +1064,7 @@ func TestAmbiguousMultiRegionStartLooksAtEveryRegion(t *testing.T) {
 				}
 			}
 			for _, r := range regions {
-				if rec := record(t, env.Store, replicationOf(img, r)); rec.State != replication.StateInProgress || rec.Ambiguous() {
+				if rec := record(t, env.Store, replicationOf(img, r)); rec.State != domain.StateInProgress || rec.Ambiguous() {
 					t.Errorf("%s: record %s ambiguous=%v, want in-progress and clear", r, rec.State, rec.Ambiguous())
 				}
 			}
@@ -1093,7 +1093,7 @@ func TestRequestLeftOutOfASiblingCallComesBack(t *testing.T) {
 		if region != own.DestinationRegion {
 			return
 		}
-		if _, err := env.Store.UpdateRecord(ctx, own, func(r *replication.Record) error { r.StartCalls++; return nil }); err != nil {
+		if _, err := env.Store.UpdateRecord(ctx, own, func(r *domain.Record) error { r.StartCalls++; return nil }); err != nil {
 			t.Error(err)
 		}
 	}
@@ -1101,13 +1101,13 @@ func TestRequestLeftOutOfASiblingCallComesBack(t *testing.T) {
 	if res.Outcome.Kind != fn.Defer {
 		t.Fatalf("outcome %v, want the request deferred so that it comes back for %s", res.Outcome.Kind, own.DestinationRegion)
 	}
-	if rec := record(t, env.Store, replicationOf(img, regions[0])); rec.State != replication.StateInProgress {
+	if rec := record(t, env.Store, replicationOf(img, regions[0])); rec.State != domain.StateInProgress {
 		t.Errorf("sibling %s is %s, want in progress (started by this call)", regions[0], rec.State)
 	}
 	fake.onFind = nil
 	// When it comes back, it looks again and starts its own region.
 	wantKind(t, core.Handle(ctx, request(t, img, regions[1], regions, "1")), fn.Done)
-	if rec := record(t, env.Store, own); rec.State != replication.StateInProgress {
+	if rec := record(t, env.Store, own); rec.State != domain.StateInProgress {
 		t.Errorf("own region %s, want in progress", rec.State)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imagerelay/imagerelay/shared/app"
+	"github.com/imagerelay/imagerelay/shared/compose"
 )
 
 func TestWriteZipIsReproducible(t *testing.T) {
@@ -96,7 +96,7 @@ func TestFunctionsCoverTheCompositionRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range app.FunctionNames {
+	for _, name := range compose.FunctionNames {
 		if !slices.Contains(got, name) {
 			t.Errorf("function %s would not be packaged (found %v)", name, got)
 		}

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/imagerelay/imagerelay/events"
-	"github.com/imagerelay/imagerelay/shared/policy"
+	"github.com/imagerelay/imagerelay/shared/core/policy"
 
 	// The maintenance-window time zones must resolve on every runtime, including minimal
 	// Lambda and Function Compute images that ship without /usr/share/zoneinfo.

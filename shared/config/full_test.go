@@ -13,7 +13,7 @@ import (
 
 	"github.com/goccy/go-yaml"
 
-	"github.com/imagerelay/imagerelay/shared/policy"
+	"github.com/imagerelay/imagerelay/shared/core/policy"
 )
 
 func noEnv(string) string { return "" }

@@ -14,7 +14,7 @@ import (
 	"strings"
 
 	"github.com/imagerelay/imagerelay/events"
-	"github.com/imagerelay/imagerelay/shared/policy"
+	"github.com/imagerelay/imagerelay/shared/core/policy"
 )
 
 var (

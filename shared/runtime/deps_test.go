@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imagerelay/imagerelay/shared/app"
+	"github.com/imagerelay/imagerelay/shared/compose"
 )
 
 // moduleRoot returns the directory of go.mod.
@@ -24,7 +24,7 @@ func moduleRoot(t *testing.T) string {
 // main that hands its name to runtime.Main.
 func TestFunctionMains(t *testing.T) {
 	root := moduleRoot(t)
-	for _, name := range app.FunctionNames {
+	for _, name := range compose.FunctionNames {
 		src, err := os.ReadFile(filepath.Join(root, "functions", name, "cmd", "main.go"))
 		if err != nil {
 			t.Errorf("function %s has no main: %v", name, err)
@@ -44,10 +44,10 @@ func TestFunctionBinariesDoNotEmbedNATS(t *testing.T) {
 	}
 	root := moduleRoot(t)
 	mains, err := filepath.Glob(filepath.Join(root, "functions", "*", "cmd", "main.go"))
-	if err != nil || len(mains) < len(app.FunctionNames) {
+	if err != nil || len(mains) < len(compose.FunctionNames) {
 		t.Fatalf("function mains: %v (%v)", mains, err)
 	}
-	forbidden := []string{"github.com/nats-io/nats-server", "github.com/imagerelay/imagerelay/shared/natsembed", "github.com/imagerelay/imagerelay/shared/testenv"}
+	forbidden := []string{"github.com/nats-io/nats-server", "github.com/imagerelay/imagerelay/shared/dev/natsembed", "github.com/imagerelay/imagerelay/shared/dev/testenv"}
 	targets := []struct {
 		name string
 		env  []string

@@ -14,20 +14,20 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/imagerelay/imagerelay/events"
-	"github.com/imagerelay/imagerelay/shared/app"
-	"github.com/imagerelay/imagerelay/shared/bus"
+	"github.com/imagerelay/imagerelay/shared/adapters/bus"
+	"github.com/imagerelay/imagerelay/shared/compose"
 	"github.com/imagerelay/imagerelay/shared/config"
-	"github.com/imagerelay/imagerelay/shared/emulators"
-	"github.com/imagerelay/imagerelay/shared/emulators/alibabaemu"
-	"github.com/imagerelay/imagerelay/shared/emulators/emucore"
-	"github.com/imagerelay/imagerelay/shared/emulators/tencentemu"
-	"github.com/imagerelay/imagerelay/shared/natsembed"
+	"github.com/imagerelay/imagerelay/shared/dev/emulators"
+	"github.com/imagerelay/imagerelay/shared/dev/emulators/alibabaemu"
+	"github.com/imagerelay/imagerelay/shared/dev/emulators/emucore"
+	"github.com/imagerelay/imagerelay/shared/dev/emulators/tencentemu"
+	"github.com/imagerelay/imagerelay/shared/dev/natsembed"
+	"github.com/imagerelay/imagerelay/shared/dev/testenv"
 	"github.com/imagerelay/imagerelay/shared/runtime"
 	"github.com/imagerelay/imagerelay/shared/runtime/host"
 	"github.com/imagerelay/imagerelay/shared/runtime/internal/rtapi"
 	"github.com/imagerelay/imagerelay/shared/runtime/internal/rttest"
 	"github.com/imagerelay/imagerelay/shared/runtime/lambdart"
-	"github.com/imagerelay/imagerelay/shared/testenv"
 )
 
 // envTestFunction makes the test binary run a function instead of the tests: the tests start
@@ -57,11 +57,11 @@ func runScripted() {
 		if err != nil {
 			return nil, err
 		}
-		nc, err := app.Connect(cfg, scripted)
+		nc, err := compose.Connect(cfg, scripted)
 		if err != nil {
 			return nil, err
 		}
-		b, err := bus.Setup(ctx, nc, app.BusConfig(cfg), log)
+		b, err := bus.Setup(ctx, nc, compose.BusConfig(cfg), log)
 		if err != nil {
 			return nil, err
 		}
@@ -164,7 +164,7 @@ replication:
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := app.Setup(ctx, loaded, nc, nil); err != nil {
+	if err := compose.Setup(ctx, loaded, nc, nil); err != nil {
 		t.Fatal(err)
 	}
 	return s

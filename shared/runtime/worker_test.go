@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/imagerelay/imagerelay/events"
-	"github.com/imagerelay/imagerelay/shared/app"
-	"github.com/imagerelay/imagerelay/shared/bus"
+	"github.com/imagerelay/imagerelay/shared/adapters/bus"
+	"github.com/imagerelay/imagerelay/shared/compose"
 	"github.com/imagerelay/imagerelay/shared/config"
 )
 
@@ -32,7 +32,7 @@ func TestWorker(t *testing.T) {
 	var b *bus.Bus
 	eventually(t, func() error {
 		var err error
-		b, err = bus.Setup(ctx, s.env.Conn, app.BusConfig(cfg), nil)
+		b, err = bus.Setup(ctx, s.env.Conn, compose.BusConfig(cfg), nil)
 		return err
 	})
 	if err := b.Publish(ctx, publishedEvent(t, "nats-w1", tencentImage("img-demo0001"))); err != nil {

@@ -14,8 +14,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/imagerelay/imagerelay/events"
-	"github.com/imagerelay/imagerelay/shared/replication"
-	"github.com/imagerelay/imagerelay/shared/state"
+	"github.com/imagerelay/imagerelay/shared/adapters/state"
+	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 // Emitter builds lifecycle events on behalf of one function.
@@ -39,7 +39,7 @@ func (em Emitter) build(cause event.Event, typ string, r events.Replication, dat
 }
 
 // Started builds replication.started from a record that has a task handle.
-func (em Emitter) Started(cause event.Event, rec replication.Record) (event.Event, error) {
+func (em Emitter) Started(cause event.Event, rec domain.Record) (event.Event, error) {
 	return em.build(cause, events.TypeReplicationStarted, rec.Replication, events.ReplicationStarted{
 		Replication:         rec.Replication,
 		TaskID:              rec.TaskID,
@@ -51,14 +51,14 @@ func (em Emitter) Started(cause event.Event, rec replication.Record) (event.Even
 }
 
 // Progressed builds replication.progressed for a percent and provider status.
-func (em Emitter) Progressed(cause event.Event, rec replication.Record) (event.Event, error) {
+func (em Emitter) Progressed(cause event.Event, rec domain.Record) (event.Event, error) {
 	return em.build(cause, events.TypeReplicationProgressed, rec.Replication, events.ReplicationProgressed{
 		Replication: rec.Replication, TaskID: rec.TaskID, Percent: rec.Percent, Status: rec.ProviderStatus,
 	}, strconv.Itoa(rec.Percent), rec.ProviderStatus)
 }
 
 // Succeeded builds replication.succeeded from a settled record.
-func (em Emitter) Succeeded(cause event.Event, rec replication.Record) (event.Event, error) {
+func (em Emitter) Succeeded(cause event.Event, rec domain.Record) (event.Event, error) {
 	return em.build(cause, events.TypeReplicationSucceeded, rec.Replication, events.ReplicationSucceeded{
 		Replication:        rec.Replication,
 		TaskID:             rec.TaskID,
@@ -72,7 +72,7 @@ func (em Emitter) Succeeded(cause event.Event, rec replication.Record) (event.Ev
 }
 
 // Failed builds replication.failed from a settled record.
-func (em Emitter) Failed(cause event.Event, rec replication.Record, requestID string) (event.Event, error) {
+func (em Emitter) Failed(cause event.Event, rec domain.Record, requestID string) (event.Event, error) {
 	return em.build(cause, events.TypeReplicationFailed, rec.Replication, events.ReplicationFailed{
 		Replication: rec.Replication,
 		TaskID:      rec.TaskID,
@@ -101,7 +101,7 @@ func (em Emitter) Completed(ctx context.Context, store *state.Store, cause event
 		data.Regions = append(data.Regions, events.RegionOutcome{
 			Region: r.DestinationRegion, State: string(r.State), DestinationImageID: r.DestinationImageID, Code: r.Code, Message: r.Message,
 		})
-		if r.State == replication.StateSucceeded {
+		if r.State == domain.StateSucceeded {
 			data.Succeeded++
 		} else {
 			data.Failed++
@@ -121,7 +121,7 @@ func (em Emitter) Completed(ctx context.Context, store *state.Store, cause event
 	return e, err == nil, err
 }
 
-func duration(rec replication.Record) time.Duration {
+func duration(rec domain.Record) time.Duration {
 	if rec.StartedAt.IsZero() || rec.FinishedAt.IsZero() {
 		return 0
 	}

@@ -26,7 +26,7 @@ import (
 	"github.com/aliyun/fc-runtime-go-sdk/fc"
 	"github.com/aliyun/fc-runtime-go-sdk/fccontext"
 
-	"github.com/imagerelay/imagerelay/shared/providers/alibaba"
+	"github.com/imagerelay/imagerelay/shared/adapters/alibaba"
 	"github.com/imagerelay/imagerelay/shared/runtime/host"
 )
 

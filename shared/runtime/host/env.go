@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/imagerelay/imagerelay/shared/app"
-	"github.com/imagerelay/imagerelay/shared/bus"
+	"github.com/imagerelay/imagerelay/shared/adapters/bus"
+	"github.com/imagerelay/imagerelay/shared/compose"
 	"github.com/imagerelay/imagerelay/shared/config"
 )
 
@@ -92,7 +92,7 @@ func open(ctx context.Context, function string, log *slog.Logger, getenv func(st
 	if err != nil {
 		return nil, err
 	}
-	conn := app.ConnectOptions(cfg, "imagerelay-"+function)
+	conn := compose.ConnectOptions(cfg, "imagerelay-"+function)
 	if creds := getenv(EnvNATSCreds); creds != "" && cfg.NATS.CredsFile == "" {
 		conn.Creds = []byte(creds)
 	}
@@ -103,9 +103,9 @@ func open(ctx context.Context, function string, log *slog.Logger, getenv func(st
 	if err != nil {
 		return nil, err
 	}
-	octx, cancel := context.WithTimeout(ctx, app.Deadline)
+	octx, cancel := context.WithTimeout(ctx, compose.Deadline)
 	defer cancel()
-	rt, err := app.Open(octx, cfg, nc, log)
+	rt, err := compose.Open(octx, cfg, nc, log)
 	if err != nil {
 		nc.Close()
 		return nil, err

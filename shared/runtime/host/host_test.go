@@ -16,10 +16,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/imagerelay/imagerelay/events"
-	"github.com/imagerelay/imagerelay/shared/bus"
+	"github.com/imagerelay/imagerelay/shared/adapters/bus"
 	"github.com/imagerelay/imagerelay/shared/runtime/host"
 	"github.com/imagerelay/imagerelay/shared/runtime/internal/rttest"
-	"github.com/imagerelay/imagerelay/shared/testenv"
+	"github.com/imagerelay/imagerelay/shared/dev/testenv"
 )
 
 func TestDecode(t *testing.T) {

@@ -16,8 +16,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/imagerelay/imagerelay/events"
-	"github.com/imagerelay/imagerelay/shared/bus"
-	"github.com/imagerelay/imagerelay/shared/fn"
+	"github.com/imagerelay/imagerelay/shared/adapters/bus"
+	"github.com/imagerelay/imagerelay/shared/core/fn"
 )
 
 // Status is what became of one input.

@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
-	"github.com/imagerelay/imagerelay/shared/bus"
+	"github.com/imagerelay/imagerelay/shared/adapters/bus"
 	"github.com/imagerelay/imagerelay/shared/runtime/host"
 	"github.com/imagerelay/imagerelay/shared/runtime/internal/rttest"
 	"github.com/imagerelay/imagerelay/shared/runtime/lambdart"

@@ -15,10 +15,10 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/imagerelay/imagerelay/events"
-	"github.com/imagerelay/imagerelay/shared/bus"
-	"github.com/imagerelay/imagerelay/shared/fn"
+	"github.com/imagerelay/imagerelay/shared/adapters/bus"
+	"github.com/imagerelay/imagerelay/shared/core/fn"
 	"github.com/imagerelay/imagerelay/shared/runtime/host"
-	"github.com/imagerelay/imagerelay/shared/testenv"
+	"github.com/imagerelay/imagerelay/shared/dev/testenv"
 )
 
 // Function is the name the scripted core runs under.

@@ -1,0 +1,413 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/shared/core/fn"
+)
+
+// Spec describes one function to run on the bus.
+type Spec struct {
+	// Function names the function: the durable consumer, the dead-letter and defer subjects.
+	Function string
+	// Types are the event types the function consumes.
+	Types []string
+	// Handler is the function's core.
+	Handler fn.Handler
+	// Concurrency is how many events are handled at once (default 4).
+	Concurrency int
+	// BatchSize is how many events a BatchHandler gets at once (default 100).
+	BatchSize int
+	// SweepEvery is how often a worker runs the core's sweep, when the core is an
+	// [fn.Sweeper] (default 30 seconds).
+	SweepEvery time.Duration
+}
+
+func (s Spec) filters() []string {
+	out := make([]string, 0, len(s.Types)+1)
+	for _, t := range s.Types {
+		out = append(out, events.NATSFilter(t))
+	}
+	return append(out, DeferPrefix+s.Function+".>")
+}
+
+// Consumer creates or updates the function's durable pull consumer.
+func (b *Bus) Consumer(ctx context.Context, s Spec) (jetstream.Consumer, error) {
+	if s.Function == "" || len(s.Types) == 0 || s.Handler == nil {
+		return nil, fmt.Errorf("%w: a worker needs a function name, event types and a handler", ErrInvalidConfig)
+	}
+	c, err := b.js.CreateOrUpdateConsumer(ctx, b.cfg.Stream, jetstream.ConsumerConfig{
+		Durable:        s.Function,
+		Description:    "imagerelay " + s.Function,
+		FilterSubjects: s.filters(),
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        b.cfg.AckWait,
+		// MaxDeliver bounds JetStream's own redeliveries: of a message a worker took and never
+		// answered (it crashed or hung), and of one whose results could not be stored. Failed
+		// attempts the core reports come back through schedules and are counted in
+		// HeaderAttempt. No BackOff: nats-server takes a consumer's first BackOff value as
+		// its ack wait, which would redeliver every message held longer than that to a second
+		// worker while the first still works on it.
+		MaxDeliver:    b.cfg.MaxDeliver,
+		MaxAckPending: max(s.Concurrency, 1) * 64,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: consumer %s: %w", s.Function, err)
+	}
+	return c, nil
+}
+
+// Run handles the function's events until ctx ends. It returns nil on a clean stop.
+func (b *Bus) Run(ctx context.Context, s Spec) error {
+	cons, err := b.consumerWhenReady(ctx, s)
+	if err != nil || cons == nil {
+		return err
+	}
+	stopWatch, err := b.WatchExhausted(ctx, s)
+	if err != nil {
+		return err
+	}
+	defer stopWatch()
+	if sw, ok := s.Handler.(fn.Sweeper); ok {
+		go b.sweepEvery(ctx, s, sw)
+	}
+	if bh, ok := s.Handler.(fn.BatchHandler); ok {
+		for ctx.Err() == nil {
+			if _, err := b.pullBatch(ctx, cons, s, bh, time.Second); err != nil && ctx.Err() == nil {
+				b.log.Warn("pull failed", "function", s.Function, "error", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+		}
+		return nil
+	}
+	workers := max(s.Concurrency, 1)
+	sem := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			b.process(ctx, s, []jetstream.Msg{m})
+		}()
+	}, jetstream.PullMaxMessages(workers*2), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		if ctx.Err() == nil && !errors.Is(err, jetstream.ErrNoHeartbeat) {
+			b.log.Debug("consume", "function", s.Function, "error", err)
+		}
+	}))
+	if err != nil {
+		return fmt.Errorf("bus: consume %s: %w", s.Function, err)
+	}
+	<-ctx.Done()
+	cc.Stop()
+	wg.Wait()
+	return nil
+}
+
+// consumerWhenReady creates or updates the function's consumer, trying again while JetStream
+// cannot answer (a cluster electing a leader after a node restart): a worker waits for the
+// bus rather than stopping. It returns a nil consumer when ctx ends first, and an error only
+// for a spec that can never work.
+func (b *Bus) consumerWhenReady(ctx context.Context, s Spec) (jetstream.Consumer, error) {
+	wait := time.Second
+	for {
+		cons, err := b.Consumer(ctx, s)
+		if err == nil || errors.Is(err, ErrInvalidConfig) {
+			return cons, err
+		}
+		b.log.Warn("cannot create the function's consumer yet; trying again", "function", s.Function, "error", err, "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 15*time.Second)
+	}
+}
+
+// sweepEvery runs the core's sweep at start and then every s.SweepEvery until ctx ends.
+func (b *Bus) sweepEvery(ctx context.Context, s Spec, sw fn.Sweeper) {
+	every := s.SweepEvery
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if _, err := b.Sweep(ctx, s.Function, sw); err != nil && ctx.Err() == nil {
+			b.log.Warn("sweep failed; will sweep again", "function", s.Function, "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Sweep runs sw once and schedules each wakeup it returns for now, under its key, and returns
+// how many it scheduled. Every worker may sweep at once: a wakeup replaces the pending
+// schedule of its key.
+func (b *Bus) Sweep(ctx context.Context, function string, sw fn.Sweeper) (int, error) {
+	wakeups, err := sw.Sweep(ctx)
+	n := 0
+	for _, w := range wakeups {
+		if serr := b.Schedule(ctx, Deferral{Function: function, Event: w.Event, Key: w.Key, At: time.Now(), TTL: w.TTL}); serr != nil {
+			return n, errors.Join(err, serr)
+		}
+		n++
+	}
+	return n, err
+}
+
+// Drain pulls the function's pending events for at most budget and handles them, then returns
+// how many it handled. The scheduled serverless poller uses it: each tick works in bounded
+// time and leaves the rest for the next tick.
+func (b *Bus) Drain(ctx context.Context, s Spec, budget time.Duration) (int, error) {
+	cons, err := b.Consumer(ctx, s)
+	if err != nil {
+		return 0, err
+	}
+	deadline := time.Now().Add(budget)
+	total := 0
+	for time.Until(deadline) > 0 && ctx.Err() == nil {
+		wait := min(time.Until(deadline), time.Second)
+		var n int
+		if bh, ok := s.Handler.(fn.BatchHandler); ok {
+			n, err = b.pullBatch(ctx, cons, s, bh, wait)
+		} else {
+			n, err = b.pullBatch(ctx, cons, s, nil, wait)
+		}
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n == 0 {
+			break // nothing due now; the rest waits for the next tick
+		}
+	}
+	return total, nil
+}
+
+// pullBatch fetches up to BatchSize messages and handles them (with bh if not nil).
+func (b *Bus) pullBatch(ctx context.Context, cons jetstream.Consumer, s Spec, bh fn.BatchHandler, wait time.Duration) (int, error) {
+	size := s.BatchSize
+	if size <= 0 {
+		size = 100
+	}
+	batch, err := cons.Fetch(size, jetstream.FetchMaxWait(max(wait, 100*time.Millisecond)))
+	if err != nil {
+		return 0, err
+	}
+	var msgs []jetstream.Msg
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) && len(msgs) == 0 {
+		return 0, err
+	}
+	if bh == nil {
+		for _, m := range msgs {
+			b.process(ctx, s, []jetstream.Msg{m})
+		}
+	} else if len(msgs) > 0 {
+		b.process(ctx, s, msgs)
+	}
+	return len(msgs), nil
+}
+
+// inbound is one delivered message on its way through a core.
+type inbound struct {
+	msg jetstream.Msg
+	ev  event.Event
+	// deliveries counts this message's deliveries by JetStream plus the failed attempts
+	// behind it (HeaderAttempt): the number MaxDeliver bounds.
+	deliveries uint64
+	attempt    int
+	deferrals  int
+}
+
+// process decodes msgs, runs the core on the valid ones and settles each message. Every ack
+// decision of the NATS runtime is made here and in settle.
+func (b *Bus) process(ctx context.Context, s Spec, msgs []jetstream.Msg) {
+	var ready []inbound
+	for _, m := range msgs {
+		in := inbound{msg: m, deliveries: 1}
+		if md, err := m.Metadata(); err == nil {
+			in.deliveries = md.NumDelivered
+		}
+		if isDeferSubject(s.Function, m.Subject()) {
+			if !fromScheduler(s.Function, m.Headers()) {
+				b.reject(ctx, s, in, fmt.Errorf("%s was published by a client, not fired by imagerelay's scheduler; "+
+					"deferred events are written only by imagerelay (publish on the event's own subject instead)", m.Subject()))
+				continue
+			}
+			in.attempt, _ = strconv.Atoi(m.Headers().Get(HeaderAttempt))
+			in.deferrals, _ = strconv.Atoi(m.Headers().Get(HeaderDeferrals))
+			in.deliveries += uint64(max(in.attempt, 0))
+		}
+		ev, err := decodeMsg(m.Headers(), m.Data())
+		if err != nil {
+			b.reject(ctx, s, in, err)
+			continue
+		}
+		in.ev = ev
+		ready = append(ready, in)
+	}
+	if len(ready) == 0 {
+		return
+	}
+	stop := b.heartbeat(ready)
+	defer stop()
+	var results []fn.Result
+	if bh, ok := s.Handler.(fn.BatchHandler); ok && len(ready) > 1 {
+		evs := make([]event.Event, len(ready))
+		for i, in := range ready {
+			evs[i] = in.ev
+		}
+		results = fn.SafeHandleBatch(ctx, bh, evs, b.log)
+	} else {
+		for _, in := range ready {
+			results = append(results, fn.SafeHandle(ctx, s.Handler, in.ev, b.log))
+		}
+	}
+	for i, in := range ready {
+		b.settle(ctx, s, in, results[i])
+	}
+}
+
+// heartbeat tells the server, every half AckWait, that the messages are still being worked
+// on, so a slow provider call does not make them redeliver to another worker meanwhile.
+func (b *Bus) heartbeat(msgs []inbound) (stop func()) {
+	every := b.cfg.AckWait / 2
+	if every <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, in := range msgs {
+					_ = in.msg.InProgress()
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// settle publishes what the core emitted, then acknowledges, schedules or rejects the input
+// according to the outcome. Waiting work (Defer) and failed attempts (RetryLater) both come
+// back through a schedule, so neither holds an ack-pending slot while it waits.
+func (b *Bus) settle(ctx context.Context, s Spec, in inbound, r fn.Result) {
+	log := b.log.With("function", s.Function, "event_id", in.ev.ID(), "event_type", in.ev.Type(),
+		"correlation_id", events.CorrelationID(in.ev), "event_subject", in.ev.Subject(), "delivery", in.deliveries)
+	if err := b.Publish(ctx, r.Emit...); err != nil {
+		if tooLarge(err) || in.deliveries >= uint64(b.cfg.MaxDeliver) {
+			// Retrying can never store an event that is too large; and past MaxDeliver the
+			// dead letter says what failed rather than leaving the message to JetStream's
+			// max-deliveries advisory, which can only guess.
+			b.reject(ctx, s, in, fmt.Errorf("its results could not be stored: %w", err))
+			return
+		}
+		// Nothing is lost: the input comes back and the core runs again; the events it emits
+		// have the same ids, so whatever was already stored is dropped as a duplicate.
+		log.Warn("publishing results failed; will retry", "error", err)
+		_ = in.msg.NakWithDelay(b.retryDelay(in.deliveries))
+		return
+	}
+	o := r.Outcome
+	switch o.Kind {
+	case fn.Done:
+		if err := in.msg.DoubleAck(ctx); err != nil {
+			log.Warn("ack failed", "error", err)
+		}
+		log.Debug("handled", "emitted", len(r.Emit))
+	case fn.Defer:
+		log.Debug("deferred", "delay", o.Delay.String(), "emitted", len(r.Emit))
+		b.reschedule(ctx, s, in, log, Deferral{Function: s.Function, Event: in.ev, Key: o.Key, At: time.Now().Add(o.Delay),
+			Attempt: in.attempt, Deferrals: in.deferrals + 1, TTL: o.TTL})
+	case fn.RetryLater:
+		if in.deliveries >= uint64(b.cfg.MaxDeliver) {
+			b.reject(ctx, s, in, fmt.Errorf("gave up after %d deliveries: %w", in.deliveries, o.Err))
+			return
+		}
+		delay := o.Delay
+		if delay <= 0 {
+			delay = b.retryDelay(in.deliveries)
+		}
+		log.Info("retry later", "delay", delay.String(), "error", errString(o.Err))
+		b.reschedule(ctx, s, in, log, Deferral{Function: s.Function, Event: in.ev, Key: o.Key, At: time.Now().Add(delay),
+			Attempt: int(in.deliveries), Deferrals: in.deferrals, TTL: o.TTL})
+	case fn.Reject:
+		b.reject(ctx, s, in, o.Err)
+	}
+}
+
+// reschedule writes d and acknowledges the input. If the schedule cannot be written the input
+// is not acknowledged, so it comes back: it is never lost between the two.
+func (b *Bus) reschedule(ctx context.Context, s Spec, in inbound, log *slog.Logger, d Deferral) {
+	if err := b.Schedule(ctx, d); err != nil {
+		if tooLarge(err) {
+			b.reject(ctx, s, in, fmt.Errorf("it cannot be scheduled again: %w", err))
+			return
+		}
+		log.Warn("schedule failed; will retry", "error", err)
+		_ = in.msg.NakWithDelay(b.retryDelay(in.deliveries))
+		return
+	}
+	if err := in.msg.DoubleAck(ctx); err != nil {
+		// The schedule is written; a redelivery writes it again under the same key.
+		log.Warn("ack failed", "error", err)
+	}
+}
+
+// reject terminates a message and stores a copy on the dead-letter subject with the reason.
+// If the copy cannot be stored the message is not terminated, so it is never lost.
+func (b *Bus) reject(ctx context.Context, s Spec, in inbound, reason error) {
+	msg := in.msg
+	text := errString(reason)
+	b.log.Warn("dead-lettered", "function", s.Function, "event_id", in.ev.ID(), "correlation_id", events.StringExt(in.ev, events.ExtCorrelationID),
+		"subject", msg.Subject(), "reason", text)
+	if err := b.DeadLetter(ctx, s.Function, msg.Subject(), msg.Headers(), msg.Data(), in.deliveries, text); err != nil {
+		b.log.Error("dead-letter publish failed; message kept for redelivery", "function", s.Function, "error", err)
+		_ = msg.NakWithDelay(b.retryDelay(in.deliveries))
+		return
+	}
+	_ = msg.TermWithReason(asciiHeader(text))
+}
+
+// retryDelay grows with the delivery count along the configured back-off.
+func (b *Bus) retryDelay(deliveries uint64) time.Duration {
+	if len(b.cfg.Backoff) == 0 {
+		return time.Second
+	}
+	i := min(int(deliveries)-1, len(b.cfg.Backoff)-1)
+	return b.cfg.Backoff[max(i, 0)]
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "no reason given"
+	}
+	return err.Error()
+}

@@ -1,0 +1,136 @@
+package huawei
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/shared/domain"
+)
+
+// IMS limits for cross-region copies, from the CopyImageCrossRegion documentation.
+const (
+	// MaxImageSizeGB is the largest image IMS copies across regions.
+	MaxImageSizeGB = 128
+	// MaxNameLen is the longest image name, in characters.
+	MaxNameLen = 128
+	// MaxDescriptionLen is the longest description, in characters.
+	MaxDescriptionLen = 1024
+)
+
+// Description errors, matched with errors.Is.
+var (
+	ErrDescriptionTooLong = errors.New("description is longer than 1024 characters")
+	ErrDescriptionChars   = errors.New("description contains '<', '>', a carriage return or a line feed")
+)
+
+// sdkRegions are the IMS regions of services/ims/v2/region in the pinned SDK (v0.1.207).
+var sdkRegions = map[string]bool{
+	"af-south-1": true, "cn-north-4": true, "cn-north-1": true, "cn-east-2": true, "cn-east-3": true,
+	"cn-south-1": true, "cn-southwest-2": true, "ap-southeast-2": true, "ap-southeast-1": true,
+	"ap-southeast-3": true, "cn-north-2": true, "cn-south-2": true, "cn-north-9": true, "la-south-2": true,
+	"sa-brazil-1": true, "la-north-2": true, "na-mexico-1": true, "ap-southeast-4": true, "cn-south-4": true,
+	"tr-west-1": true, "me-east-1": true, "ae-ad-1": true, "cn-east-4": true, "eu-west-101": true,
+	"cn-east-5": true, "eu-west-0": true, "my-kualalumpur-1": true, "af-north-1": true, "ru-moscow-1": true,
+	"ap-southeast-5": true, "cn-north-12": true, "cn-north-11": true, "cn-southwest-3": true,
+}
+
+// CheckDescription reports whether IMS accepts s as a copy's description: at most 1024
+// characters, without '<', '>', carriage returns or line feeds.
+func CheckDescription(s string) error {
+	if utf8.RuneCountInString(s) > MaxDescriptionLen {
+		return ErrDescriptionTooLong
+	}
+	if strings.ContainsAny(s, "<>\r\n") {
+		return ErrDescriptionChars
+	}
+	return nil
+}
+
+// SanitizeDescription makes s acceptable to CheckDescription: forbidden characters become
+// spaces and the text is cut to 1024 characters.
+func SanitizeDescription(s string) string {
+	s = strings.Map(func(r rune) rune {
+		switch r {
+		case '<', '>', '\r', '\n':
+			return ' '
+		}
+		return r
+	}, s)
+	if utf8.RuneCountInString(s) > MaxDescriptionLen {
+		s = string([]rune(s)[:MaxDescriptionLen])
+	}
+	return s
+}
+
+// description is what StartCopy sends: where the copy came from, so an operator looking at
+// the IMS console can tell.
+func description(r events.Replication) string {
+	d := "imagerelay copy of " + r.ImageID
+	if r.ImageName != "" {
+		d += " (" + r.ImageName + ")"
+	}
+	return SanitizeDescription(d + " from " + r.SourceRegion)
+}
+
+// SanitizeName makes name acceptable as an IMS image name: characters other than letters,
+// digits, spaces, '-', '_' and '.' become '-', surrounding spaces go, and the result is cut to
+// 128 characters. It is deterministic, so StartCopy and FindCopy agree on a copy's name.
+func SanitizeName(name string) string {
+	name = strings.Map(func(r rune) rune {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune(" -_.", r) {
+			return r
+		}
+		return '-'
+	}, name)
+	name = strings.TrimSpace(name)
+	if utf8.RuneCountInString(name) > MaxNameLen {
+		name = strings.TrimSpace(string([]rune(name)[:MaxNameLen]))
+	}
+	return name
+}
+
+func checkName(name string) error {
+	if n := utf8.RuneCountInString(name); n == 0 || n > MaxNameLen {
+		return fmt.Errorf("copy name %q must be 1 to %d characters", name, MaxNameLen)
+	}
+	return nil
+}
+
+func (p *Provider) knownRegion(regionID string) bool {
+	_, configured := p.cfg.Projects[regionID]
+	return sdkRegions[regionID] || configured
+}
+
+// CheckCopy returns why img cannot be copied to region by IMS, or "" when it can. It makes no
+// API call: it checks IMS's documented limits and this provider's configuration.
+func (p *Provider) CheckCopy(img events.ImagePublished, regionID string) string {
+	switch {
+	case !p.knownRegion(regionID):
+		return fmt.Sprintf("Huawei IMS has no region %q", regionID)
+	case regionID == img.SourceRegion:
+		return "the destination is the source region"
+	case img.Encrypted:
+		return "Huawei IMS does not copy encrypted images across regions"
+	case img.SizeGB > MaxImageSizeGB:
+		return fmt.Sprintf("the image is %d GB; Huawei IMS copies at most %d GB across regions", img.SizeGB, MaxImageSizeGB)
+	case img.FromISO:
+		return "Huawei IMS does not copy images created from ISO files across regions"
+	}
+	for _, r := range []string{img.SourceRegion, regionID} {
+		if _, err := p.ProjectID(r); err != nil {
+			return fmt.Sprintf("no Huawei project id is configured for region %s (huawei.projects.%s)", r, r)
+		}
+	}
+	rep := events.Replication{Image: img.Image, DestinationRegion: regionID}
+	if err := checkName(SanitizeName(domain.CopyName(rep))); err != nil {
+		return err.Error()
+	}
+	if err := CheckDescription(description(rep)); err != nil {
+		return err.Error()
+	}
+	return ""
+}
