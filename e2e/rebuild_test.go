@@ -154,7 +154,7 @@ func (s *stack) waitCompleted(t *testing.T) events.RebuildCompleted {
 		cs := s.rec.OfType(events.TypeRebuildCompleted)
 		if len(cs) == 0 {
 			return fmt.Errorf("no rebuild.completed yet (%d started, %d succeeded)",
-				len(s.rec.OfType(events.TypeDesktopRebuildStarted)), len(s.rec.OfType(events.TypeDesktopRebuildSucceed)))
+				len(s.rec.OfType(events.TypeDesktopRebuildStarted)), len(s.rec.OfType(events.TypeDesktopRebuildSucceeded)))
 		}
 		var err error
 		done, err = events.DataAs[events.RebuildCompleted](cs[0])
@@ -274,7 +274,7 @@ func TestRebuildRollsAFleetOntoTheNewCopy(t *testing.T) {
 	}
 	for typ, want := range map[string]int{
 		events.TypeRebuildPlanned: 1, events.TypeDesktopRebuildStarted: len(f.rebuildable),
-		events.TypeDesktopRebuildSucceed: len(f.rebuildable), events.TypeDesktopRebuildFailed: 0, events.TypeRebuildCompleted: 1,
+		events.TypeDesktopRebuildSucceeded: len(f.rebuildable), events.TypeDesktopRebuildFailed: 0, events.TypeRebuildCompleted: 1,
 	} {
 		s.waitEvents(t, typ, want, 20*time.Second)
 	}

@@ -67,7 +67,7 @@ func validData() map[string]any {
 		events.TypeDesktopRebuildStarted: events.DesktopRebuild{
 			Replication: sampleRepl, DestinationImageID: "img-0a1b2c3d4e5f", Policy: "canary", DesktopID: "ecd-1",
 		},
-		events.TypeDesktopRebuildSucceed: events.DesktopRebuild{
+		events.TypeDesktopRebuildSucceeded: events.DesktopRebuild{
 			Replication: sampleRepl, DestinationImageID: "img-0a1b2c3d4e5f", Policy: "canary", DesktopID: "ecd-1", Batch: 1,
 		},
 		events.TypeDesktopRebuildFailed: events.DesktopRebuild{

@@ -26,7 +26,7 @@ var dataTypes = map[string]reflect.Type{
 	events.TypeReplicationCompleted:  reflect.TypeFor[events.ReplicationCompleted](),
 	events.TypeRebuildPlanned:        reflect.TypeFor[events.RebuildPlanned](),
 	events.TypeDesktopRebuildStarted: reflect.TypeFor[events.DesktopRebuild](),
-	events.TypeDesktopRebuildSucceed: reflect.TypeFor[events.DesktopRebuild](),
+	events.TypeDesktopRebuildSucceeded: reflect.TypeFor[events.DesktopRebuild](),
 	events.TypeDesktopRebuildFailed:  reflect.TypeFor[events.DesktopRebuild](),
 	events.TypeRebuildCompleted:      reflect.TypeFor[events.RebuildCompleted](),
 }

@@ -25,7 +25,7 @@ const (
 	TypeReplicationCompleted  = TypePrefix + "replication.completed"
 	TypeRebuildPlanned        = TypePrefix + "rebuild.planned"
 	TypeDesktopRebuildStarted = TypePrefix + "desktop.rebuild.started"
-	TypeDesktopRebuildSucceed = TypePrefix + "desktop.rebuild.succeeded"
+	TypeDesktopRebuildSucceeded = TypePrefix + "desktop.rebuild.succeeded"
 	TypeDesktopRebuildFailed  = TypePrefix + "desktop.rebuild.failed"
 	TypeRebuildCompleted      = TypePrefix + "rebuild.completed"
 )
@@ -65,7 +65,7 @@ var registry = map[string]typeInfo{
 	TypeReplicationCompleted:  {"replication.completed", func() any { return new(ReplicationCompleted) }},
 	TypeRebuildPlanned:        {"rebuild.planned", func() any { return new(RebuildPlanned) }},
 	TypeDesktopRebuildStarted: {"desktop.rebuild.started", func() any { return new(DesktopRebuild) }},
-	TypeDesktopRebuildSucceed: {"desktop.rebuild.succeeded", func() any { return new(DesktopRebuild) }},
+	TypeDesktopRebuildSucceeded: {"desktop.rebuild.succeeded", func() any { return new(DesktopRebuild) }},
 	TypeDesktopRebuildFailed:  {"desktop.rebuild.failed", func() any { return new(DesktopRebuild) }},
 	TypeRebuildCompleted:      {"rebuild.completed", func() any { return new(RebuildCompleted) }},
 }

@@ -127,7 +127,7 @@ func describe(e event.Event) string {
 			s += " (dry run)"
 		}
 		return s
-	case events.TypeDesktopRebuildStarted, events.TypeDesktopRebuildSucceed:
+	case events.TypeDesktopRebuildStarted, events.TypeDesktopRebuildSucceeded:
 		d, _ := events.DataAs[events.DesktopRebuild](e)
 		return fmt.Sprintf("%s batch %d → %s", d.DesktopID, d.Batch, d.DestinationImageID)
 	case events.TypeDesktopRebuildFailed:

@@ -54,15 +54,15 @@ type Core struct {
 // Handle plans the replication of one published image.
 func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 	if e.Type() != events.TypeImagePublished {
-		return fn.RejectWith(fmt.Errorf("fanout handles %s, not %s", events.TypeImagePublished, e.Type()))
+		return fn.Reject(fmt.Errorf("fanout handles %s, not %s", events.TypeImagePublished, e.Type()))
 	}
 	img, err := events.DataAs[events.ImagePublished](e)
 	if err != nil {
-		return fn.RejectWith(err)
+		return fn.Reject(err)
 	}
 	checker, ok := c.Checkers[img.Provider]
 	if !ok {
-		return fn.RejectWith(domain.Unavailable(img.Provider, c.Unavailable))
+		return fn.Reject(domain.Unavailable(img.Provider, c.Unavailable))
 	}
 	planned := events.ReplicationPlanned{Image: img.Image, Regions: []string{}}
 	// Every matching policy contributes its regions; a region listed by several keeps the
@@ -95,7 +95,7 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 		req, err := events.Derive(e, Name, events.TypeReplicationRequested, c.request(img, byRegion[region], region, planned.Regions),
 			img.Provider, region, img.ImageID, region)
 		if err != nil {
-			return fn.RejectWith(err)
+			return fn.Reject(err)
 		}
 		requests = append(requests, req)
 	}
@@ -109,9 +109,9 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 	}
 	plan, err := events.Derive(e, Name, events.TypeReplicationPlanned, planned, img.Provider, img.SourceRegion, img.ImageID)
 	if err != nil {
-		return fn.RejectWith(err)
+		return fn.Reject(err)
 	}
-	return fn.OK(append([]event.Event{plan}, requests...)...)
+	return fn.Done(append([]event.Event{plan}, requests...)...)
 }
 
 // destinations are the policies' regions, narrowed to the ones the event asks for (those no

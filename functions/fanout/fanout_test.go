@@ -14,9 +14,9 @@ import (
 
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/fanout"
+	"github.com/imagerelay/imagerelay/shared/adapters/state"
 	"github.com/imagerelay/imagerelay/shared/core/fn"
 	"github.com/imagerelay/imagerelay/shared/core/policy"
-	"github.com/imagerelay/imagerelay/shared/adapters/state"
 	"github.com/imagerelay/imagerelay/shared/dev/testenv"
 )
 
@@ -245,7 +245,7 @@ func TestHandlePlans(t *testing.T) {
 			in := published(t, "pub-"+tc.img.ImageID, tc.img)
 
 			res := core.Handle(ctx, in)
-			if res.Outcome.Kind != fn.Done {
+			if res.Outcome.Kind != fn.KindDone {
 				t.Fatalf("outcome = %v (%v), want done", res.Outcome.Kind, res.Outcome.Err)
 			}
 			planned, plannedEv, requests := emitted(t, res)
@@ -412,7 +412,7 @@ func TestHandleRejects(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			res := newCore(env.Store, nil).Handle(context.Background(), tc.in)
-			if res.Outcome.Kind != fn.Reject {
+			if res.Outcome.Kind != fn.KindReject {
 				t.Fatalf("outcome = %v, want reject", res.Outcome.Kind)
 			}
 			if res.Outcome.Err == nil || !strings.Contains(res.Outcome.Err.Error(), tc.mention) {

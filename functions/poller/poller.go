@@ -127,14 +127,14 @@ const CheckTTL = 24 * time.Hour
 // it, so a forged or outdated replication.started cannot redirect or hurry the checks.
 func (c *Core) prepare(ctx context.Context, e event.Event) (fn.Result, item, bool) {
 	if e.Type() != events.TypeReplicationStarted {
-		return fn.RejectWith(fmt.Errorf("poller handles %s, not %s", events.TypeReplicationStarted, e.Type())), item{}, false
+		return fn.Reject(fmt.Errorf("poller handles %s, not %s", events.TypeReplicationStarted, e.Type())), item{}, false
 	}
 	d, err := events.DataAs[events.ReplicationStarted](e)
 	if err != nil {
-		return fn.RejectWith(err), item{}, false
+		return fn.Reject(err), item{}, false
 	}
 	if _, ok := c.Readers[d.Provider]; !ok {
-		return fn.RejectWith(domain.Unavailable(d.Provider, c.Unavailable)), item{data: d}, false
+		return fn.Reject(domain.Unavailable(d.Provider, c.Unavailable)), item{data: d}, false
 	}
 	polling := false
 	rec, err := c.Store.UpdateRecord(ctx, d.Replication, func(r *domain.Record) error {
@@ -153,7 +153,7 @@ func (c *Core) prepare(ctx context.Context, e event.Event) (fn.Result, item, boo
 		return nil
 	})
 	if errors.Is(err, state.ErrNotFound) {
-		return fn.RejectWith(fmt.Errorf("no replication record for %s; replication.started is emitted by imagerelay's replicate only", events.ReplicationKey(d.Replication))), item{}, false
+		return fn.Reject(fmt.Errorf("no replication record for %s; replication.started is emitted by imagerelay's replicate only", events.ReplicationKey(d.Replication))), item{}, false
 	}
 	if err != nil {
 		return fn.Retry(0, err), item{data: d}, false
@@ -164,16 +164,16 @@ func (c *Core) prepare(ctx context.Context, e event.Event) (fn.Result, item, boo
 		return c.announce(ctx, item{ev: e, data: d}, rec), item{}, false
 	}
 	if rec.State != domain.StateInProgress {
-		return fn.RejectWith(fmt.Errorf("taskId %q cannot be followed: replication %s is %s, not in progress; replication.started is emitted by imagerelay's replicate only",
+		return fn.Reject(fmt.Errorf("taskId %q cannot be followed: replication %s is %s, not in progress; replication.started is emitted by imagerelay's replicate only",
 			d.TaskID, rec.Key, rec.State)), item{}, false
 	}
 	if rec.TaskID != d.TaskID {
-		return fn.RejectWith(fmt.Errorf("taskId %q does not match the task %q recorded for %s; the event is forged or from an earlier attempt", d.TaskID, rec.TaskID, rec.Key)), item{}, false
+		return fn.Reject(fmt.Errorf("taskId %q does not match the task %q recorded for %s; the event is forged or from an earlier attempt", d.TaskID, rec.TaskID, rec.Key)), item{}, false
 	}
 	d.DestinationImageID, d.StartedAt, d.Deadline, d.PollIntervalSeconds = rec.DestinationImageID, rec.StartedAt, rec.Deadline, rec.PollIntervalSeconds
 	interval := c.interval(rec.PollIntervalSeconds)
 	if !polling {
-		return fn.DeferFor(max(rec.LastPolledAt.Add(interval).Sub(c.now()), 0)), item{data: d}, false
+		return fn.Defer(max(rec.LastPolledAt.Add(interval).Sub(c.now()), 0)), item{data: d}, false
 	}
 	if c.Limited[d.Provider] {
 		if err := c.Store.Renew(ctx, lifecycle.SlotName(d.Replication), events.ReplicationKey(d.Replication), lifecycle.SlotLease(interval)); err != nil {
@@ -230,11 +230,11 @@ func (c *Core) apply(ctx context.Context, it item, st domain.CopyStatus) fn.Resu
 		}
 		ev, err := c.emitter().Progressed(it.ev, rec)
 		if err != nil {
-			return fn.RejectWith(err)
+			return fn.Reject(err)
 		}
 		out = append(out, ev)
 	}
-	return fn.DeferFor(c.interval(it.data.PollIntervalSeconds), out...)
+	return fn.Defer(c.interval(it.data.PollIntervalSeconds), out...)
 }
 
 // statusFailed handles a failed status call: terminal errors (wrong credentials, access
@@ -295,7 +295,7 @@ func (c *Core) announce(ctx context.Context, it item, rec domain.Record) fn.Resu
 		ev, err = c.emitter().Failed(it.ev, rec, "")
 	}
 	if err != nil {
-		return fn.RejectWith(err)
+		return fn.Reject(err)
 	}
 	out := []event.Event{ev}
 	done, ok, err := c.emitter().Completed(ctx, c.Store, it.ev, it.data.Image)
@@ -305,7 +305,7 @@ func (c *Core) announce(ctx context.Context, it item, rec domain.Record) fn.Resu
 	if ok {
 		out = append(out, done)
 	}
-	return fn.OK(out...)
+	return fn.Done(out...)
 }
 
 // Sweep returns a check for every copy in flight whose checks have stopped: no check for three

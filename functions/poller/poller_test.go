@@ -134,7 +134,7 @@ func TestProgress(t *testing.T) {
 			clk.Advance(interval)
 		}
 		res := core.Handle(ctx, started)
-		wantOutcome(t, res, fn.Defer, interval)
+		wantOutcome(t, res, fn.KindDefer, interval)
 		evs := emitted(t, res)
 		if len(res.Emit) != len(evs[events.TypeReplicationProgressed]) {
 			t.Fatalf("%s: emitted %v, want only progress", step.name, res.Emit)
@@ -186,7 +186,7 @@ func TestOneCheck(t *testing.T) {
 	}{
 		{
 			name: "succeeded", status: &domain.CopyStatus{Phase: domain.PhaseSucceeded, ProviderStatus: "NORMAL", DestinationImageID: "img-new"},
-			wantKind: fn.Done, wantType: events.TypeReplicationSucceeded, wantState: domain.StateSucceeded,
+			wantKind: fn.KindDone, wantType: events.TypeReplicationSucceeded, wantState: domain.StateSucceeded,
 			check: func(t *testing.T, e event.Event, rec domain.Record) {
 				d, _ := events.DataAs[events.ReplicationSucceeded](e)
 				if d.DestinationImageID != "img-new" || d.TaskID != "task-1" || d.OSType != "Linux" || d.Tags["team"] != "ops" || d.DurationSeconds < 0 {
@@ -200,7 +200,7 @@ func TestOneCheck(t *testing.T) {
 		{
 			name: "succeeded keeps the image id known at start", status: &domain.CopyStatus{Phase: domain.PhaseSucceeded},
 			startID:  "img-from-start",
-			wantKind: fn.Done, wantType: events.TypeReplicationSucceeded, wantState: domain.StateSucceeded,
+			wantKind: fn.KindDone, wantType: events.TypeReplicationSucceeded, wantState: domain.StateSucceeded,
 			check: func(t *testing.T, e event.Event, _ domain.Record) {
 				if d, _ := events.DataAs[events.ReplicationSucceeded](e); d.DestinationImageID != "img-from-start" {
 					t.Errorf("destination image id %q", d.DestinationImageID)
@@ -209,7 +209,7 @@ func TestOneCheck(t *testing.T) {
 		},
 		{
 			name: "failed", status: &domain.CopyStatus{Phase: domain.PhaseFailed, Code: "SyncFailed", Message: "disk error", ProviderStatus: "SYNC_FAILED"},
-			wantKind: fn.Done, wantType: events.TypeReplicationFailed, wantState: domain.StateFailed,
+			wantKind: fn.KindDone, wantType: events.TypeReplicationFailed, wantState: domain.StateFailed,
 			check: func(t *testing.T, e event.Event, rec domain.Record) {
 				d, _ := events.DataAs[events.ReplicationFailed](e)
 				if d.Code != "SyncFailed" || d.Message != "disk error" || d.TaskID != "task-1" || d.FailedAt.IsZero() {
@@ -222,7 +222,7 @@ func TestOneCheck(t *testing.T) {
 		},
 		{
 			name: "failed without a code", status: &domain.CopyStatus{Phase: domain.PhaseFailed},
-			wantKind: fn.Done, wantType: events.TypeReplicationFailed, wantState: domain.StateFailed,
+			wantKind: fn.KindDone, wantType: events.TypeReplicationFailed, wantState: domain.StateFailed,
 			check: func(t *testing.T, e event.Event, _ domain.Record) {
 				if d, _ := events.DataAs[events.ReplicationFailed](e); d.Code != "TaskFailed" {
 					t.Errorf("code %q, want TaskFailed", d.Code)
@@ -232,7 +232,7 @@ func TestOneCheck(t *testing.T) {
 		{
 			name: "deadline passed", status: &domain.CopyStatus{Phase: domain.PhaseInProgress, Percent: 60, ProviderStatus: "SYNCING"},
 			deadline: -time.Second,
-			wantKind: fn.Done, wantType: events.TypeReplicationFailed, wantState: domain.StateFailed,
+			wantKind: fn.KindDone, wantType: events.TypeReplicationFailed, wantState: domain.StateFailed,
 			check: func(t *testing.T, e event.Event, _ domain.Record) {
 				d, _ := events.DataAs[events.ReplicationFailed](e)
 				if d.Code != "Timeout" || !strings.Contains(d.Message, "60%") || !strings.Contains(d.Hint, "timeout") {
@@ -243,23 +243,23 @@ func TestOneCheck(t *testing.T) {
 		{
 			name: "succeeded just after the deadline still succeeds", status: &domain.CopyStatus{Phase: domain.PhaseSucceeded, DestinationImageID: "img-late"},
 			deadline: -time.Second,
-			wantKind: fn.Done, wantType: events.TypeReplicationSucceeded, wantState: domain.StateSucceeded,
+			wantKind: fn.KindDone, wantType: events.TypeReplicationSucceeded, wantState: domain.StateSucceeded,
 		},
 		{
 			name: "retryable status error", fail: providerError(domain.Retryable, "RequestLimitExceeded"),
-			wantKind: fn.Defer, wantState: domain.StateInProgress,
+			wantKind: fn.KindDefer, wantState: domain.StateInProgress,
 		},
 		{
 			name: "network error is retryable", fail: func() error { return errors.New("connection reset") },
-			wantKind: fn.Defer, wantState: domain.StateInProgress,
+			wantKind: fn.KindDefer, wantState: domain.StateInProgress,
 		},
 		{
 			name: "provider answers too few statuses", short: true,
-			wantKind: fn.Defer, wantState: domain.StateInProgress,
+			wantKind: fn.KindDefer, wantState: domain.StateInProgress,
 		},
 		{
 			name: "terminal status error", fail: providerError(domain.Terminal, "AuthFailure"),
-			wantKind: fn.Done, wantType: events.TypeReplicationFailed, wantState: domain.StateFailed,
+			wantKind: fn.KindDone, wantType: events.TypeReplicationFailed, wantState: domain.StateFailed,
 			check: func(t *testing.T, e event.Event, rec domain.Record) {
 				d, _ := events.DataAs[events.ReplicationFailed](e)
 				if d.Code != "AuthFailure" || d.Message != "AuthFailure happened" || d.Hint != "check the account" {
@@ -270,7 +270,7 @@ func TestOneCheck(t *testing.T) {
 		{
 			name: "retryable status error past the deadline times out", fail: providerError(domain.Retryable, "InternalError"),
 			deadline: -time.Minute,
-			wantKind: fn.Done, wantType: events.TypeReplicationFailed, wantState: domain.StateFailed,
+			wantKind: fn.KindDone, wantType: events.TypeReplicationFailed, wantState: domain.StateFailed,
 			check: func(t *testing.T, e event.Event, _ domain.Record) {
 				if d, _ := events.DataAs[events.ReplicationFailed](e); d.Code != "Timeout" {
 					t.Errorf("code %q, want Timeout", d.Code)
@@ -296,8 +296,8 @@ func TestOneCheck(t *testing.T) {
 			started := inFlight(t, env.Store, clk, r, "task-1", o)
 
 			res := core.Handle(ctx, started)
-			if tc.wantKind == fn.Defer {
-				wantOutcome(t, res, fn.Defer, interval)
+			if tc.wantKind == fn.KindDefer {
+				wantOutcome(t, res, fn.KindDefer, interval)
 			} else {
 				wantOutcome(t, res, tc.wantKind, 0)
 			}
@@ -327,7 +327,7 @@ func TestOneCheck(t *testing.T) {
 			calls := len(reader.callLog())
 			clk.Advance(interval)
 			again := core.Handle(ctx, started)
-			wantOutcome(t, again, fn.Done, 0)
+			wantOutcome(t, again, fn.KindDone, 0)
 			if got := emitted(t, again)[tc.wantType]; len(got) != 1 || got[0].ID() != e.ID() {
 				t.Errorf("redelivery emitted %v, want %s %s again", again.Emit, tc.wantType, e.ID())
 			}
@@ -416,14 +416,14 @@ func TestNotFound(t *testing.T) {
 	// The provider may not know a task yet: NotFoundChecks unknown answers are tolerated.
 	for check := 1; check <= core.NotFoundChecks; check++ {
 		res := core.Handle(ctx, started)
-		wantOutcome(t, res, fn.Defer, interval)
+		wantOutcome(t, res, fn.KindDefer, interval)
 		if len(res.Emit) != 0 {
 			t.Fatalf("check %d emitted %v", check, res.Emit)
 		}
 		clk.Advance(interval)
 	}
 	res := core.Handle(ctx, started)
-	wantOutcome(t, res, fn.Done, 0)
+	wantOutcome(t, res, fn.KindDone, 0)
 	evs := emitted(t, res)[events.TypeReplicationFailed]
 	if len(evs) != 1 {
 		t.Fatalf("emitted %v, want replication.failed", res.Emit)
@@ -454,14 +454,14 @@ func TestDuplicatePollChain(t *testing.T) {
 		wantCalls int
 		wantDelay time.Duration
 	}{
-		{"first check", 0, fn.Defer, 1, interval},
+		{"first check", 0, fn.KindDefer, 1, interval},
 		// A duplicate must not end the chain: it leaves the provider alone but schedules
 		// the next check under the copy's key, replacing the live chain's schedule rather
 		// than adding one (today's main returned Done here, and the copy was never checked
 		// again when the duplicate was the live chain).
-		{"duplicate right away", 0, fn.Defer, 1, interval},
-		{"duplicate within half an interval", interval/2 - time.Second, fn.Defer, 1, interval/2 + time.Second},
-		{"a check more than half an interval after the last", 2 * time.Second, fn.Defer, 2, interval},
+		{"duplicate right away", 0, fn.KindDefer, 1, interval},
+		{"duplicate within half an interval", interval/2 - time.Second, fn.KindDefer, 1, interval/2 + time.Second},
+		{"a check more than half an interval after the last", 2 * time.Second, fn.KindDefer, 2, interval},
 	}
 	for _, step := range steps {
 		clk.Advance(step.advance)
@@ -531,15 +531,15 @@ func TestHandleBatch(t *testing.T) {
 		emitted(t, res)
 		switch {
 		case i == 7:
-			if res.Outcome.Kind != fn.Reject {
+			if res.Outcome.Kind != fn.KindReject {
 				t.Errorf("foreign event: outcome %v, want reject", res.Outcome.Kind)
 			}
 		case evs[i].ID() == evs[len(evs)-2].ID(): // ap-beijing-001
-			if got := emitted(t, res)[events.TypeReplicationSucceeded]; res.Outcome.Kind != fn.Done || len(got) != 1 {
+			if got := emitted(t, res)[events.TypeReplicationSucceeded]; res.Outcome.Kind != fn.KindDone || len(got) != 1 {
 				t.Errorf("result %d: %v %v, want the succeeded copy", i, res.Outcome.Kind, res.Emit)
 			}
 		default:
-			if res.Outcome.Kind != fn.Defer || res.Outcome.Delay != interval || len(res.Emit) != 0 {
+			if res.Outcome.Kind != fn.KindDefer || res.Outcome.Delay != interval || len(res.Emit) != 0 {
 				t.Errorf("result %d: %v after %v with %d events, want defer", i, res.Outcome.Kind, res.Outcome.Delay, len(res.Emit))
 			}
 		}
@@ -572,7 +572,7 @@ func TestLimitedSlot(t *testing.T) {
 	started := inFlight(t, env.Store, clk, r, "job-slot", copyOpts{})
 	reader.set("job-slot", inProgress(30, "RUNNING"), succeeded("img-done"))
 
-	wantOutcome(t, core.Handle(ctx, started), fn.Defer, interval)
+	wantOutcome(t, core.Handle(ctx, started), fn.KindDefer, interval)
 	holders, _ := env.Store.Holders(ctx, slot)
 	if until, ok := holders[key]; !ok || time.Until(until) < lifecycle.SlotLease(interval)-time.Minute {
 		t.Errorf("in-flight check left the slot %v, want it renewed for about %v", holders, lifecycle.SlotLease(interval))
@@ -580,7 +580,7 @@ func TestLimitedSlot(t *testing.T) {
 
 	clk.Advance(interval)
 	res := core.Handle(ctx, started)
-	wantOutcome(t, res, fn.Done, 0)
+	wantOutcome(t, res, fn.KindDone, 0)
 	if len(emitted(t, res)[events.TypeReplicationSucceeded]) != 1 {
 		t.Fatalf("emitted %v, want succeeded", res.Emit)
 	}
@@ -653,7 +653,7 @@ func TestRejects(t *testing.T) {
 			t.Parallel()
 			reader := &fakeReader{batch: 100}
 			res := newCore(env.Store, clk, events.ProviderTencent, reader).Handle(context.Background(), tc.in)
-			wantOutcome(t, res, fn.Reject, 0)
+			wantOutcome(t, res, fn.KindReject, 0)
 			if res.Outcome.Err == nil || !strings.Contains(res.Outcome.Err.Error(), tc.mention) {
 				t.Errorf("reject reason %v does not mention %q", res.Outcome.Err, tc.mention)
 			}
@@ -686,7 +686,7 @@ func TestNotFoundCountsOnlyConsecutiveUnknownAnswers(t *testing.T) {
 	reader.set("job-flaky", script...)
 	for check := 1; check < len(script); check++ {
 		res := core.Handle(ctx, started)
-		wantOutcome(t, res, fn.Defer, interval)
+		wantOutcome(t, res, fn.KindDefer, interval)
 		if len(emitted(t, res)[events.TypeReplicationFailed]) != 0 {
 			t.Fatalf("check %d failed the copy on an isolated unknown answer", check)
 		}
@@ -718,7 +718,7 @@ func TestSweepRearmsCopiesWithoutChecks(t *testing.T) {
 	}
 	// Long past three intervals and the grace; only one of the two copies was checked.
 	clk.Advance(3*interval + 3*time.Minute)
-	if res := core.Handle(ctx, checkedStarted); res.Outcome.Kind != fn.Defer {
+	if res := core.Handle(ctx, checkedStarted); res.Outcome.Kind != fn.KindDefer {
 		t.Fatalf("check: %v", res.Outcome.Kind)
 	}
 	got, err := core.Sweep(ctx)
@@ -729,7 +729,7 @@ func TestSweepRearmsCopiesWithoutChecks(t *testing.T) {
 		t.Fatalf("wakeups %+v, want one for %s", got, poller.CheckKey(lost))
 	}
 	// The wakeup is a check like any other: it polls the copy and goes on.
-	if res := core.Handle(ctx, got[0].Event); res.Outcome.Kind != fn.Defer || res.Outcome.Key != poller.CheckKey(lost) {
+	if res := core.Handle(ctx, got[0].Event); res.Outcome.Kind != fn.KindDefer || res.Outcome.Key != poller.CheckKey(lost) {
 		t.Fatalf("the re-armed check: %v under %q", res.Outcome.Kind, res.Outcome.Key)
 	}
 	if r := record(t, env.Store, lost); r.Polls != 1 {
@@ -747,7 +747,7 @@ func TestUnavailableProviderNamesTheCause(t *testing.T) {
 	core := newCore(env.Store, clk, events.ProviderTencent, &fakeReader{batch: 100})
 	core.Unavailable = map[string]error{events.ProviderHuawei: errors.New("huawei: no credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK")}
 	res := core.Handle(context.Background(), started)
-	wantOutcome(t, res, fn.Reject, 0)
+	wantOutcome(t, res, fn.KindReject, 0)
 	if msg := res.Outcome.Err.Error(); !strings.Contains(msg, "HUAWEICLOUD_SDK_AK") || strings.Contains(msg, "not configured") {
 		t.Errorf("reason %q does not name the missing credentials", msg)
 	}

@@ -359,7 +359,7 @@ func (c *Core) check(ctx context.Context, ro Rollout, timeout time.Duration, rec
 			if err := c.rememberImage(ctx, ro, id); err != nil {
 				return ems, err
 			}
-			ems = append(ems, emission(events.TypeDesktopRebuildSucceed, rec))
+			ems = append(ems, emission(events.TypeDesktopRebuildSucceeded, rec))
 		} else {
 			ems = append(ems, emission(events.TypeDesktopRebuildFailed, rec))
 		}

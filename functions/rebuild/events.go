@@ -26,7 +26,7 @@ func (c *Core) events(cause event.Event, ro Rollout) ([]event.Event, error) {
 		case events.TypeRebuildPlanned:
 			data = events.RebuildPlanned{Replication: ro.Replication, DestinationImageID: ro.DestinationImageID, Policy: ro.Policy,
 				DryRun: ro.DryRun, Decisions: ro.Decisions}
-		case events.TypeDesktopRebuildStarted, events.TypeDesktopRebuildSucceed:
+		case events.TypeDesktopRebuildStarted, events.TypeDesktopRebuildSucceeded:
 			base.Code, base.Message = "", ""
 			data = base
 		case events.TypeDesktopRebuildFailed:

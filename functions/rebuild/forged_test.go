@@ -44,7 +44,7 @@ func TestForgedSucceededRebuildsNothing(t *testing.T) {
 		{"failed copy", forged("ev-f2", failed, failed.ImageID), "is failed, not succeeded"},
 		{"other destination image", forged("ev-f3", other, "imgc-evil00001"), "does not match"},
 	} {
-		if tt.res.Outcome.Kind != fn.Reject || !strings.Contains(tt.res.Outcome.Err.Error(), tt.want) {
+		if tt.res.Outcome.Kind != fn.KindReject || !strings.Contains(tt.res.Outcome.Err.Error(), tt.want) {
 			t.Errorf("%s: %s %v, want reject with %q", tt.name, tt.res.Outcome.Kind, tt.res.Outcome.Err, tt.want)
 		}
 	}

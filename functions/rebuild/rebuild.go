@@ -95,23 +95,23 @@ type step struct {
 // Handle advances the rollout of every policy that matches the copy.
 func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 	if e.Type() != events.TypeReplicationSucceeded {
-		return fn.RejectWith(fmt.Errorf("rebuild handles %s, not %s", events.TypeReplicationSucceeded, e.Type()))
+		return fn.Reject(fmt.Errorf("rebuild handles %s, not %s", events.TypeReplicationSucceeded, e.Type()))
 	}
 	d, err := events.DataAs[events.ReplicationSucceeded](e)
 	if err != nil {
-		return fn.RejectWith(err)
+		return fn.Reject(err)
 	}
 	pols := Applies(c.Policies, d)
 	if len(pols) == 0 {
-		return fn.OK()
+		return fn.Done()
 	}
 	if c.Fleet == nil {
 		c.log().Warn("a rebuild policy matches this copy but rebuild is disabled", "event_id", e.ID(),
 			"policy", pols[0].Name, "region", d.DestinationRegion, "reason", errString(c.Disabled))
-		return fn.OK()
+		return fn.Done()
 	}
 	if d.DestinationImageID == "" {
-		return fn.RejectWith(fmt.Errorf("replication.succeeded for %s has no destinationImageId to rebuild onto", events.ReplicationKey(d.Replication)))
+		return fn.Reject(fmt.Errorf("replication.succeeded for %s has no destinationImageId to rebuild onto", events.ReplicationKey(d.Replication)))
 	}
 	if res, ok := c.verifyCopy(ctx, d); !ok {
 		return res
@@ -141,11 +141,11 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 	case retry != nil:
 		return fn.Retry(0, retry, out...)
 	case pending:
-		return fn.DeferFor(max(delay, 100*time.Millisecond), out...)
+		return fn.Defer(max(delay, 100*time.Millisecond), out...)
 	case reject != nil:
-		return fn.Result{Emit: out, Outcome: fn.Outcome{Kind: fn.Reject, Err: reject}}
+		return fn.Result{Emit: out, Outcome: fn.Outcome{Kind: fn.KindReject, Err: reject}}
 	}
-	return fn.OK(out...)
+	return fn.Done(out...)
 }
 
 // verifyCopy checks the copy against its replication record before any desktop is
@@ -158,13 +158,13 @@ func (c *Core) verifyCopy(ctx context.Context, d *events.ReplicationSucceeded) (
 	rec, _, err := c.Store.Record(ctx, d.Replication)
 	switch {
 	case errors.Is(err, state.ErrNotFound):
-		return fn.RejectWith(fmt.Errorf("no replication record for %s: rebuild acts only on copies imagerelay replicated (was this replication.succeeded published by imagerelay's poller?)", key)), false
+		return fn.Reject(fmt.Errorf("no replication record for %s: rebuild acts only on copies imagerelay replicated (was this replication.succeeded published by imagerelay's poller?)", key)), false
 	case err != nil:
 		return fn.Retry(0, err), false
 	case rec.State != domain.StateSucceeded:
-		return fn.RejectWith(fmt.Errorf("the replication record of %s is %s, not succeeded: refusing to rebuild onto it", key, rec.State)), false
+		return fn.Reject(fmt.Errorf("the replication record of %s is %s, not succeeded: refusing to rebuild onto it", key, rec.State)), false
 	case rec.DestinationImageID != "" && rec.DestinationImageID != d.DestinationImageID:
-		return fn.RejectWith(fmt.Errorf("destinationImageId %s does not match the replication record of %s (%s): refusing to rebuild onto it",
+		return fn.Reject(fmt.Errorf("destinationImageId %s does not match the replication record of %s (%s): refusing to rebuild onto it",
 			d.DestinationImageID, key, rec.DestinationImageID)), false
 	}
 	return fn.Result{}, true

@@ -178,9 +178,9 @@ func drive(t *testing.T, c *rebuild.Core, clk *testenv.Clock, chains ...event.Ev
 		}
 		r.outcomes[next] = res.Outcome.Kind
 		switch res.Outcome.Kind {
-		case fn.Defer:
+		case fn.KindDefer:
 			due[next] = clk.Now().Add(res.Outcome.Delay)
-		case fn.RetryLater:
+		case fn.KindRetry:
 			r.errs = append(r.errs, res.Outcome.Err)
 			due[next] = clk.Now().Add(time.Second)
 			if len(r.errs) > 20 {
@@ -291,13 +291,13 @@ func TestRollout(t *testing.T) {
 			if (tt.stopped != "") != done.Stopped || !strings.Contains(done.Reason, tt.stopped) {
 				t.Errorf("stopped %v %q, want %q", done.Stopped, done.Reason, tt.stopped)
 			}
-			if n := len(res.desktops(events.TypeDesktopRebuildSucceed)); n != tt.succeeded {
+			if n := len(res.desktops(events.TypeDesktopRebuildSucceeded)); n != tt.succeeded {
 				t.Errorf("%d desktop.rebuild.succeeded events, want %d", n, tt.succeeded)
 			}
 			if n := len(res.desktops(events.TypeDesktopRebuildFailed)); n != tt.failed {
 				t.Errorf("%d desktop.rebuild.failed events, want %d", n, tt.failed)
 			}
-			for _, id := range res.desktops(events.TypeDesktopRebuildSucceed) {
+			for _, id := range res.desktops(events.TypeDesktopRebuildSucceeded) {
 				if img, st := f.image(id); img != r.ImageID || st != "Running" {
 					t.Errorf("%s reported rebuilt but is %s on %s", id, st, img)
 				}
@@ -305,13 +305,13 @@ func TestRollout(t *testing.T) {
 			if len(res.ofType(events.TypeRebuildPlanned)) != 1 {
 				t.Errorf("%d rebuild.planned events", len(res.ofType(events.TypeRebuildPlanned)))
 			}
-			if res.outcomes[0] != fn.Done {
+			if res.outcomes[0] != fn.KindDone {
 				t.Errorf("the chain ended with %s", res.outcomes[0])
 			}
 			// Once done, a late duplicate changes nothing.
 			before := len(f.callLog())
 			again := c.Handle(context.Background(), succeeded(t, env.Store, "late-"+r.ImageID, r, "Windows", nil))
-			if again.Outcome.Kind != fn.Done || len(f.callLog()) != before {
+			if again.Outcome.Kind != fn.KindDone || len(f.callLog()) != before {
 				t.Errorf("a late duplicate did %s and %d calls", again.Outcome.Kind, len(f.callLog())-before)
 			}
 		})
@@ -358,7 +358,7 @@ func TestDuplicatedTriggersRebuildEachDesktopOnce(t *testing.T) {
 		t.Errorf("completed %+v", done)
 	}
 	for i, k := range res.outcomes {
-		if k != fn.Done {
+		if k != fn.KindDone {
 			t.Errorf("chain %d ended with %s", i, k)
 		}
 	}
@@ -393,7 +393,7 @@ func TestDryRunPlansOnly(t *testing.T) {
 			t.Errorf("%s: %s (%s), want %s", d.DesktopID, d.Action, d.Reason, want[d.DesktopID])
 		}
 	}
-	if res.outcomes[0] != fn.Done {
+	if res.outcomes[0] != fn.KindDone {
 		t.Errorf("dry run ended %s", res.outcomes[0])
 	}
 }
@@ -408,7 +408,7 @@ func TestMaintenanceWindowWaits(t *testing.T) {
 	r := copyOf("imgc-win0001")
 	ev := succeeded(t, env.Store, "ev-win", r, "Windows", nil)
 	first := c.Handle(context.Background(), ev)
-	if first.Outcome.Kind != fn.Defer || first.Outcome.Delay != time.Hour {
+	if first.Outcome.Kind != fn.KindDefer || first.Outcome.Delay != time.Hour {
 		t.Fatalf("outside the window: %s after %s, want defer for the 1h cap", first.Outcome.Kind, first.Outcome.Delay)
 	}
 	if len(f.callLog()) != 0 {
@@ -419,7 +419,7 @@ func TestMaintenanceWindowWaits(t *testing.T) {
 	}
 	clk.Advance(time.Hour)
 	second := c.Handle(context.Background(), ev)
-	if second.Outcome.Kind != fn.Defer || second.Outcome.Delay != time.Hour || len(f.callLog()) != 0 {
+	if second.Outcome.Kind != fn.KindDefer || second.Outcome.Delay != time.Hour || len(f.callLog()) != 0 {
 		t.Fatalf("at 21:00: %s after %s with %d calls", second.Outcome.Kind, second.Outcome.Delay, len(f.callLog()))
 	}
 	clk.Advance(time.Hour) // 22:00 Shanghai: open
@@ -441,7 +441,7 @@ func TestPlanningFailures(t *testing.T) {
 	c := newCore(env.Store, f, clk, policyFor("denied", nil))
 	r := copyOf("imgc-deny001")
 	res := c.Handle(context.Background(), succeeded(t, env.Store, "ev-deny", r, "Windows", nil))
-	if res.Outcome.Kind != fn.Reject || !strings.Contains(res.Outcome.Err.Error(), "Forbidden.RAM") {
+	if res.Outcome.Kind != fn.KindReject || !strings.Contains(res.Outcome.Err.Error(), "Forbidden.RAM") {
 		t.Fatalf("terminal listing error: %s %v", res.Outcome.Kind, res.Outcome.Err)
 	}
 	if _, _, err := state.Get[rebuild.Rollout](context.Background(), env.Store, rebuild.RolloutKey("denied", r)); !errors.Is(err, state.ErrNotFound) {
@@ -449,7 +449,7 @@ func TestPlanningFailures(t *testing.T) {
 	}
 	// Fixed permissions: the replayed event plans afresh.
 	f.listErr = errors.New("connection reset")
-	if res := c.Handle(context.Background(), succeeded(t, env.Store, "ev-deny", r, "Windows", nil)); res.Outcome.Kind != fn.RetryLater {
+	if res := c.Handle(context.Background(), succeeded(t, env.Store, "ev-deny", r, "Windows", nil)); res.Outcome.Kind != fn.KindRetry {
 		t.Fatalf("retryable listing error: %s", res.Outcome.Kind)
 	}
 	f.listErr = nil
@@ -484,7 +484,7 @@ func TestNothingHappensWithoutAMatchingPolicy(t *testing.T) {
 			if pub, ok := tt.core.Publisher.(*recPublisher); ok && pub.count() > 0 {
 				t.Fatalf("published %d events", pub.count())
 			}
-			if res.Outcome.Kind != fn.Done || len(res.Emit) != 0 {
+			if res.Outcome.Kind != fn.KindDone || len(res.Emit) != 0 {
 				t.Fatalf("%s with %d events", res.Outcome.Kind, len(res.Emit))
 			}
 			if f.lists != 0 || len(f.callLog()) != 0 {

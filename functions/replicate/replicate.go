@@ -72,15 +72,15 @@ func (c *Core) emitter() lifecycle.Emitter { return lifecycle.Emitter{Function: 
 // Handle starts (or recognises as started) one replication.
 func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 	if e.Type() != events.TypeReplicationRequested {
-		return fn.RejectWith(fmt.Errorf("replicate handles %s, not %s", events.TypeReplicationRequested, e.Type()))
+		return fn.Reject(fmt.Errorf("replicate handles %s, not %s", events.TypeReplicationRequested, e.Type()))
 	}
 	req, err := events.DataAs[events.ReplicationRequested](e)
 	if err != nil {
-		return fn.RejectWith(err)
+		return fn.Reject(err)
 	}
 	copier, ok := c.Copiers[req.Provider]
 	if !ok {
-		return fn.RejectWith(domain.Unavailable(req.Provider, c.Unavailable))
+		return fn.Reject(domain.Unavailable(req.Provider, c.Unavailable))
 	}
 	if res, ok := c.checkPlan(ctx, req); !ok {
 		return res
@@ -101,10 +101,10 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 		return c.announceFailed(ctx, e, req, []domain.Record{rec}, "")
 	case rec.State.Settled():
 		// Settled by the poller, which announces it.
-		return fn.OK()
+		return fn.Done()
 	case rec.State == domain.StateStarting && !c.stale(rec):
 		// Another worker is calling the provider right now; look again shortly.
-		return fn.DeferFor(c.startLease(req.Provider) / 4)
+		return fn.Defer(c.startLease(req.Provider) / 4)
 	case rec.State == domain.StateStarting || rec.Ambiguous():
 		// The worker that claimed it stopped mid-call, or an earlier call ended without an
 		// answer: the copy may exist. Look before calling.
@@ -131,14 +131,14 @@ const fromFanout = "publish io.imagerelay.image.published; replication.requested
 func (c *Core) checkPlan(ctx context.Context, req *events.ReplicationRequested) (res fn.Result, ok bool) {
 	plan, err := c.Store.Plan(ctx, req.Image)
 	if errors.Is(err, state.ErrNotFound) {
-		return fn.RejectWith(fmt.Errorf("no replication plan exists for image %s (data.provider, data.account, data.imageId, data.versionId): nothing planned a copy of it; %s",
+		return fn.Reject(fmt.Errorf("no replication plan exists for image %s (data.provider, data.account, data.imageId, data.versionId): nothing planned a copy of it; %s",
 			events.ImageKey(req.Image), fromFanout)), false
 	}
 	if err != nil {
 		return fn.Retry(0, err), false
 	}
 	if why := planMismatch(plan, req); why != "" {
-		return fn.RejectWith(fmt.Errorf("the request does not match the replication plan of image %s: %s; %s",
+		return fn.Reject(fmt.Errorf("the request does not match the replication plan of image %s: %s; %s",
 			events.ImageKey(req.Image), why, fromFanout)), false
 	}
 	return fn.Result{}, true
@@ -213,7 +213,7 @@ func (c *Core) recover(ctx context.Context, e event.Event, copier Copier, req *e
 		if pe.Class == domain.Retryable && c.now().Before(rec.Deadline) {
 			// A lookup the provider could not answer now (throttled, a 5xx) is waited out
 			// like a start call, without using up deliveries, until the copy's deadline.
-			return fn.DeferFor(max(pe.RetryAfter, backoff(rec.StartCalls))), true
+			return fn.Defer(max(pe.RetryAfter, backoff(rec.StartCalls))), true
 		}
 		return fn.Retry(pe.RetryAfter, pe), true
 	}
@@ -275,7 +275,7 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 			// Extra copies wait, they do not fail: deferral uses up no delivery, and the wait
 			// grows with the waits counted in the record.
 			// Keyed by the copy, so that whoever frees a slot can wake this wait.
-			res := fn.DeferFor(c.slotWait(waits))
+			res := fn.Defer(c.slotWait(waits))
 			res.Outcome.Key = lifecycle.SlotWaitKey(events.ReplicationKey(req.Replication))
 			return res
 		}
@@ -322,11 +322,11 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 		case look && len(claimed) == 0:
 			// An attempt since our lookup (or none at all) may have started the copy: look
 			// at the provider first, on the next delivery.
-			return with(fn.DeferFor(time.Second))
+			return with(fn.Defer(time.Second))
 		case busy && len(claimed) == 0:
 			// Another worker is starting this image's regions (ours too, if it was free);
 			// it reports them. Look again shortly.
-			return with(fn.DeferFor(c.startLease(req.Provider) / 4))
+			return with(fn.Defer(c.startLease(req.Provider) / 4))
 		}
 		// Otherwise the region is already in flight or settled: nothing to start there.
 	}
@@ -338,9 +338,9 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 		case rec.State == domain.StateInProgress:
 			return with(c.ok(e, rec))
 		case rec.State.Settled():
-			return with(fn.OK())
+			return with(fn.Done())
 		}
-		return with(fn.DeferFor(c.startLease(req.Provider) / 4))
+		return with(fn.Defer(c.startLease(req.Provider) / 4))
 	}
 	if !slices.Contains(claimed, req.DestinationRegion) {
 		// This call is for sibling regions only: ours was left out (an attempt since our
@@ -354,7 +354,7 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 // comeBackForOwn turns a finished result into a deferral when the request's own region is
 // still to be started, so that the request is handled again instead of acknowledged.
 func (c *Core) comeBackForOwn(ctx context.Context, e event.Event, req *events.ReplicationRequested, res fn.Result) fn.Result {
-	if res.Outcome.Kind != fn.Done {
+	if res.Outcome.Kind != fn.KindDone {
 		return res
 	}
 	rec, _, err := c.Store.Record(ctx, req.Replication)
@@ -363,11 +363,11 @@ func (c *Core) comeBackForOwn(ctx context.Context, e event.Event, req *events.Re
 		return fn.Retry(0, err, res.Emit...)
 	case rec.State == domain.StateInProgress:
 		ok := c.ok(e, rec)
-		return fn.OK(append(res.Emit, ok.Emit...)...)
+		return fn.Done(append(res.Emit, ok.Emit...)...)
 	case rec.State.Settled():
 		return res
 	}
-	return fn.DeferFor(time.Second, res.Emit...)
+	return fn.Defer(time.Second, res.Emit...)
 }
 
 // startClaimed makes the one provider call for the claimed regions and records its answer;
@@ -392,7 +392,7 @@ func (c *Core) startClaimed(ctx context.Context, e event.Event, copier Copier, r
 		}
 		ev, err := c.emitter().Started(e, rec)
 		if err != nil {
-			return fn.RejectWith(err)
+			return fn.Reject(err)
 		}
 		out = append(out, ev)
 		claimed = slices.DeleteFunc(claimed, func(s string) bool { return s == h.Region })
@@ -402,7 +402,7 @@ func (c *Core) startClaimed(ctx context.Context, e event.Event, copier Copier, r
 	if slices.Contains(claimed, req.DestinationRegion) {
 		return fn.Retry(0, fmt.Errorf("%s accepted the copy but returned no handle for %s", req.Provider, req.DestinationRegion), out...)
 	}
-	return fn.OK(out...)
+	return fn.Done(out...)
 }
 
 // lookSibling looks for a copy to a sibling region (of a multi-region call) that an earlier
@@ -518,7 +518,7 @@ func (c *Core) startFailed(ctx context.Context, e event.Event, req *events.Repli
 			c.log().Info("provider asked to retry later", "event_id", e.ID(), "correlation_id", events.CorrelationID(e), "code", pe.Code,
 				"attempt", rec.StartCalls, "maybe_started", !ambiguousAt.IsZero())
 			// Waiting out throttling is deferral, not failure: it must not use up deliveries.
-			return fn.DeferFor(max(pe.RetryAfter, backoff(rec.StartCalls)))
+			return fn.Defer(max(pe.RetryAfter, backoff(rec.StartCalls)))
 		}
 		// A copy, so that a provider error value reused across calls is not edited.
 		given := *pe
@@ -554,7 +554,7 @@ func (c *Core) announceFailed(ctx context.Context, e event.Event, req *events.Re
 	for _, rec := range recs {
 		ev, err := c.emitter().Failed(e, rec, requestID)
 		if err != nil {
-			return fn.RejectWith(err)
+			return fn.Reject(err)
 		}
 		out = append(out, ev)
 	}
@@ -565,7 +565,7 @@ func (c *Core) announceFailed(ctx context.Context, e event.Event, req *events.Re
 	if ok {
 		out = append(out, done)
 	}
-	return fn.OK(out...)
+	return fn.Done(out...)
 }
 
 func (c *Core) releaseSlot(ctx context.Context, r events.Replication) {
@@ -577,9 +577,9 @@ func (c *Core) releaseSlot(ctx context.Context, r events.Replication) {
 func (c *Core) ok(e event.Event, rec domain.Record) fn.Result {
 	ev, err := c.emitter().Started(e, rec)
 	if err != nil {
-		return fn.RejectWith(err)
+		return fn.Reject(err)
 	}
-	return fn.OK(ev)
+	return fn.Done(ev)
 }
 
 func (c *Core) copyRequest(req *events.ReplicationRequested, regions []string) domain.CopyRequest {

@@ -151,7 +151,7 @@ func TestFirstRequestStartsAndDuplicateDoesNot(t *testing.T) {
 			first := request(t, img, "cn-beijing", []string{"cn-beijing"}, "1")
 
 			res := core.Handle(ctx, first)
-			wantKind(t, res, fn.Done)
+			wantKind(t, res, fn.KindDone)
 			calls, starts, _ := fake.counts()
 			if calls != 1 || starts["cn-beijing"] != 1 {
 				t.Fatalf("StartCopy calls = %d (per region %v), want exactly one for cn-beijing", calls, starts)
@@ -191,7 +191,7 @@ func TestFirstRequestStartsAndDuplicateDoesNot(t *testing.T) {
 				t.Fatal("test setup: duplicate has the same id")
 			}
 			res2 := core.Handle(ctx, dup)
-			wantKind(t, res2, fn.Done)
+			wantKind(t, res2, fn.KindDone)
 			if calls, _, _ := fake.counts(); calls != 1 {
 				t.Errorf("duplicate request made StartCopy calls = %d, want 1", calls)
 			}
@@ -256,7 +256,7 @@ func TestConcurrentDeliveriesStartOnce(t *testing.T) {
 			startedIDs := map[string]bool{}
 			for i, res := range results {
 				switch res.Outcome.Kind {
-				case fn.Done, fn.Defer:
+				case fn.KindDone, fn.KindDefer:
 				default:
 					t.Errorf("delivery %d: outcome %v (%v)", i, res.Outcome.Kind, res.Outcome.Err)
 				}
@@ -285,7 +285,7 @@ func TestRetryableStartError(t *testing.T) {
 	r := replicationOf(img, "cn-east-3")
 
 	res := core.Handle(ctx, request(t, img, "cn-east-3", nil, "1"))
-	wantKind(t, res, fn.Defer)
+	wantKind(t, res, fn.KindDefer)
 	if res.Outcome.Delay <= 0 || len(res.Emit) != 0 {
 		t.Errorf("retryable error: delay %v, emitted %d events; want a positive delay and nothing", res.Outcome.Delay, len(res.Emit))
 	}
@@ -294,7 +294,7 @@ func TestRetryableStartError(t *testing.T) {
 	}
 
 	res = core.Handle(ctx, request(t, img, "cn-east-3", nil, "1"))
-	wantKind(t, res, fn.Done)
+	wantKind(t, res, fn.KindDone)
 	if calls, _, _ := fake.counts(); calls != 2 {
 		t.Errorf("StartCopy calls = %d, want 2 (one failed, one that worked)", calls)
 	}
@@ -318,13 +318,13 @@ func TestRetryableStartErrorGivesUp(t *testing.T) {
 	planned(t, env.Store, img, "cn-east-3")
 	for attempt := 1; attempt < core.MaxStartAttempts; attempt++ {
 		res := core.Handle(ctx, request(t, img, "cn-east-3", nil, "1"))
-		wantKind(t, res, fn.Defer)
+		wantKind(t, res, fn.KindDefer)
 		if len(res.Emit) != 0 {
 			t.Fatalf("attempt %d emitted %v", attempt, res.Emit)
 		}
 	}
 	res := core.Handle(ctx, request(t, img, "cn-east-3", nil, "1"))
-	wantKind(t, res, fn.Done)
+	wantKind(t, res, fn.KindDone)
 	if calls, _, _ := fake.counts(); calls != core.MaxStartAttempts {
 		t.Errorf("StartCopy calls = %d, want %d", calls, core.MaxStartAttempts)
 	}
@@ -344,7 +344,7 @@ func TestRetryableStartErrorGivesUp(t *testing.T) {
 		t.Error("a replication that gave up still holds its copy slot")
 	}
 	// A late delivery of a settled replication calls nobody.
-	wantKind(t, core.Handle(ctx, request(t, img, "cn-east-3", nil, "late")), fn.Done)
+	wantKind(t, core.Handle(ctx, request(t, img, "cn-east-3", nil, "late")), fn.KindDone)
 	if calls, _, _ := fake.counts(); calls != core.MaxStartAttempts {
 		t.Errorf("late delivery made a StartCopy call (%d total)", calls)
 	}
@@ -371,7 +371,7 @@ func TestTerminalStartError(t *testing.T) {
 			r := replicationOf(img, "ap-guangzhou")
 			planned(t, env.Store, img, tc.plan...)
 			res := core.Handle(ctx, request(t, img, "ap-guangzhou", tc.plan, "1"))
-			wantKind(t, res, fn.Done)
+			wantKind(t, res, fn.KindDone)
 			evs := emitted(t, res)
 			if len(evs[events.TypeReplicationFailed]) != 1 {
 				t.Fatalf("emitted %v, want one replication.failed", res.Emit)
@@ -399,7 +399,7 @@ func TestTerminalStartError(t *testing.T) {
 			// Redelivery (say the first worker stopped before publishing) calls nobody and
 			// announces the failure again under the same id.
 			again := core.Handle(ctx, request(t, img, "ap-guangzhou", tc.plan, "2"))
-			wantKind(t, again, fn.Done)
+			wantKind(t, again, fn.KindDone)
 			if calls, _, _ := fake.counts(); calls != 1 {
 				t.Errorf("redelivery made StartCopy calls = %d, want 1 in total", calls)
 			}
@@ -432,16 +432,16 @@ func TestCrashRecovery(t *testing.T) {
 		wantTask   string // task of the emitted started event; "" when none
 	}{
 		{name: "stale claim, copy exists", since: lease + time.Second, found: &domain.CopyHandle{Region: "cn-north-4", TaskID: "job-found"},
-			wantKind: fn.Done, wantFinds: 1, wantTask: "job-found"},
+			wantKind: fn.KindDone, wantFinds: 1, wantTask: "job-found"},
 		{name: "stale claim, no copy", since: 3 * lease,
-			wantKind: fn.Done, wantFinds: 1, wantStarts: 1, wantTask: "task-cn-north-4"},
+			wantKind: fn.KindDone, wantFinds: 1, wantStarts: 1, wantTask: "task-cn-north-4"},
 		// A lookup the provider cannot answer now is waited out without using up deliveries.
 		{name: "stale claim, lookup fails", since: 3 * lease, findErr: retryable("InternalError")(),
-			wantKind: fn.Defer, wantFinds: 1},
+			wantKind: fn.KindDefer, wantFinds: 1},
 		{name: "stale claim, lookup refused", since: 3 * lease, findErr: terminal("AuthFailure", "bad key", "fix the key"),
-			wantKind: fn.RetryLater, wantFinds: 1},
+			wantKind: fn.KindRetry, wantFinds: 1},
 		{name: "fresh claim", since: lease / 2, found: &domain.CopyHandle{Region: "cn-north-4", TaskID: "job-found"},
-			wantKind: fn.Defer},
+			wantKind: fn.KindDefer},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -517,13 +517,13 @@ func TestCrashRecoveryWaitsForASlot(t *testing.T) {
 		wantState  domain.State
 		wantStarts int
 	}{
-		{"lookup finds nothing, slots full", nil, fn.Defer, domain.StateWaiting, 0},
-		{"still full", nil, fn.Defer, domain.StateWaiting, 0},
+		{"lookup finds nothing, slots full", nil, fn.KindDefer, domain.StateWaiting, 0},
+		{"still full", nil, fn.KindDefer, domain.StateWaiting, 0},
 		{"a slot frees", func() {
 			if _, err := env.Store.Release(ctx, slot, "other-1"); err != nil {
 				t.Fatal(err)
 			}
-		}, fn.Done, domain.StateInProgress, 1},
+		}, fn.KindDone, domain.StateInProgress, 1},
 	}
 	for _, step := range steps {
 		if step.before != nil {
@@ -552,11 +552,11 @@ func TestLimitedCopierWaitsForASlot(t *testing.T) {
 	slot := lifecycle.SlotName(replicationOf(img, regions[0]))
 
 	for _, region := range regions[:2] {
-		wantKind(t, core.Handle(ctx, request(t, img, region, regions, "1")), fn.Done)
+		wantKind(t, core.Handle(ctx, request(t, img, region, regions, "1")), fn.KindDone)
 	}
 	third := replicationOf(img, regions[2])
 	res := core.Handle(ctx, request(t, img, regions[2], regions, "1"))
-	wantKind(t, res, fn.Defer)
+	wantKind(t, res, fn.KindDefer)
 	if res.Outcome.Delay != core.SlotWait || len(res.Emit) != 0 {
 		t.Errorf("third copy: delay %v emitted %d, want %v and nothing", res.Outcome.Delay, len(res.Emit), core.SlotWait)
 	}
@@ -572,7 +572,7 @@ func TestLimitedCopierWaitsForASlot(t *testing.T) {
 	}
 
 	// Still full: asking again keeps waiting.
-	wantKind(t, core.Handle(ctx, request(t, img, regions[2], regions, "2")), fn.Defer)
+	wantKind(t, core.Handle(ctx, request(t, img, regions[2], regions, "2")), fn.KindDefer)
 
 	// The poller releases a slot when a copy settles; the waiting one then starts.
 	first := replicationOf(img, regions[0])
@@ -580,7 +580,7 @@ func TestLimitedCopierWaitsForASlot(t *testing.T) {
 		t.Fatal(err)
 	}
 	res = core.Handle(ctx, request(t, img, regions[2], regions, "1"))
-	wantKind(t, res, fn.Done)
+	wantKind(t, res, fn.KindDone)
 	if evs := emitted(t, res)[events.TypeReplicationStarted]; len(evs) != 1 {
 		t.Errorf("emitted %v, want replication.started", res.Emit)
 	}
@@ -604,8 +604,8 @@ func TestLimitedCopierReleasesSlotOnFailure(t *testing.T) {
 		err  error
 		kind fn.Kind
 	}{
-		{"retryable", retryable("Throttling")(), fn.Defer},
-		{"terminal", terminal("IMG.0001", "image is encrypted", "copy an unencrypted image"), fn.Done},
+		{"retryable", retryable("Throttling")(), fn.KindDefer},
+		{"terminal", terminal("IMG.0001", "image is encrypted", "copy an unencrypted image"), fn.KindDone},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -638,7 +638,7 @@ func TestMultiRegionCopierStartsAllRegionsInOneCall(t *testing.T) {
 	planned(t, env.Store, img, regions...)
 
 	res := core.Handle(ctx, request(t, img, regions[0], regions, "1"))
-	wantKind(t, res, fn.Done)
+	wantKind(t, res, fn.KindDone)
 	calls, _, _ := fake.counts()
 	if calls != 1 || !slices.Equal(slices.Sorted(slices.Values(fake.lastRequest().DestinationRegions)), slices.Sorted(slices.Values(regions))) {
 		t.Fatalf("StartCopy calls %d with regions %v, want one call naming %v", calls, fake.lastRequest().DestinationRegions, regions)
@@ -659,7 +659,7 @@ func TestMultiRegionCopierStartsAllRegionsInOneCall(t *testing.T) {
 	// The sibling regions' own requests find their copies started.
 	for _, region := range regions[1:] {
 		res := core.Handle(ctx, request(t, img, region, regions, "1"))
-		wantKind(t, res, fn.Done)
+		wantKind(t, res, fn.KindDone)
 		evs := emitted(t, res)[events.TypeReplicationStarted]
 		if len(evs) != 1 || evs[0].ID() != first[region] {
 			t.Errorf("request for %s emitted %v, want started %s", region, res.Emit, first[region])
@@ -687,7 +687,7 @@ func TestMultiRegionCopierRegionWithoutHandle(t *testing.T) {
 	planned(t, env.Store, img, regions...)
 
 	res := core.Handle(ctx, request(t, img, regions[0], regions, "1"))
-	wantKind(t, res, fn.Done)
+	wantKind(t, res, fn.KindDone)
 	if n := len(emitted(t, res)[events.TypeReplicationStarted]); n != 2 {
 		t.Errorf("%d started events, want 2 (no handle for cn-shenzhen)", n)
 	}
@@ -699,7 +699,7 @@ func TestMultiRegionCopierRegionWithoutHandle(t *testing.T) {
 	fake.skip = nil
 	fake.mu.Unlock()
 	res = core.Handle(ctx, request(t, img, "cn-shenzhen", regions, "1"))
-	wantKind(t, res, fn.Done)
+	wantKind(t, res, fn.KindDone)
 	if got := fake.lastRequest().DestinationRegions; !slices.Equal(got, []string{"cn-shenzhen"}) {
 		t.Errorf("second StartCopy named %v, want only cn-shenzhen", got)
 	}
@@ -725,7 +725,7 @@ func TestRejects(t *testing.T) {
 			t.Parallel()
 			fake := &fakeCopier{}
 			res := newCore(env.Store, newClock(), events.ProviderTencent, fake).Handle(context.Background(), tc.in)
-			wantKind(t, res, fn.Reject)
+			wantKind(t, res, fn.KindReject)
 			if res.Outcome.Err == nil || !strings.Contains(res.Outcome.Err.Error(), tc.mention) {
 				t.Errorf("reject reason %v does not mention %q", res.Outcome.Err, tc.mention)
 			}
@@ -762,7 +762,7 @@ func TestMultiRegionSiblingRequestsRacingMakeOneCall(t *testing.T) {
 			// Deliver each request again until it settles, as the bus does after a deferral.
 			deadline := time.Now().Add(10 * time.Second)
 			for time.Now().Before(deadline) {
-				if res := core.Handle(ctx, request(t, img, r, regions, fmt.Sprint(i))); res.Outcome.Kind == fn.Done {
+				if res := core.Handle(ctx, request(t, img, r, regions, fmt.Sprint(i))); res.Outcome.Kind == fn.KindDone {
 					return
 				}
 			}
@@ -827,7 +827,7 @@ func TestAmbiguousStartLooksBeforeCallingAgain(t *testing.T) {
 				planned(t, env.Store, img, "cn-north-4")
 				r := replicationOf(img, "cn-north-4")
 
-				wantKind(t, core.Handle(ctx, request(t, img, "cn-north-4", nil, "1")), fn.Defer)
+				wantKind(t, core.Handle(ctx, request(t, img, "cn-north-4", nil, "1")), fn.KindDefer)
 				rec := record(t, env.Store, r)
 				if rec.State != domain.StateRequested || rec.Ambiguous() != tc.ambiguous {
 					t.Fatalf("after the failed call: record %s ambiguous=%v, want requested ambiguous=%v", rec.State, rec.Ambiguous(), tc.ambiguous)
@@ -838,7 +838,7 @@ func TestAmbiguousStartLooksBeforeCallingAgain(t *testing.T) {
 				}
 
 				res := core.Handle(ctx, request(t, img, "cn-north-4", nil, "2"))
-				wantKind(t, res, fn.Done)
+				wantKind(t, res, fn.KindDone)
 				calls, _, finds := fake.counts()
 				wantFinds, wantCalls := 0, 2
 				if tc.ambiguous {
@@ -879,7 +879,7 @@ func TestAmbiguousStartRacingDeliveriesStartOnce(t *testing.T) {
 			defer wg.Done()
 			deadline := time.Now().Add(10 * time.Second)
 			for time.Now().Before(deadline) {
-				if res := core.Handle(ctx, request(t, img, "cn-north-4", nil, fmt.Sprint(i))); res.Outcome.Kind == fn.Done {
+				if res := core.Handle(ctx, request(t, img, "cn-north-4", nil, fmt.Sprint(i))); res.Outcome.Kind == fn.KindDone {
 					return
 				}
 			}
@@ -931,7 +931,7 @@ func TestRequestsOutsideThePlanAreRefused(t *testing.T) {
 			t.Parallel()
 			fake := &fakeCopier{}
 			res := newCore(env.Store, newClock(), events.ProviderTencent, fake).Handle(context.Background(), tc.in)
-			wantKind(t, res, fn.Reject)
+			wantKind(t, res, fn.KindReject)
 			msg := fmt.Sprint(res.Outcome.Err)
 			if !strings.Contains(msg, tc.mention) || !strings.Contains(msg, "publish io.imagerelay.image.published; replication.requested is emitted by fanout only") {
 				t.Errorf("reject reason %q: want it to name %q and the fix", msg, tc.mention)
@@ -961,8 +961,8 @@ func TestLegacyPlanWithoutAttributes(t *testing.T) {
 	}
 	fake := &fakeCopier{}
 	core := newCore(env.Store, newClock(), events.ProviderTencent, fake)
-	wantKind(t, core.Handle(context.Background(), request(t, img, "ap-guangzhou", nil, "1")), fn.Done)
-	wantKind(t, core.Handle(context.Background(), request(t, img, "ap-beijing", nil, "1")), fn.Reject)
+	wantKind(t, core.Handle(context.Background(), request(t, img, "ap-guangzhou", nil, "1")), fn.KindDone)
+	wantKind(t, core.Handle(context.Background(), request(t, img, "ap-beijing", nil, "1")), fn.KindReject)
 	if calls, _, _ := fake.counts(); calls != 1 {
 		t.Errorf("StartCopy calls %d, want 1", calls)
 	}
@@ -990,7 +990,7 @@ func TestSlotWaitBacksOff(t *testing.T) {
 	want := []time.Duration{5, 10, 20, 40, 60, 60, 60}
 	for i, w := range want {
 		res := core.Handle(ctx, request(t, img, "cn-north-4", nil, "1"))
-		wantKind(t, res, fn.Defer)
+		wantKind(t, res, fn.KindDefer)
 		if res.Outcome.Key != lifecycle.SlotWaitKey(events.ReplicationKey(r)) {
 			t.Errorf("wait %d: deferred under key %q, want the copy's slot-wait key (so a freed slot can wake it)", i+1, res.Outcome.Key)
 		}
@@ -1004,7 +1004,7 @@ func TestSlotWaitBacksOff(t *testing.T) {
 	if _, err := env.Store.Release(ctx, slot, "other-1"); err != nil {
 		t.Fatal(err)
 	}
-	wantKind(t, core.Handle(ctx, request(t, img, "cn-north-4", nil, "1")), fn.Done)
+	wantKind(t, core.Handle(ctx, request(t, img, "cn-north-4", nil, "1")), fn.KindDone)
 	if rec := record(t, env.Store, r); rec.State != domain.StateInProgress || rec.SlotWaits != 0 {
 		t.Errorf("after a slot freed: record %s with %d slot waits, want in-progress with 0", rec.State, rec.SlotWaits)
 	}
@@ -1033,19 +1033,19 @@ func TestAmbiguousMultiRegionStartLooksAtEveryRegion(t *testing.T) {
 			core := newCore(env.Store, newClock(), events.ProviderAlibaba, multiCopier{fake})
 			img := image(events.ProviderAlibaba, fmt.Sprintf("img-ambiguous-multi-%v", landed))
 			planned(t, env.Store, img, regions...)
-			wantKind(t, core.Handle(ctx, request(t, img, regions[0], regions, "1")), fn.Defer)
+			wantKind(t, core.Handle(ctx, request(t, img, regions[0], regions, "1")), fn.KindDefer)
 			for _, r := range regions {
 				if rec := record(t, env.Store, replicationOf(img, r)); !rec.Ambiguous() {
 					t.Fatalf("%s: record %s not ambiguous after a lost answer to a call naming it", r, rec.State)
 				}
 			}
 			res := core.Handle(ctx, request(t, img, regions[0], regions, "2"))
-			wantKind(t, res, fn.Done)
+			wantKind(t, res, fn.KindDone)
 			calls, starts, finds := fake.counts()
 			if landed {
 				// The copies exist: this request finds its own; the others find theirs.
 				for _, r := range regions[1:] {
-					wantKind(t, core.Handle(ctx, request(t, img, r, regions, "1")), fn.Done)
+					wantKind(t, core.Handle(ctx, request(t, img, r, regions, "1")), fn.KindDone)
 				}
 				if calls, _, _ := fake.counts(); calls != 1 {
 					t.Errorf("StartCopy calls %d, want 1", calls)
@@ -1086,7 +1086,7 @@ func TestRequestLeftOutOfASiblingCallComesBack(t *testing.T) {
 	img := image(events.ProviderAlibaba, "img-left-out")
 	planned(t, env.Store, img, regions...)
 	own := replicationOf(img, regions[1])
-	wantKind(t, core.Handle(ctx, request(t, img, regions[0], regions, "1")), fn.Defer)
+	wantKind(t, core.Handle(ctx, request(t, img, regions[0], regions, "1")), fn.KindDefer)
 	// Between this request's lookup of its own region and its claim, another worker calls
 	// the provider for that region.
 	fake.onFind = func(region string) {
@@ -1098,7 +1098,7 @@ func TestRequestLeftOutOfASiblingCallComesBack(t *testing.T) {
 		}
 	}
 	res := core.Handle(ctx, request(t, img, regions[1], regions, "1"))
-	if res.Outcome.Kind != fn.Defer {
+	if res.Outcome.Kind != fn.KindDefer {
 		t.Fatalf("outcome %v, want the request deferred so that it comes back for %s", res.Outcome.Kind, own.DestinationRegion)
 	}
 	if rec := record(t, env.Store, replicationOf(img, regions[0])); rec.State != domain.StateInProgress {
@@ -1106,7 +1106,7 @@ func TestRequestLeftOutOfASiblingCallComesBack(t *testing.T) {
 	}
 	fake.onFind = nil
 	// When it comes back, it looks again and starts its own region.
-	wantKind(t, core.Handle(ctx, request(t, img, regions[1], regions, "1")), fn.Done)
+	wantKind(t, core.Handle(ctx, request(t, img, regions[1], regions, "1")), fn.KindDone)
 	if rec := record(t, env.Store, own); rec.State != domain.StateInProgress {
 		t.Errorf("own region %s, want in progress", rec.State)
 	}

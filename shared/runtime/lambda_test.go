@@ -151,7 +151,7 @@ func TestLambda(t *testing.T) {
 		}
 		res := decode[sqsResponse](t, lambdaInvoke(t, scriptedAPI, sqsBatch(t, bodies, []string{"ok", "retry", "reject", "defer", "poison"}), 10*time.Second))
 		if len(res.BatchItemFailures) != 1 || res.BatchItemFailures[0].ItemIdentifier != "retry" {
-			t.Errorf("batch item failures %+v, want only the RetryLater message", res.BatchItemFailures)
+			t.Errorf("batch item failures %+v, want only the Retry message", res.BatchItemFailures)
 		}
 		eventually(t, func() error {
 			if d := s.dead(scripted); len(d) != 2 {
@@ -160,7 +160,7 @@ func TestLambda(t *testing.T) {
 			return nil
 		})
 	})
-	t.Run("RetryLater fails an EventBridge invocation", func(t *testing.T) {
+	t.Run("Retry fails an EventBridge invocation", func(t *testing.T) {
 		res := lambdaInvoke(t, scriptedAPI, eventBridge(t, "eb-retry", rttest.Image("img-retry")), 10*time.Second)
 		if !res.Failed || res.ErrorType() != "RetryError" || !strings.Contains(res.ErrorMessage(), "eb-retry") {
 			t.Errorf("result %s (type %q), want a RetryError for eb-retry", res.Body, res.ErrorType())

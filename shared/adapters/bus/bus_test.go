@@ -84,22 +84,22 @@ func TestWorkerOutcomes(t *testing.T) {
 		wantCalls int
 		wantDead  string // substring of the dead-letter reason; "" = no dead letter
 	}{
-		{"done acknowledges", func(int) fn.Result { return fn.OK() }, 1, ""},
+		{"done acknowledges", func(int) fn.Result { return fn.Done() }, 1, ""},
 		{"retry later redelivers until done", func(n int) fn.Result {
 			if n < 3 {
 				return fn.Retry(50*time.Millisecond, errors.New("provider busy"))
 			}
-			return fn.OK()
+			return fn.Done()
 		}, 3, ""},
 		{"retry beyond max deliver dead-letters", func(int) fn.Result {
 			return fn.Retry(20*time.Millisecond, errors.New("always busy"))
 		}, 4, "gave up after 4 deliveries: always busy"},
-		{"reject dead-letters at once", func(int) fn.Result { return fn.RejectWith(errors.New("impossible request")) }, 1, "impossible request"},
+		{"reject dead-letters at once", func(int) fn.Result { return fn.Reject(errors.New("impossible request")) }, 1, "impossible request"},
 		{"defer comes back without using up deliveries", func(n int) fn.Result {
 			if n < 6 { // more deferrals than MaxDeliver (4) allows redeliveries
-				return fn.DeferFor(30 * time.Millisecond)
+				return fn.Defer(30 * time.Millisecond)
 			}
-			return fn.OK()
+			return fn.Done()
 		}, 6, ""},
 	}
 	for _, tt := range tests {
@@ -205,7 +205,7 @@ func TestMalformedInputIsDeadLetteredAndWorkerKeepsRunning(t *testing.T) {
 	var c calls
 	env.Run(t, spec(fn.HandlerFunc(func(_ context.Context, e event.Event) fn.Result {
 		c.add(e.ID())
-		return fn.OK()
+		return fn.Done()
 	})))
 	for _, tc := range cases {
 		m := tc.msg()
@@ -250,7 +250,7 @@ func TestStructuredModeEventsAreAccepted(t *testing.T) {
 	var c calls
 	env.Run(t, spec(fn.HandlerFunc(func(_ context.Context, e event.Event) fn.Result {
 		c.add(e.ID())
-		return fn.OK()
+		return fn.Done()
 	})))
 	raw, err := published(t, "structured-1", "img-00000002").MarshalJSON()
 	if err != nil {
@@ -338,7 +338,7 @@ func TestSlowCoreIsNotRedeliveredWhileRunning(t *testing.T) {
 				if c.add(e.ID()) == 1 {
 					<-release // hold the first delivery for several AckWaits
 				}
-				return fn.OK()
+				return fn.Done()
 			})))
 			if err := env.Bus.Publish(context.Background(), published(t, "slow-1", "img-00000003")); err != nil {
 				t.Fatal(err)
@@ -376,7 +376,7 @@ func TestPanickingCoreIsDeadLetteredAndWorkerGoesOn(t *testing.T) {
 		if e.ID() == "boom" {
 			panic("nil map somewhere")
 		}
-		return fn.OK()
+		return fn.Done()
 	})))
 	ctx := context.Background()
 	if err := env.Bus.Publish(ctx, published(t, "boom", "img-00000004")); err != nil {
@@ -414,7 +414,7 @@ func TestExhaustedDeliveriesAreDeadLettered(t *testing.T) {
 	env := testenv.Start(t, testenv.Options{Bus: &cfg})
 	rec := env.Record(t)
 	ctx := context.Background()
-	s := spec(fn.HandlerFunc(func(context.Context, event.Event) fn.Result { return fn.OK() }))
+	s := spec(fn.HandlerFunc(func(context.Context, event.Event) fn.Result { return fn.Done() }))
 	stop, err := env.Bus.WatchExhausted(ctx, s)
 	if err != nil {
 		t.Fatal(err)

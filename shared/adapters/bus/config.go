@@ -17,7 +17,7 @@ type Config struct {
 	DuplicateWindow time.Duration
 	// MaxAge bounds how long events stay in the stream.
 	MaxAge time.Duration
-	// MaxDeliver bounds the deliveries of one message that keeps failing (RetryLater); the
+	// MaxDeliver bounds the deliveries of one message that keeps failing (Retry); the
 	// last failure sends it to the dead-letter subject.
 	MaxDeliver int
 	// AckWait is how long a delivered message may stay unacknowledged before redelivery.

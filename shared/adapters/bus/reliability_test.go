@@ -34,7 +34,7 @@ func TestStrangersCannotParkAWorker(t *testing.T) {
 	var c calls
 	s := spec(fn.HandlerFunc(func(_ context.Context, e event.Event) fn.Result {
 		c.add(e.ID())
-		return fn.OK()
+		return fn.Done()
 	}))
 	s.Concurrency = 1 // MaxAckPending 64
 	env.Run(t, s)
@@ -113,9 +113,9 @@ func TestDeferredEventComesBackFromTheScheduler(t *testing.T) {
 	var c calls
 	env.Run(t, spec(fn.HandlerFunc(func(_ context.Context, e event.Event) fn.Result {
 		if c.add(e.ID()) == 1 {
-			return fn.Result{Outcome: fn.Outcome{Kind: fn.Defer, Delay: 200 * time.Millisecond, Key: "k"}}
+			return fn.Result{Outcome: fn.Outcome{Kind: fn.KindDefer, Delay: 200 * time.Millisecond, Key: "k"}}
 		}
-		return fn.OK()
+		return fn.Done()
 	})))
 	if err := env.Bus.Publish(context.Background(), published(t, "later-1", "img-00000001")); err != nil {
 		t.Fatal(err)
@@ -167,9 +167,9 @@ func TestResultsTooLargeAreDeadLetteredWithTheReason(t *testing.T) {
 			if err := big.SetData(events.ContentTypeJSON, map[string]string{"pad": strings.Repeat("x", 2<<20)}); err != nil {
 				panic(err)
 			}
-			return fn.OK(big)
+			return fn.Done(big)
 		}
-		return fn.RejectWith(errors.New("refused: " + strings.Repeat("r", 100)))
+		return fn.Reject(errors.New("refused: " + strings.Repeat("r", 100)))
 	})))
 	ctx := context.Background()
 	if err := env.Bus.Publish(ctx, published(t, "huge-result", "img-00000001")); err != nil {
@@ -311,7 +311,7 @@ func TestWakeMakesAPendingScheduleDueNow(t *testing.T) {
 	var c calls
 	env.Run(t, spec(fn.HandlerFunc(func(_ context.Context, e event.Event) fn.Result {
 		c.add(e.ID())
-		return fn.OK()
+		return fn.Done()
 	})))
 	ctx := context.Background()
 	e := published(t, "waiter-1", "img-00000001")

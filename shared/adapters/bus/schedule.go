@@ -36,7 +36,7 @@ import (
 const (
 	// HeaderDeferrals counts how often an event was deferred (for logs and tests).
 	HeaderDeferrals = "Imagerelay-Deferrals"
-	// HeaderAttempt counts the failed attempts (RetryLater) of an event that comes back from
+	// HeaderAttempt counts the failed attempts (Retry) of an event that comes back from
 	// a schedule; with JetStream's own redeliveries it makes the delivery count that ends in
 	// the dead-letter subject.
 	HeaderAttempt = "Imagerelay-Attempt"
@@ -65,7 +65,7 @@ type Deferral struct {
 	Key string
 	// At is when the event is due.
 	At time.Time
-	// Attempt is how many failed attempts (RetryLater) the event has behind it.
+	// Attempt is how many failed attempts (Retry) the event has behind it.
 	Attempt int
 	// Deferrals is how many times the event has been deferred, this one included.
 	Deferrals int

@@ -316,7 +316,7 @@ func (b *Bus) heartbeat(msgs []inbound) (stop func()) {
 }
 
 // settle publishes what the core emitted, then acknowledges, schedules or rejects the input
-// according to the outcome. Waiting work (Defer) and failed attempts (RetryLater) both come
+// according to the outcome. Waiting work (Defer) and failed attempts (Retry) both come
 // back through a schedule, so neither holds an ack-pending slot while it waits.
 func (b *Bus) settle(ctx context.Context, s Spec, in inbound, r fn.Result) {
 	log := b.log.With("function", s.Function, "event_id", in.ev.ID(), "event_type", in.ev.Type(),
@@ -337,16 +337,16 @@ func (b *Bus) settle(ctx context.Context, s Spec, in inbound, r fn.Result) {
 	}
 	o := r.Outcome
 	switch o.Kind {
-	case fn.Done:
+	case fn.KindDone:
 		if err := in.msg.DoubleAck(ctx); err != nil {
 			log.Warn("ack failed", "error", err)
 		}
 		log.Debug("handled", "emitted", len(r.Emit))
-	case fn.Defer:
+	case fn.KindDefer:
 		log.Debug("deferred", "delay", o.Delay.String(), "emitted", len(r.Emit))
 		b.reschedule(ctx, s, in, log, Deferral{Function: s.Function, Event: in.ev, Key: o.Key, At: time.Now().Add(o.Delay),
 			Attempt: in.attempt, Deferrals: in.deferrals + 1, TTL: o.TTL})
-	case fn.RetryLater:
+	case fn.KindRetry:
 		if in.deliveries >= uint64(b.cfg.MaxDeliver) {
 			b.reject(ctx, s, in, fmt.Errorf("gave up after %d deliveries: %w", in.deliveries, o.Err))
 			return
@@ -358,7 +358,7 @@ func (b *Bus) settle(ctx context.Context, s Spec, in inbound, r fn.Result) {
 		log.Info("retry later", "delay", delay.String(), "error", errString(o.Err))
 		b.reschedule(ctx, s, in, log, Deferral{Function: s.Function, Event: in.ev, Key: o.Key, At: time.Now().Add(delay),
 			Attempt: int(in.deliveries), Deferrals: in.deferrals, TTL: o.TTL})
-	case fn.Reject:
+	case fn.KindReject:
 		b.reject(ctx, s, in, o.Err)
 	}
 }

@@ -192,9 +192,9 @@ func TestLostAnswersMakeOneCopyPerRegion(t *testing.T) {
 				for n := 0; time.Now().Before(deadline); n++ {
 					res := core.Handle(ctx, requestEvent(t, pr.img, pr.region, fmt.Sprintf("w%d-%d", w, n)))
 					switch res.Outcome.Kind {
-					case fn.Done:
+					case fn.KindDone:
 						return
-					case fn.Reject:
+					case fn.KindReject:
 						t.Errorf("%s → %s rejected: %v", pr.img.ImageID, pr.region, res.Outcome.Err)
 						return
 					}

@@ -18,31 +18,31 @@ import (
 type Kind int
 
 const (
-	// Done means the event was handled: acknowledge it after publishing the emitted events.
-	Done Kind = iota
-	// RetryLater means the event could not be handled now (throttled, provider unavailable,
+	// KindDone means the event was handled: acknowledge it after publishing the emitted events.
+	KindDone Kind = iota
+	// KindRetry means the event could not be handled now (throttled, provider unavailable,
 	// waiting for a slot or a due time): deliver it again after Outcome.Delay.
-	RetryLater
-	// Defer means the event is fine but its time has not come (a copy still in flight, a
+	KindRetry
+	// KindDefer means the event is fine but its time has not come (a copy still in flight, a
 	// concurrency slot or a maintenance window to wait for): hand it back after Outcome.Delay.
-	// Unlike RetryLater, deferring is not a failure and never counts towards a delivery limit,
+	// Unlike KindRetry, deferring is not a failure and never counts towards a delivery limit,
 	// so a copy that takes hours can be followed without running into MaxDeliver.
-	Defer
-	// Reject means the event can never be handled (malformed, unknown region in a request,
+	KindDefer
+	// KindReject means the event can never be handled (malformed, unknown region in a request,
 	// impossible state): stop redelivery and copy it to the dead-letter subject with the reason.
-	Reject
+	KindReject
 )
 
 // String names the kind for logs.
 func (k Kind) String() string {
 	switch k {
-	case Done:
+	case KindDone:
 		return "done"
-	case RetryLater:
-		return "retry-later"
-	case Defer:
+	case KindRetry:
+		return "retry"
+	case KindDefer:
 		return "defer"
-	case Reject:
+	case KindReject:
 		return "reject"
 	}
 	return fmt.Sprintf("kind(%d)", int(k))
@@ -51,11 +51,11 @@ func (k Kind) String() string {
 // Outcome is what a core decided about its input event.
 type Outcome struct {
 	Kind Kind
-	// Delay is how long to wait before the event comes back, for RetryLater and Defer.
+	// Delay is how long to wait before the event comes back, for KindRetry and KindDefer.
 	Delay time.Duration
-	// Err explains a RetryLater or Reject; it becomes the dead-letter reason.
+	// Err explains a KindRetry or KindReject; it becomes the dead-letter reason.
 	Err error
-	// Key names the schedule a Defer or RetryLater writes: schedules with the same key
+	// Key names the schedule a KindDefer or KindRetry writes: schedules with the same key
 	// replace each other, so at most one is pending. Empty means the input's identity. The
 	// poller keys by replication, so that however many copies of a check run, one check of
 	// each copy stays scheduled.
@@ -73,21 +73,21 @@ type Result struct {
 	Outcome Outcome
 }
 
-// OK returns a Done result that emits evs.
-func OK(evs ...event.Event) Result { return Result{Emit: evs} }
+// Done returns a KindDone result that emits evs.
+func Done(evs ...event.Event) Result { return Result{Emit: evs} }
 
-// Retry returns a RetryLater result.
+// Retry returns a KindRetry result.
 func Retry(delay time.Duration, err error, evs ...event.Event) Result {
-	return Result{Emit: evs, Outcome: Outcome{Kind: RetryLater, Delay: delay, Err: err}}
+	return Result{Emit: evs, Outcome: Outcome{Kind: KindRetry, Delay: delay, Err: err}}
 }
 
-// DeferFor returns a Defer result: handle the same event again after delay.
-func DeferFor(delay time.Duration, evs ...event.Event) Result {
-	return Result{Emit: evs, Outcome: Outcome{Kind: Defer, Delay: delay}}
+// Defer returns a KindDefer result: handle the same event again after delay.
+func Defer(delay time.Duration, evs ...event.Event) Result {
+	return Result{Emit: evs, Outcome: Outcome{Kind: KindDefer, Delay: delay}}
 }
 
-// RejectWith returns a Reject result.
-func RejectWith(err error) Result { return Result{Outcome: Outcome{Kind: Reject, Err: err}} }
+// Reject returns a KindReject result.
+func Reject(err error) Result { return Result{Outcome: Outcome{Kind: KindReject, Err: err}} }
 
 // Handler is a function core: it handles one decoded, validated event.
 // Implementations must be safe for concurrent use: every runtime may call them in parallel.
@@ -102,7 +102,7 @@ type BatchHandler interface {
 	HandleBatch(ctx context.Context, evs []event.Event) []Result
 }
 
-// SafeHandle runs h on e and turns a panic into a RetryLater result, so one bad event cannot
+// SafeHandle runs h on e and turns a panic into a KindRetry result, so one bad event cannot
 // take the worker down; if it keeps panicking, the runtime's delivery limit dead-letters it
 // with the panic as the reason.
 func SafeHandle(ctx context.Context, h Handler, e event.Event, log *slog.Logger) (r Result) {
@@ -115,7 +115,7 @@ func SafeHandle(ctx context.Context, h Handler, e event.Event, log *slog.Logger)
 }
 
 // SafeHandleBatch is SafeHandle for a batch: a panic makes every event of the batch
-// RetryLater.
+// KindRetry.
 func SafeHandleBatch(ctx context.Context, h BatchHandler, evs []event.Event, log *slog.Logger) (rs []Result) {
 	defer func() {
 		if p := recover(); p != nil {

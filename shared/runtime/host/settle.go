@@ -51,7 +51,7 @@ type Result struct {
 // ErrRetry is matched by every *RetryError.
 var ErrRetry = errors.New("deliver again later")
 
-// RetryError asks the platform to deliver an input again: the core returned RetryLater, or its
+// RetryError asks the platform to deliver an input again: the core returned Retry, or its
 // results, deferral or dead letter could not be stored. Its type name is what Lambda reports
 // as errorType.
 type RetryError struct {
@@ -89,7 +89,7 @@ func (e *RetryError) Is(target error) bool { return target == ErrRetry }
 //   - Defer: emitted events published, the input re-published on the function's defer
 //     subject with its delay (JetStream keeps it; the NATS worker or the next scheduled
 //     drain handles it), success.
-//   - RetryLater: StatusRetry, for the platform to deliver again (Lambda error or SQS batch
+//   - Retry: StatusRetry, for the platform to deliver again (Lambda error or SQS batch
 //     item failure, Function Compute error).
 //   - Reject, an undecodable input, or an event of a type the function does not take: a copy
 //     goes to imagerelay.dlq.<function> with the reason, success — poison is never retried
@@ -156,9 +156,9 @@ func (s *Session) settle(ctx context.Context, in Input, r fn.Result) Result {
 	}
 	o := r.Outcome
 	switch o.Kind {
-	case fn.Done:
+	case fn.KindDone:
 		return Result{Status: StatusDone, EventID: id, Emitted: len(r.Emit)}
-	case fn.Defer:
+	case fn.KindDefer:
 		// A repeated deferral of the same input (after a redelivery) writes the same
 		// schedule key, so it replaces the pending schedule rather than adding one.
 		if err := s.Bus.Schedule(ctx, bus.Deferral{Function: s.Function, Event: in.Event, Key: o.Key,
@@ -166,11 +166,11 @@ func (s *Session) settle(ctx context.Context, in Input, r fn.Result) Result {
 			return s.retry(id, 0, fmt.Errorf("defer: %w", err))
 		}
 		return Result{Status: StatusDeferred, EventID: id, Emitted: len(r.Emit)}
-	case fn.Reject:
+	case fn.KindReject:
 		res := s.deadLetter(ctx, in, o.Err)
 		res.Emitted = len(r.Emit)
 		return res
-	default: // fn.RetryLater
+	default: // fn.KindRetry
 		res := s.retry(id, o.Delay, o.Err)
 		res.Emitted = len(r.Emit)
 		return res

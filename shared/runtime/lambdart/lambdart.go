@@ -10,7 +10,7 @@
 //   - the schedule (an EventBridge "Scheduled Event", or a payload with a "drain" key), which
 //     pulls the function's in-flight work from JetStream for a bounded time.
 //
-// Outcomes are settled by [host.Session.Handle]: only a RetryLater (or a bus that cannot store
+// Outcomes are settled by [host.Session.Handle]: only a Retry (or a bus that cannot store
 // the result) fails the invocation or the SQS item.
 package lambdart
 

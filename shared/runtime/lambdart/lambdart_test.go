@@ -71,7 +71,7 @@ func TestInvokeShapes(t *testing.T) {
 			trigger: "eventbridge", status: host.StatusDone, plannedBy: "ce-in-detail"},
 		{name: "CloudEvent", payload: rttest.JSON(t, ce), trigger: "cloudevent", status: host.StatusDone, plannedBy: "ce-direct"},
 		{name: "bare payload takes the request id", payload: rttest.PayloadJSON(t, "img-d"), trigger: "invoke", status: host.StatusDone, plannedBy: "req-bare"},
-		{name: "RetryLater fails the invocation", payload: eventBridge(t, "eb-3", "x", rttest.PayloadJSON(t, "img-retry1")), wantErr: true},
+		{name: "Retry fails the invocation", payload: eventBridge(t, "eb-3", "x", rttest.PayloadJSON(t, "img-retry1")), wantErr: true},
 		{name: "Reject is dead-lettered", payload: eventBridge(t, "eb-4", "x", rttest.PayloadJSON(t, "img-reject1")),
 			trigger: "eventbridge", status: host.StatusDeadLettered, deadOrigin: "aws:events:builder.example"},
 		{name: "Defer goes to JetStream", payload: eventBridge(t, "eb-5", "x", rttest.PayloadJSON(t, "img-defer1")),

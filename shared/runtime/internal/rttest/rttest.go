@@ -17,8 +17,8 @@ import (
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/shared/adapters/bus"
 	"github.com/imagerelay/imagerelay/shared/core/fn"
-	"github.com/imagerelay/imagerelay/shared/runtime/host"
 	"github.com/imagerelay/imagerelay/shared/dev/testenv"
+	"github.com/imagerelay/imagerelay/shared/runtime/host"
 )
 
 // Function is the name the scripted core runs under.
@@ -63,7 +63,7 @@ func PayloadJSON(t testing.TB, imageID string) []byte {
 }
 
 // Core is a scripted fanout core: the image id's prefix says what it does.
-//   - "img-retry…": RetryLater
+//   - "img-retry…": Retry
 //   - "img-defer…": Defer for 50ms
 //   - "img-reject…": Reject
 //   - "img-slow…": waits 100ms, then like any other
@@ -90,15 +90,15 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 	}
 	img, err := events.DataAs[events.ImagePublished](e)
 	if err != nil {
-		return fn.RejectWith(err)
+		return fn.Reject(err)
 	}
 	switch {
 	case strings.HasPrefix(img.ImageID, "img-retry"):
 		return fn.Retry(time.Second, fmt.Errorf("%w: retry %s", ErrScripted, img.ImageID))
 	case strings.HasPrefix(img.ImageID, "img-defer"):
-		return fn.DeferFor(50 * time.Millisecond)
+		return fn.Defer(50 * time.Millisecond)
 	case strings.HasPrefix(img.ImageID, "img-reject"):
-		return fn.RejectWith(fmt.Errorf("%w: reject %s", ErrScripted, img.ImageID))
+		return fn.Reject(fmt.Errorf("%w: reject %s", ErrScripted, img.ImageID))
 	case strings.HasPrefix(img.ImageID, "img-slow"):
 		select {
 		case <-ctx.Done():
@@ -108,9 +108,9 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 	planned, err := events.Derive(e, Function, events.TypeReplicationPlanned,
 		events.ReplicationPlanned{Image: img.Image, Regions: []string{"ap-singapore"}}, img.Provider, img.SourceRegion, img.ImageID)
 	if err != nil {
-		return fn.RejectWith(err)
+		return fn.Reject(err)
 	}
-	return fn.OK(planned)
+	return fn.Done(planned)
 }
 
 // Env is an embedded JetStream with the scripted core set up as a host.
