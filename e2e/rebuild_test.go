@@ -11,12 +11,12 @@ import (
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/rebuild"
 	"github.com/imagerelay/imagerelay/shared/adapters/bus"
+	"github.com/imagerelay/imagerelay/shared/adapters/state"
 	"github.com/imagerelay/imagerelay/shared/config"
+	"github.com/imagerelay/imagerelay/shared/core/policy"
 	"github.com/imagerelay/imagerelay/shared/dev/emulators"
 	"github.com/imagerelay/imagerelay/shared/dev/emulators/alibabaemu"
 	"github.com/imagerelay/imagerelay/shared/dev/emulators/emucore"
-	"github.com/imagerelay/imagerelay/shared/core/policy"
-	"github.com/imagerelay/imagerelay/shared/adapters/state"
 	"github.com/imagerelay/imagerelay/shared/dev/testenv"
 )
 

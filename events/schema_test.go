@@ -16,19 +16,19 @@ import (
 
 // dataTypes binds every registered type to its Go payload, the struct its schema describes.
 var dataTypes = map[string]reflect.Type{
-	events.TypeImagePublished:        reflect.TypeFor[events.ImagePublished](),
-	events.TypeReplicationPlanned:    reflect.TypeFor[events.ReplicationPlanned](),
-	events.TypeReplicationRequested:  reflect.TypeFor[events.ReplicationRequested](),
-	events.TypeReplicationStarted:    reflect.TypeFor[events.ReplicationStarted](),
-	events.TypeReplicationProgressed: reflect.TypeFor[events.ReplicationProgressed](),
-	events.TypeReplicationSucceeded:  reflect.TypeFor[events.ReplicationSucceeded](),
-	events.TypeReplicationFailed:     reflect.TypeFor[events.ReplicationFailed](),
-	events.TypeReplicationCompleted:  reflect.TypeFor[events.ReplicationCompleted](),
-	events.TypeRebuildPlanned:        reflect.TypeFor[events.RebuildPlanned](),
-	events.TypeDesktopRebuildStarted: reflect.TypeFor[events.DesktopRebuild](),
+	events.TypeImagePublished:          reflect.TypeFor[events.ImagePublished](),
+	events.TypeReplicationPlanned:      reflect.TypeFor[events.ReplicationPlanned](),
+	events.TypeReplicationRequested:    reflect.TypeFor[events.ReplicationRequested](),
+	events.TypeReplicationStarted:      reflect.TypeFor[events.ReplicationStarted](),
+	events.TypeReplicationProgressed:   reflect.TypeFor[events.ReplicationProgressed](),
+	events.TypeReplicationSucceeded:    reflect.TypeFor[events.ReplicationSucceeded](),
+	events.TypeReplicationFailed:       reflect.TypeFor[events.ReplicationFailed](),
+	events.TypeReplicationCompleted:    reflect.TypeFor[events.ReplicationCompleted](),
+	events.TypeRebuildPlanned:          reflect.TypeFor[events.RebuildPlanned](),
+	events.TypeDesktopRebuildStarted:   reflect.TypeFor[events.DesktopRebuild](),
 	events.TypeDesktopRebuildSucceeded: reflect.TypeFor[events.DesktopRebuild](),
-	events.TypeDesktopRebuildFailed:  reflect.TypeFor[events.DesktopRebuild](),
-	events.TypeRebuildCompleted:      reflect.TypeFor[events.RebuildCompleted](),
+	events.TypeDesktopRebuildFailed:    reflect.TypeFor[events.DesktopRebuild](),
+	events.TypeRebuildCompleted:        reflect.TypeFor[events.RebuildCompleted](),
 }
 
 func TestEveryTypeHasSchemaAndFixture(t *testing.T) {

@@ -15,19 +15,19 @@ const TypePrefix = "io.imagerelay."
 // is handling, unchanged, on its internal subject imagerelay.defer.<function>.<provider>.<region>
 // (see shared/adapters/bus Defer and asyncapi.yaml).
 const (
-	TypeImagePublished        = TypePrefix + "image.published"
-	TypeReplicationPlanned    = TypePrefix + "replication.planned"
-	TypeReplicationRequested  = TypePrefix + "replication.requested"
-	TypeReplicationStarted    = TypePrefix + "replication.started"
-	TypeReplicationProgressed = TypePrefix + "replication.progressed"
-	TypeReplicationSucceeded  = TypePrefix + "replication.succeeded"
-	TypeReplicationFailed     = TypePrefix + "replication.failed"
-	TypeReplicationCompleted  = TypePrefix + "replication.completed"
-	TypeRebuildPlanned        = TypePrefix + "rebuild.planned"
-	TypeDesktopRebuildStarted = TypePrefix + "desktop.rebuild.started"
+	TypeImagePublished          = TypePrefix + "image.published"
+	TypeReplicationPlanned      = TypePrefix + "replication.planned"
+	TypeReplicationRequested    = TypePrefix + "replication.requested"
+	TypeReplicationStarted      = TypePrefix + "replication.started"
+	TypeReplicationProgressed   = TypePrefix + "replication.progressed"
+	TypeReplicationSucceeded    = TypePrefix + "replication.succeeded"
+	TypeReplicationFailed       = TypePrefix + "replication.failed"
+	TypeReplicationCompleted    = TypePrefix + "replication.completed"
+	TypeRebuildPlanned          = TypePrefix + "rebuild.planned"
+	TypeDesktopRebuildStarted   = TypePrefix + "desktop.rebuild.started"
 	TypeDesktopRebuildSucceeded = TypePrefix + "desktop.rebuild.succeeded"
-	TypeDesktopRebuildFailed  = TypePrefix + "desktop.rebuild.failed"
-	TypeRebuildCompleted      = TypePrefix + "rebuild.completed"
+	TypeDesktopRebuildFailed    = TypePrefix + "desktop.rebuild.failed"
+	TypeRebuildCompleted        = TypePrefix + "rebuild.completed"
 )
 
 // SchemaVersion is the version segment of every dataschema URI this build emits.
@@ -55,19 +55,19 @@ type typeInfo struct {
 }
 
 var registry = map[string]typeInfo{
-	TypeImagePublished:        {"image.published", func() any { return new(ImagePublished) }},
-	TypeReplicationPlanned:    {"replication.planned", func() any { return new(ReplicationPlanned) }},
-	TypeReplicationRequested:  {"replication.requested", func() any { return new(ReplicationRequested) }},
-	TypeReplicationStarted:    {"replication.started", func() any { return new(ReplicationStarted) }},
-	TypeReplicationProgressed: {"replication.progressed", func() any { return new(ReplicationProgressed) }},
-	TypeReplicationSucceeded:  {"replication.succeeded", func() any { return new(ReplicationSucceeded) }},
-	TypeReplicationFailed:     {"replication.failed", func() any { return new(ReplicationFailed) }},
-	TypeReplicationCompleted:  {"replication.completed", func() any { return new(ReplicationCompleted) }},
-	TypeRebuildPlanned:        {"rebuild.planned", func() any { return new(RebuildPlanned) }},
-	TypeDesktopRebuildStarted: {"desktop.rebuild.started", func() any { return new(DesktopRebuild) }},
+	TypeImagePublished:          {"image.published", func() any { return new(ImagePublished) }},
+	TypeReplicationPlanned:      {"replication.planned", func() any { return new(ReplicationPlanned) }},
+	TypeReplicationRequested:    {"replication.requested", func() any { return new(ReplicationRequested) }},
+	TypeReplicationStarted:      {"replication.started", func() any { return new(ReplicationStarted) }},
+	TypeReplicationProgressed:   {"replication.progressed", func() any { return new(ReplicationProgressed) }},
+	TypeReplicationSucceeded:    {"replication.succeeded", func() any { return new(ReplicationSucceeded) }},
+	TypeReplicationFailed:       {"replication.failed", func() any { return new(ReplicationFailed) }},
+	TypeReplicationCompleted:    {"replication.completed", func() any { return new(ReplicationCompleted) }},
+	TypeRebuildPlanned:          {"rebuild.planned", func() any { return new(RebuildPlanned) }},
+	TypeDesktopRebuildStarted:   {"desktop.rebuild.started", func() any { return new(DesktopRebuild) }},
 	TypeDesktopRebuildSucceeded: {"desktop.rebuild.succeeded", func() any { return new(DesktopRebuild) }},
-	TypeDesktopRebuildFailed:  {"desktop.rebuild.failed", func() any { return new(DesktopRebuild) }},
-	TypeRebuildCompleted:      {"rebuild.completed", func() any { return new(RebuildCompleted) }},
+	TypeDesktopRebuildFailed:    {"desktop.rebuild.failed", func() any { return new(DesktopRebuild) }},
+	TypeRebuildCompleted:        {"rebuild.completed", func() any { return new(RebuildCompleted) }},
 }
 
 // Types returns every known event type, for documentation and tests.

@@ -7,8 +7,8 @@ import (
 
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/rebuild"
-	"github.com/imagerelay/imagerelay/shared/config"
 	"github.com/imagerelay/imagerelay/shared/adapters/state"
+	"github.com/imagerelay/imagerelay/shared/config"
 	"github.com/imagerelay/imagerelay/shared/dev/testenv"
 )
 

@@ -19,14 +19,14 @@ import (
 	"github.com/imagerelay/imagerelay/functions/poller"
 	"github.com/imagerelay/imagerelay/functions/rebuild"
 	"github.com/imagerelay/imagerelay/functions/replicate"
-	"github.com/imagerelay/imagerelay/shared/adapters/bus"
-	"github.com/imagerelay/imagerelay/shared/config"
 	"github.com/imagerelay/imagerelay/shared/adapters/alibaba"
+	"github.com/imagerelay/imagerelay/shared/adapters/bus"
 	"github.com/imagerelay/imagerelay/shared/adapters/huawei"
-	"github.com/imagerelay/imagerelay/shared/adapters/tencent"
 	"github.com/imagerelay/imagerelay/shared/adapters/ratelimit"
 	"github.com/imagerelay/imagerelay/shared/adapters/ratelimit/kvlimit"
 	"github.com/imagerelay/imagerelay/shared/adapters/state"
+	"github.com/imagerelay/imagerelay/shared/adapters/tencent"
+	"github.com/imagerelay/imagerelay/shared/config"
 )
 
 // Provider is what one cloud adapter offers the three replication functions.

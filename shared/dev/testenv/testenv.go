@@ -14,8 +14,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/imagerelay/imagerelay/shared/adapters/bus"
-	"github.com/imagerelay/imagerelay/shared/dev/natsembed"
 	"github.com/imagerelay/imagerelay/shared/adapters/state"
+	"github.com/imagerelay/imagerelay/shared/dev/natsembed"
 )
 
 // Env is a running embedded JetStream with imagerelay's stream and bucket.

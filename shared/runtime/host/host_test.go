@@ -17,9 +17,9 @@ import (
 
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/shared/adapters/bus"
+	"github.com/imagerelay/imagerelay/shared/dev/testenv"
 	"github.com/imagerelay/imagerelay/shared/runtime/host"
 	"github.com/imagerelay/imagerelay/shared/runtime/internal/rttest"
-	"github.com/imagerelay/imagerelay/shared/dev/testenv"
 )
 
 func TestDecode(t *testing.T) {

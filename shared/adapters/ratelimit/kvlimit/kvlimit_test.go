@@ -12,8 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/imagerelay/imagerelay/shared/dev/natsembed"
 	"github.com/imagerelay/imagerelay/shared/adapters/ratelimit"
+	"github.com/imagerelay/imagerelay/shared/dev/natsembed"
 )
 
 // server starts an embedded JetStream listening on a random loopback port.
