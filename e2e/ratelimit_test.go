@@ -14,7 +14,7 @@ import (
 	"github.com/imagerelay/imagerelay/functions/replicate"
 	"github.com/imagerelay/imagerelay/shared/adapters/bus"
 	"github.com/imagerelay/imagerelay/shared/adapters/ratelimit"
-	"github.com/imagerelay/imagerelay/shared/adapters/state"
+	"github.com/imagerelay/imagerelay/shared/adapters/state/natskv"
 	"github.com/imagerelay/imagerelay/shared/compose"
 	"github.com/imagerelay/imagerelay/shared/config"
 	"github.com/imagerelay/imagerelay/shared/dev/emulators"
@@ -136,7 +136,7 @@ func startReplicateWorker(t *testing.T, env *testenv.Env, cfg *config.Config, bc
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := state.Bind(octx, b.JetStream(), bc.KVBucket)
+	store, err := natskv.Bind(octx, b.JetStream(), bc.KVBucket)
 	if err != nil {
 		t.Fatal(err)
 	}

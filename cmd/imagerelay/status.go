@@ -13,6 +13,7 @@ import (
 
 	"github.com/imagerelay/imagerelay/functions/rebuild"
 	"github.com/imagerelay/imagerelay/shared/adapters/state"
+	"github.com/imagerelay/imagerelay/shared/adapters/state/natskv"
 	"github.com/imagerelay/imagerelay/shared/compose"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
@@ -37,7 +38,7 @@ func newStatus(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			store, err := state.Bind(cmd.Context(), js, cfg.NATS.KVBucket)
+			store, err := natskv.Bind(cmd.Context(), js, cfg.NATS.KVBucket)
 			if err != nil {
 				return err
 			}

@@ -25,6 +25,7 @@ import (
 	"github.com/imagerelay/imagerelay/shared/adapters/ratelimit"
 	"github.com/imagerelay/imagerelay/shared/adapters/ratelimit/kvlimit"
 	"github.com/imagerelay/imagerelay/shared/adapters/state"
+	"github.com/imagerelay/imagerelay/shared/adapters/state/natskv"
 	"github.com/imagerelay/imagerelay/shared/adapters/tencent"
 	"github.com/imagerelay/imagerelay/shared/config"
 )
@@ -153,7 +154,7 @@ func Setup(ctx context.Context, cfg *config.Config, nc *nats.Conn, log *slog.Log
 	if err != nil {
 		return err
 	}
-	store, err := state.Open(ctx, b.JetStream(), cfg.NATS.KVBucket, cfg.NATS.Replicas)
+	store, err := natskv.Open(ctx, b.JetStream(), cfg.NATS.KVBucket, cfg.NATS.Replicas)
 	if err != nil {
 		return err
 	}
@@ -177,7 +178,7 @@ func Open(ctx context.Context, cfg *config.Config, nc *nats.Conn, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	store, err := state.Bind(ctx, b.JetStream(), cfg.NATS.KVBucket)
+	store, err := natskv.Bind(ctx, b.JetStream(), cfg.NATS.KVBucket)
 	if err != nil {
 		return nil, err
 	}

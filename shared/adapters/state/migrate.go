@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
@@ -35,13 +33,12 @@ const (
 func (s *Store) MigrateLegacyKeys(ctx context.Context) (int, error) {
 	// Legacy keys are single tokens (the old Key folded '.'), and every current key has at
 	// least two, so "*" lists exactly the legacy keys, filtered by the server.
-	lister, err := s.kv.ListKeysFiltered(ctx, "*")
-	if err != nil {
-		return 0, fmt.Errorf("state: list legacy keys: %w", err)
-	}
 	var keys []string
-	for k := range lister.Keys() {
-		keys = append(keys, k)
+	if err := s.b.List(ctx, "*", func(key string, _ []byte) error {
+		keys = append(keys, key)
+		return nil
+	}); err != nil {
+		return 0, fmt.Errorf("state: list legacy keys: %w", err)
 	}
 	moved := 0
 	for _, old := range keys {
@@ -59,14 +56,13 @@ func (s *Store) MigrateLegacyKeys(ctx context.Context) (int, error) {
 // migrateOne moves one legacy key; it reports whether it moved something.
 func (s *Store) migrateOne(ctx context.Context, old string) (bool, error) {
 	var newKey string
-	e, err := s.kv.Get(ctx, old)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	raw, _, err := s.b.Get(ctx, old)
+	if errors.Is(err, ErrNotFound) {
 		return false, nil // moved by another process meanwhile
 	}
 	if err != nil {
 		return false, fmt.Errorf("state: migrate %s: %w", old, err)
 	}
-	raw := e.Value()
 	switch {
 	case strings.HasPrefix(old, legacyRecordPrefix):
 		var rec domain.Record
@@ -85,7 +81,7 @@ func (s *Store) migrateOne(ctx context.Context, old string) (bool, error) {
 	default:
 		return false, nil // not ours to move (rebuild records, or a folded semaphore name)
 	}
-	if _, err := s.kv.Create(ctx, newKey, raw); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+	if _, err := s.b.Create(ctx, newKey, raw); err != nil && !errors.Is(err, ErrExists) {
 		return false, fmt.Errorf("state: migrate %s to %s: %w", old, newKey, err)
 	}
 	if err := s.Delete(ctx, old); err != nil {

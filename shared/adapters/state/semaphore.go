@@ -29,7 +29,7 @@ func (s *Store) Acquire(ctx context.Context, name, holder string, limit int, lea
 	got := false
 	_, err := Update(ctx, s, key, func(sem *semaphore) error {
 		got = false
-		t := now()
+		t := s.now()
 		if sem.Holders == nil {
 			sem.Holders = map[string]time.Time{}
 		}
@@ -59,7 +59,7 @@ func (s *Store) Renew(ctx context.Context, name, holder string, lease time.Durat
 		if _, ok := sem.Holders[holder]; !ok {
 			return ErrNoChange
 		}
-		sem.Holders[holder] = now().Add(lease)
+		sem.Holders[holder] = s.now().Add(lease)
 		return nil
 	})
 	if errors.Is(err, ErrNotFound) {

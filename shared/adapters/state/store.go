@@ -1,7 +1,12 @@
-// Package state keeps imagerelay's records in a JetStream key-value bucket: one record per
-// replication and per desktop rebuild, the plan of each image, and cluster-wide semaphores.
-// Records are claimed with Create and advanced with compare-and-swap, which is what makes the
-// functions idempotent across workers, runtimes and redeliveries.
+// Package state keeps imagerelay's records: one record per replication and per desktop
+// rebuild, the plan of each image, and cluster-wide semaphores. Records are claimed with Create
+// and advanced with compare-and-swap, which is what makes the functions idempotent across
+// workers, runtimes and redeliveries.
+//
+// The package is storage logic only: it keeps its records in a [Bucket], the port with two
+// implementations — the JetStream key-value bucket of package natskv (what imagerelay runs on)
+// and the in-memory map of package memkv (for the cores' unit tests) — and one conformance
+// suite, package statetest, that both pass. It never imports NATS.
 package state
 
 import (
@@ -13,60 +18,34 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
-// ErrNotFound is returned when a record does not exist.
-var ErrNotFound = errors.New("state: record not found")
+// ErrNotFound is returned when a record does not exist (it is domain.ErrNotFound, which the
+// cores' ports speak).
+var ErrNotFound = domain.ErrNotFound
 
-// ErrExists is returned by Create when the record already exists.
-var ErrExists = errors.New("state: record exists")
+// ErrExists is returned by Create when the record already exists (domain.ErrExists).
+var ErrExists = domain.ErrExists
 
-// Store is a typed view of the bucket. It is safe for concurrent use.
+// Store is a typed view of a [Bucket]. It is safe for concurrent use.
 type Store struct {
-	kv jetstream.KeyValue
+	b   Bucket
+	now func() time.Time
 }
 
-// Open creates the bucket if needed and returns the store.
-func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas int) (*Store, error) {
-	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      bucket,
-		Description: "imagerelay replication and rebuild records",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(replicas, 1),
-	}); err != nil {
-		return nil, fmt.Errorf("state: open bucket %s: %w", bucket, err)
-	}
-	if err := leaderReads(ctx, js, bucket); err != nil {
-		return nil, err
-	}
-	// Bound anew, so the handle reads the way the bucket now says.
-	return Bind(ctx, js, bucket)
+// New returns a store over b.
+func New(b Bucket) *Store { return &Store{b: b, now: time.Now} }
+
+// WithClock returns a copy of s whose semaphore leases follow now (for tests of expiry).
+func (s *Store) WithClock(now func() time.Time) *Store {
+	c := *s
+	c.now = now
+	return &c
 }
 
-// leaderReads turns off direct gets on the bucket's stream. nats.go creates KV buckets with
-// direct gets, which any replica may answer: in a cluster a read can miss a write acknowledged
-// a moment before. imagerelay decides from reads (has every region of an image settled? is
-// this copy already started?), so every read goes to the stream leader and sees every
-// acknowledged write. The chaos test on a 3-node cluster lost replication.completed events
-// before this: the last region to settle read its siblings' records from a replica that was
-// still behind.
-func leaderReads(ctx context.Context, js jetstream.JetStream, bucket string) error {
-	s, err := js.Stream(ctx, "KV_"+bucket)
-	if err != nil {
-		return fmt.Errorf("state: bucket %s: %w", bucket, err)
-	}
-	cfg := s.CachedInfo().Config
-	if !cfg.AllowDirect {
-		return nil
-	}
-	cfg.AllowDirect = false
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		return fmt.Errorf("state: bucket %s: read from the leader: %w", bucket, err)
-	}
-	return nil
-}
+// Bucket returns the bucket under s.
+func (s *Store) Bucket() Bucket { return s.b }
 
 // Key builds a bucket key from parts, one '.'-separated token per part, so that a listing can
 // be filtered on the server by whole tokens (see [Prefix]). The mapping is injective: letters,
@@ -165,17 +144,14 @@ func isUpperHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'A' && c <= '
 // Get reads the record at key into a T and returns its revision.
 func Get[T any](ctx context.Context, s *Store, key string) (T, uint64, error) {
 	var v T
-	e, err := s.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return v, 0, ErrNotFound
-	}
+	raw, rev, err := s.b.Get(ctx, key)
 	if err != nil {
-		return v, 0, fmt.Errorf("state: get %s: %w", key, err)
+		return v, 0, err
 	}
-	if err := json.Unmarshal(e.Value(), &v); err != nil {
+	if err := json.Unmarshal(raw, &v); err != nil {
 		return v, 0, fmt.Errorf("state: decode %s: %w", key, err)
 	}
-	return v, e.Revision(), nil
+	return v, rev, nil
 }
 
 // Create stores v at key if nothing is there yet; ErrExists otherwise.
@@ -184,18 +160,12 @@ func Create[T any](ctx context.Context, s *Store, key string, v T) (uint64, erro
 	if err != nil {
 		return 0, fmt.Errorf("state: encode %s: %w", key, err)
 	}
-	rev, err := s.kv.Create(ctx, key, raw)
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		return 0, ErrExists
-	}
-	if err != nil {
-		return 0, fmt.Errorf("state: create %s: %w", key, err)
-	}
-	return rev, nil
+	return s.b.Create(ctx, key, raw)
 }
 
-// ErrNoChange can be returned by an update function to leave the record as it is.
-var ErrNoChange = errors.New("state: no change")
+// ErrNoChange can be returned by an update function to leave the record as it is
+// (domain.ErrNoChange).
+var ErrNoChange = domain.ErrNoChange
 
 // Update reads the record at key, applies change and writes it back with compare-and-swap,
 // retrying when another writer got there first. change sees the latest value each time.
@@ -215,12 +185,12 @@ func Update[T any](ctx context.Context, s *Store, key string, change func(*T) er
 		if err != nil {
 			return v, fmt.Errorf("state: encode %s: %w", key, err)
 		}
-		_, err = s.kv.Update(ctx, key, raw, rev)
+		_, err = s.b.Update(ctx, key, raw, rev)
 		if err == nil {
 			return v, nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			return v, fmt.Errorf("state: update %s: %w", key, err)
+		if !errors.Is(err, ErrRevisionMismatch) {
+			return v, err
 		}
 		if attempt > 100 {
 			return v, fmt.Errorf("state: update %s: too much contention: %w", key, err)
@@ -232,11 +202,11 @@ func Update[T any](ctx context.Context, s *Store, key string, change func(*T) er
 }
 
 // List returns every record whose key matches filter, made by [Prefix]. The filter is applied
-// by the server and the values come with the listing (one watch, no read per key), so a
+// by the bucket (on the server, for JetStream) and the values come with the listing, so a
 // listing costs what it returns, not the size of the bucket.
 func List[T any](ctx context.Context, s *Store, filter string) ([]T, error) {
 	var out []T
-	err := s.each(ctx, cmp.Or(filter, ">"), func(key string, raw []byte) error {
+	err := s.b.List(ctx, cmp.Or(filter, ">"), func(key string, raw []byte) error {
 		var v T
 		if err := json.Unmarshal(raw, &v); err != nil {
 			return fmt.Errorf("state: decode %s: %w", key, err)
@@ -247,48 +217,5 @@ func List[T any](ctx context.Context, s *Store, filter string) ([]T, error) {
 	return out, err
 }
 
-// each calls fn with the key and value of every live key matching filter, from one watch
-// that delivers the values (deleted keys are skipped by the server's markers).
-func (s *Store) each(ctx context.Context, filter string, fn func(key string, raw []byte) error) error {
-	w, err := s.kv.WatchFiltered(ctx, []string{filter}, jetstream.IgnoreDeletes())
-	if err != nil {
-		return fmt.Errorf("state: list %s: %w", filter, err)
-	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("state: list %s: %w", filter, ctx.Err())
-		case e, ok := <-w.Updates():
-			if !ok {
-				return fmt.Errorf("state: list %s: the watch ended before the listing was complete", filter)
-			}
-			if e == nil {
-				return nil // every value present when the watch started has been seen
-			}
-			if err := fn(e.Key(), e.Value()); err != nil {
-				return err
-			}
-		}
-	}
-}
-
-// Delete removes the record at key.
-func (s *Store) Delete(ctx context.Context, key string) error {
-	if err := s.kv.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("state: delete %s: %w", key, err)
-	}
-	return nil
-}
-
-// now is the store's clock, replaceable in tests of lease expiry.
-var now = time.Now
-
-// Bind opens an existing bucket without creating it (for read-only tools such as status).
-func Bind(ctx context.Context, js jetstream.JetStream, bucket string) (*Store, error) {
-	kv, err := js.KeyValue(ctx, bucket)
-	if err != nil {
-		return nil, fmt.Errorf("state: bucket %s: %w (has imagerelay run on this NATS yet?)", bucket, err)
-	}
-	return &Store{kv: kv}, nil
-}
+// Delete removes the record at key; a missing record is not an error.
+func (s *Store) Delete(ctx context.Context, key string) error { return s.b.Delete(ctx, key) }

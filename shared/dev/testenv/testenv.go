@@ -15,6 +15,7 @@ import (
 
 	"github.com/imagerelay/imagerelay/shared/adapters/bus"
 	"github.com/imagerelay/imagerelay/shared/adapters/state"
+	"github.com/imagerelay/imagerelay/shared/adapters/state/natskv"
 	"github.com/imagerelay/imagerelay/shared/dev/natsembed"
 )
 
@@ -57,7 +58,7 @@ func Start(t testing.TB, opts ...Options) *Env {
 	if err != nil {
 		t.Fatalf("open bus: %v", err)
 	}
-	store, err := state.Open(ctx, b.JetStream(), cfg.KVBucket, 1)
+	store, err := natskv.Open(ctx, b.JetStream(), cfg.KVBucket, 1)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

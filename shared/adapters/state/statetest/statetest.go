@@ -1,0 +1,381 @@
+// Package statetest is the conformance suite of the state.Bucket port: one set of tests that
+// every implementation must pass (the JetStream bucket of package natskv, the in-memory one of
+// package memkv), run through state.Store so that it checks what the cores rely on — claims,
+// compare-and-swap under contention, listings filtered on whole key tokens, semaphores,
+// migrations — and not only the port's methods. It is the pattern of Watermill's pub/sub tests.
+package statetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/shared/adapters/state"
+	"github.com/imagerelay/imagerelay/shared/domain"
+)
+
+// Run runs the suite; newBucket returns a new, empty bucket for each test.
+func Run(t *testing.T, newBucket func(t *testing.T) state.Bucket) {
+	tests := []struct {
+		name string
+		test func(t *testing.T, s *state.Store)
+	}{
+		{"BucketRevisionsAndErrors", testBucketRevisionsAndErrors},
+		{"CreateIsAClaimAndUpdateIsCompareAndSwap", testCreateIsAClaimAndUpdateIsCompareAndSwap},
+		{"ListMatchesWholeTokensOnly", testListMatchesWholeTokensOnly},
+		{"ListTranslatesLegacyPrefixes", testListTranslatesLegacyPrefixes},
+		{"DistinctPartsGetDistinctRecords", testDistinctPartsGetDistinctRecords},
+		{"TableAddressesRecordsByParts", testTableAddressesRecordsByParts},
+		{"MigrateLegacyKeys", testMigrateLegacyKeys},
+		{"SemaphoreLimitsHoldersAndRecoversExpiredLeases", testSemaphoreLimitsHoldersAndRecoversExpiredLeases},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.test(t, state.New(newBucket(t))) })
+	}
+}
+
+type counter struct{ N int }
+
+// testBucketRevisionsAndErrors checks the port itself: every write a new revision, the
+// sentinel errors the store relies on, and deletes that make a key free to claim again.
+func testBucketRevisionsAndErrors(t *testing.T, s *state.Store) {
+	ctx := context.Background()
+	b := s.Bucket()
+	if _, _, err := b.Get(ctx, "k.1"); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("Get of a missing key: %v, want ErrNotFound", err)
+	}
+	r1, err := b.Create(ctx, "k.1", []byte(`1`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Create(ctx, "k.1", []byte(`2`)); !errors.Is(err, state.ErrExists) {
+		t.Fatalf("second Create: %v, want ErrExists", err)
+	}
+	r2, err := b.Update(ctx, "k.1", []byte(`2`), r1)
+	if err != nil || r2 <= r1 {
+		t.Fatalf("Update at the current revision: rev %d (%v), want > %d", r2, err, r1)
+	}
+	if _, err := b.Update(ctx, "k.1", []byte(`3`), r1); !errors.Is(err, state.ErrRevisionMismatch) {
+		t.Fatalf("Update at a stale revision: %v, want ErrRevisionMismatch", err)
+	}
+	if v, rev, err := b.Get(ctx, "k.1"); err != nil || string(v) != "2" || rev != r2 {
+		t.Fatalf("Get = %s rev %d (%v), want 2 at rev %d", v, rev, err, r2)
+	}
+	if err := b.Delete(ctx, "k.1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Delete(ctx, "k.1"); err != nil {
+		t.Fatalf("Delete of a missing key: %v, want nil", err)
+	}
+	if _, _, err := b.Get(ctx, "k.1"); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("Get after Delete: %v, want ErrNotFound", err)
+	}
+	if _, err := b.Update(ctx, "k.1", []byte(`4`), r2); !errors.Is(err, state.ErrRevisionMismatch) {
+		t.Fatalf("Update of a deleted key: %v, want ErrRevisionMismatch", err)
+	}
+	if _, err := b.Create(ctx, "k.1", []byte(`5`)); err != nil {
+		t.Fatalf("Create after Delete: %v, want the key free to claim again", err)
+	}
+	var listed []string
+	if err := b.List(ctx, "k.*", func(key string, v []byte) error { listed = append(listed, key+"="+string(v)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(listed, []string{"k.1=5"}) {
+		t.Fatalf("List(k.*) = %v, want [k.1=5]", listed)
+	}
+	stop := errors.New("stop")
+	if err := b.List(ctx, ">", func(string, []byte) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("List did not return fn's error: %v", err)
+	}
+}
+
+func testTableAddressesRecordsByParts(t *testing.T, s *state.Store) {
+	ctx := context.Background()
+	tab := state.NewTable[counter](s)
+	if _, err := tab.Get(ctx, "a", "b.c"); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("Get of a missing record: %v, want domain.ErrNotFound", err)
+	}
+	if err := tab.Create(ctx, counter{N: 1}, "a", "b.c"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tab.Create(ctx, counter{N: 2}, "a", "b.c"); !errors.Is(err, domain.ErrExists) {
+		t.Fatalf("second Create: %v, want domain.ErrExists", err)
+	}
+	// "b.c" is one part: it must not be the record of the parts "b", "c".
+	if err := tab.Create(ctx, counter{N: 3}, "a", "b", "c"); err != nil {
+		t.Fatalf("parts a/b/c collide with a/\"b.c\": %v", err)
+	}
+	got, err := tab.Update(ctx, func(c *counter) error { c.N += 10; return nil }, "a", "b.c")
+	if err != nil || got.N != 11 {
+		t.Fatalf("Update = %+v (%v), want N 11", got, err)
+	}
+	if _, err := tab.Update(ctx, func(*counter) error { return domain.ErrNoChange }, "a", "b.c"); err != nil {
+		t.Fatalf("Update returning ErrNoChange: %v", err)
+	}
+	all, err := tab.List(ctx, "a")
+	if err != nil || len(all) != 2 {
+		t.Fatalf("List(a) = %v (%v), want both records", all, err)
+	}
+	if only, err := tab.List(ctx, "a", "b"); err != nil || len(only) != 1 || only[0].N != 3 {
+		t.Fatalf("List(a, b) = %v (%v), want the one record under a.b", only, err)
+	}
+}
+
+func testCreateIsAClaimAndUpdateIsCompareAndSwap(t *testing.T, s *state.Store) {
+	ctx := context.Background()
+	if _, err := state.Create(ctx, s, "c.1", counter{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := state.Create(ctx, s, "c.1", counter{N: 9}); !errors.Is(err, state.ErrExists) {
+		t.Fatalf("second Create: %v, want state.ErrExists", err)
+	}
+	// 20 writers increment concurrently: compare-and-swap retries make every one count.
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := state.Update(ctx, s, "c.1", func(c *counter) error { c.N++; return nil }); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	got, _, err := state.Get[counter](ctx, s, "c.1")
+	if err != nil || got.N != 20 {
+		t.Fatalf("counter %d (%v), want 20", got.N, err)
+	}
+	// state.ErrNoChange leaves the record and its revision alone.
+	_, rev, _ := state.Get[counter](ctx, s, "c.1")
+	if _, err := state.Update(ctx, s, "c.1", func(*counter) error { return state.ErrNoChange }); err != nil {
+		t.Fatal(err)
+	}
+	if _, rev2, _ := state.Get[counter](ctx, s, "c.1"); rev2 != rev {
+		t.Errorf("revision moved from %d to %d on state.ErrNoChange", rev, rev2)
+	}
+	if _, err := state.Update(ctx, s, "c.missing", func(*counter) error { return nil }); !errors.Is(err, state.ErrNotFound) {
+		t.Errorf("update of a missing record: %v, want state.ErrNotFound", err)
+	}
+}
+
+func testListMatchesWholeTokensOnly(t *testing.T, s *state.Store) {
+	ctx := context.Background()
+	for _, k := range []string{state.Key("repl", "a", "1"), state.Key("repl", "b", "2"), state.Key("plan", "a"), state.Key("replx", "c"), state.Key("repl")} {
+		if _, err := state.Create(ctx, s, k, counter{N: len(k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Delete(ctx, state.Key("repl", "b", "2")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := state.List[counter](ctx, s, state.Prefix("repl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].N != len(state.Key("repl", "a", "1")) {
+		t.Fatalf("listed %v under repl.>, want only the live repl.a.1", got)
+	}
+	if all, err := state.List[counter](ctx, s, state.Prefix()); err != nil || len(all) != 4 {
+		t.Fatalf("listed %d records under >, want 4 (%v)", len(all), err)
+	}
+}
+
+// The rebuild function still lists with the prefixes it wrote for the '/' keys; they must find
+// the same records under the current keys.
+func testListTranslatesLegacyPrefixes(t *testing.T, s *state.Store) {
+	ctx := context.Background()
+	img := events.Image{Provider: "alibaba", ImageID: "imgc-1", VersionID: "iv-1", SourceRegion: "cn-shanghai"}
+	for _, region := range []string{"cn-beijing", "cn-hangzhou"} {
+		r := events.Replication{Image: img, DestinationRegion: region}
+		if err := s.CreateRecord(ctx, domain.Record{Key: events.ReplicationKey(r), Replication: r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := events.Replication{Image: events.Image{Provider: "alibaba", ImageID: "imgc-10"}, DestinationRegion: "cn-beijing"}
+	if err := s.CreateRecord(ctx, domain.Record{Key: events.ReplicationKey(other), Replication: other}); err != nil {
+		t.Fatal(err)
+	}
+	rollout := state.Key("rebuild", "rollout", "office", events.ReplicationKey(events.Replication{Image: img, DestinationRegion: "cn-beijing"}))
+	if _, err := state.Create(ctx, s, rollout, counter{N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// The filters functions/rebuild lists with.
+	recs, err := state.List[domain.Record](ctx, s, state.RecordsOfImage(img))
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("image filter listed %d records (%v), want the two of imgc-1 (not imgc-10)", len(recs), err)
+	}
+	if ro, err := state.List[counter](ctx, s, state.Prefix("rebuild", "rollout")); err != nil || len(ro) != 1 {
+		t.Fatalf("rollout filter listed %d (%v), want 1", len(ro), err)
+	}
+}
+
+// Keys used to fold every character outside [A-Za-z0-9-_=/] to '_': "img-bad.0032" and
+// "img-bad_0032" shared one record, and so did accounts that differ in a folded character.
+func testDistinctPartsGetDistinctRecords(t *testing.T, s *state.Store) {
+	ctx := context.Background()
+	base := events.Image{Provider: "tencent", SourceRegion: "ap-guangzhou", ImageID: "img-bad.0032"}
+	variants := []events.Image{base}
+	for _, mut := range []func(*events.Image){
+		func(i *events.Image) { i.ImageID = "img-bad_0032" },
+		func(i *events.Image) { i.ImageID = "img-bad/0032" },
+		func(i *events.Image) { i.Account = "acme.cn" },
+		func(i *events.Image) { i.Account = "acme_cn" },
+		func(i *events.Image) { i.Account = "acme cn" },
+		func(i *events.Image) { i.Account = "acmé" },
+		func(i *events.Image) { i.VersionID = "v1.0" },
+		func(i *events.Image) { i.VersionID = "v1_0" },
+	} {
+		v := base
+		mut(&v)
+		variants = append(variants, v)
+	}
+	for _, img := range variants {
+		r := events.Replication{Image: img, DestinationRegion: "ap-shanghai"}
+		if err := s.CreateRecord(ctx, domain.Record{Key: events.ReplicationKey(r), Replication: r, State: domain.StateRequested}); err != nil {
+			t.Fatalf("record of %+v: %v (it collides with another)", img, err)
+		}
+		if err := s.SavePlan(ctx, state.Plan{Image: img, Regions: []string{"ap-shanghai"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, img := range variants {
+		r := events.Replication{Image: img, DestinationRegion: "ap-shanghai"}
+		rec, _, err := s.Record(ctx, r)
+		if err != nil || rec.Replication != r {
+			t.Errorf("record of %+v reads back %+v (%v)", img, rec.Replication, err)
+		}
+		if p, err := s.Plan(ctx, img); err != nil || p.Image != img {
+			t.Errorf("plan of %+v reads back %+v (%v)", img, p.Image, err)
+		}
+	}
+	recs, err := s.Records(ctx)
+	if err != nil || len(recs) != len(variants) {
+		t.Fatalf("Records = %d (%v), want %d distinct records", len(recs), err, len(variants))
+	}
+}
+
+func testMigrateLegacyKeys(t *testing.T, s *state.Store) {
+	ctx := context.Background()
+	put := func(key string, v any) {
+		t.Helper()
+		raw, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Bucket().Create(ctx, key, raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	img := events.Image{Provider: "tencent", ImageID: "img-bad.0032", SourceRegion: "ap-guangzhou"}
+	inFlight := events.Replication{Image: img, DestinationRegion: "ap-shanghai"}
+	rewritten := events.Replication{Image: img, DestinationRegion: "ap-beijing"}
+	// What an earlier version left: folded '/' keys.
+	put("repl/tencent/default/img-bad_0032/-/ap-shanghai", domain.Record{Key: events.ReplicationKey(inFlight), Replication: inFlight,
+		State: domain.StateInProgress, TaskID: "img-copy1"})
+	put("repl/tencent/default/img-bad_0032/-/ap-beijing", domain.Record{Key: events.ReplicationKey(rewritten), Replication: rewritten,
+		State: domain.StateRequested})
+	put("plan/tencent/default/img-bad_0032/-", state.Plan{Image: img, Regions: []string{"ap-shanghai", "ap-beijing"}})
+	put("sem/huawei/default", map[string]map[string]time.Time{"holders": {"huawei/default/img-h/-/cn-east-3": time.Now().Add(time.Hour)}})
+	put("rebuild/rollout/office/x", counter{N: 1})
+	// The current version already wrote one of them under its new key: that one wins.
+	if err := s.CreateRecord(ctx, domain.Record{Key: events.ReplicationKey(rewritten), Replication: rewritten,
+		State: domain.StateInProgress, TaskID: "img-new"}); err != nil {
+		t.Fatal(err)
+	}
+
+	moved, err := s.MigrateLegacyKeys(ctx)
+	if err != nil || moved != 4 {
+		t.Fatalf("MigrateLegacyKeys = %d, %v; want 4 moved", moved, err)
+	}
+	if rec, _, err := s.Record(ctx, inFlight); err != nil || rec.TaskID != "img-copy1" || rec.State != domain.StateInProgress {
+		t.Errorf("migrated record %+v (%v)", rec, err)
+	}
+	if rec, _, err := s.Record(ctx, rewritten); err != nil || rec.TaskID != "img-new" {
+		t.Errorf("record written by the current version was replaced: %+v (%v)", rec, err)
+	}
+	if p, err := s.Plan(ctx, img); err != nil || len(p.Regions) != 2 {
+		t.Errorf("migrated plan %+v (%v)", p, err)
+	}
+	if h, err := s.Holders(ctx, "huawei/default"); err != nil || len(h) != 1 {
+		t.Errorf("migrated semaphore holders %v (%v)", h, err)
+	}
+	for _, old := range []string{"repl/tencent/default/img-bad_0032/-/ap-shanghai", "repl/tencent/default/img-bad_0032/-/ap-beijing", "plan/tencent/default/img-bad_0032/-", "sem/huawei/default"} {
+		if _, _, err := s.Bucket().Get(ctx, old); !errors.Is(err, state.ErrNotFound) {
+			t.Errorf("legacy key %s is still there (%v)", old, err)
+		}
+	}
+	if _, _, err := s.Bucket().Get(ctx, "rebuild/rollout/office/x"); err != nil {
+		t.Errorf("a legacy key the migration does not own was touched: %v", err)
+	}
+	if recs, err := s.Records(ctx); err != nil || len(recs) != 2 {
+		t.Errorf("Records after migration = %d (%v), want 2", len(recs), err)
+	}
+	if again, err := s.MigrateLegacyKeys(ctx); err != nil || again != 0 {
+		t.Errorf("second migration moved %d (%v), want 0", again, err)
+	}
+}
+
+func testSemaphoreLimitsHoldersAndRecoversExpiredLeases(t *testing.T, s *state.Store) {
+	ctx := context.Background()
+	clock := time.Now()
+	s = s.WithClock(func() time.Time { return clock })
+
+	for i := range 5 {
+		ok, err := s.Acquire(ctx, "huawei/default", fmt.Sprintf("copy-%d", i), 5, time.Minute)
+		if err != nil || !ok {
+			t.Fatalf("acquire %d: %v %v", i, ok, err)
+		}
+	}
+	if ok, _ := s.Acquire(ctx, "huawei/default", "copy-5", 5, time.Minute); ok {
+		t.Fatal("a sixth holder got a slot")
+	}
+	// Acquiring again as a holder is idempotent (a redelivered request keeps its slot).
+	if ok, _ := s.Acquire(ctx, "huawei/default", "copy-0", 5, time.Minute); !ok {
+		t.Fatal("an existing holder lost its slot on a repeated acquire")
+	}
+	// A refused holder waits in line; a release frees a slot at once and names the oldest
+	// waiter, once.
+	if ok, _ := s.Acquire(ctx, "huawei/default", "copy-6", 5, time.Minute); ok {
+		t.Fatal("a seventh holder got a slot")
+	}
+	if ok, _ := s.Acquire(ctx, "huawei/default", "copy-5", 5, time.Minute); ok {
+		t.Fatal("the sixth holder got a slot on asking again")
+	}
+	next, err := s.Release(ctx, "huawei/default", "copy-1")
+	if err != nil || next != "copy-5" {
+		t.Fatalf("release: next waiter %q (%v), want copy-5, the oldest", next, err)
+	}
+	if again, _ := s.Release(ctx, "huawei/default", "copy-1"); again != "" {
+		t.Fatalf("releasing a slot not held woke %q", again)
+	}
+	if ok, _ := s.Acquire(ctx, "huawei/default", "copy-5", 5, time.Minute); !ok {
+		t.Fatal("no slot after a release")
+	}
+	// A crashed holder is never released: its lease runs out. Renewed holders keep theirs.
+	clock = clock.Add(50 * time.Second)
+	for _, h := range []string{"copy-0", "copy-2", "copy-3", "copy-5"} {
+		if err := s.Renew(ctx, "huawei/default", h, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock = clock.Add(30 * time.Second) // copy-4's lease (1 min) has run out; the renewed ones have not
+	if ok, _ := s.Acquire(ctx, "huawei/default", "copy-6", 5, time.Minute); !ok {
+		t.Fatal("an expired lease did not free its slot")
+	}
+	if ok, _ := s.Acquire(ctx, "huawei/default", "copy-7", 5, time.Minute); ok {
+		t.Fatal("more than five holders")
+	}
+	holders, err := s.Holders(ctx, "huawei/default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := holders["copy-4"]; ok || len(holders) != 5 {
+		t.Errorf("holders %v: want five, without the expired copy-4", holders)
+	}
+}
