@@ -103,13 +103,10 @@ func (c *Core) runBatch(ctx context.Context, ro Rollout, p Policy) batchStep {
 // "skipped" for those whose status changed since the plan. A desktop someone else claimed
 // in the meantime keeps that claim.
 func (c *Core) claim(ctx context.Context, ro Rollout, ids []string, recs map[string]DesktopRecord) ([]string, time.Duration, error) {
-	listed, err := c.Fleet.ListDesktops(ctx, ro.Replication.DestinationRegion, DesktopFilter{DesktopIDs: ids})
-	if err != nil {
-		pe := domain.AsProviderError(events.ProviderAlibaba, "DescribeDesktops", err)
-		c.Log.Warn("could not look at the batch before rebuilding it; will try again", "rollout", ro.Key, "error", pe.Error())
-		return nil, max(pe.RetryAfter, time.Second), nil
+	byID, wait := c.lookAt(ctx, ro, ids, "the batch before rebuilding it")
+	if wait > 0 {
+		return nil, wait, nil
 	}
-	byID := index(listed)
 	now := c.Now()
 	var toCall []string
 	for _, id := range ids {
@@ -165,13 +162,10 @@ func (c *Core) recoverClaims(ctx context.Context, ro Rollout, recs map[string]De
 		return nil, nil, 0, nil
 	}
 	slices.Sort(ids)
-	listed, err := c.Fleet.ListDesktops(ctx, ro.Replication.DestinationRegion, DesktopFilter{DesktopIDs: ids})
-	if err != nil {
-		pe := domain.AsProviderError(events.ProviderAlibaba, "DescribeDesktops", err)
-		c.Log.Warn("could not look at desktops whose rebuild call may have been lost; will try again", "rollout", ro.Key, "error", pe.Error())
-		return nil, nil, max(pe.RetryAfter, time.Second), nil
+	byID, wait := c.lookAt(ctx, ro, ids, "desktops whose rebuild call may have been lost")
+	if wait > 0 {
+		return nil, nil, wait, nil
 	}
-	byID := index(listed)
 	recoverable := func(r *DesktopRecord) bool {
 		return r.Rollout == ro.Key && (r.State == DesktopUncertain || r.State == DesktopStarting && c.Now().Sub(r.StartingSince) >= c.StartLease)
 	}
@@ -220,6 +214,19 @@ func (c *Core) recoverClaims(ctx context.Context, ro Rollout, recs map[string]De
 		recs[id] = rec
 	}
 	return again, ems, 0, nil
+}
+
+// lookAt lists the given desktops of the rollout's region just before acting on them. When
+// the listing fails, it says what it was for and returns how long to wait before looking
+// again (at least a second, or what the service asked for); the caller acts on nothing.
+func (c *Core) lookAt(ctx context.Context, ro Rollout, ids []string, what string) (map[string]Desktop, time.Duration) {
+	listed, err := c.Fleet.ListDesktops(ctx, ro.Replication.DestinationRegion, DesktopFilter{DesktopIDs: ids})
+	if err != nil {
+		pe := domain.AsProviderError(events.ProviderAlibaba, "DescribeDesktops", err)
+		c.Log.Warn("could not look at "+what+"; will try again", "rollout", ro.Key, "error", pe.Error())
+		return nil, max(pe.RetryAfter, time.Second)
+	}
+	return index(listed), 0
 }
 
 // call names the claimed desktops in one RebuildDesktops call and records each desktop's

@@ -591,3 +591,46 @@ func mustWindow(t *testing.T, s rebuild.WindowSpec) *rebuild.Window {
 	}
 	return w
 }
+
+// flakyLister fails the ListDesktops calls numbered in fail (1-based) with err.
+type flakyLister struct {
+	*fakeFleet
+	n    int
+	fail map[int]bool
+	err  error
+}
+
+func (l *flakyLister) ListDesktops(ctx context.Context, r string, f rebuild.DesktopFilter) ([]rebuild.Desktop, error) {
+	l.n++
+	if l.fail[l.n] {
+		return nil, l.err
+	}
+	return l.fakeFleet.ListDesktops(ctx, r, f)
+}
+
+// When the desktops of a batch cannot be looked at just before they are named, nobody is
+// named: the rollout waits as long as the service asked and looks again.
+func TestBatchWaitsWhenItsDesktopsCannotBeListed(t *testing.T) {
+	st := newStore()
+	clk := newClock()
+	f := newFleet(clk, fleetOf(2)...)
+	c := newCore(st, f, clk, policyFor("look", nil))
+	// Listing 1 is the plan; 2 is the look before the canary is named.
+	c.Fleet = &flakyLister{fakeFleet: f, fail: map[int]bool{2: true}, err: &domain.ProviderError{Provider: "alibaba",
+		Action: "DescribeDesktops", Code: "Throttling.User", Class: domain.Retryable, RetryAfter: 7 * time.Second}}
+	r := copyOf("imgc-look0001")
+	ev := succeeded(t, st, "ev-look", r, "Windows", nil)
+	first := c.Handle(context.Background(), ev)
+	if first.Outcome.Kind != fn.KindDefer || first.Outcome.Delay != 7*time.Second || len(f.callLog()) != 0 {
+		t.Fatalf("first delivery: %s after %s with %d calls, want defer 7s and none", first.Outcome.Kind, first.Outcome.Delay, len(f.callLog()))
+	}
+	clk.Advance(7 * time.Second)
+	if done := drive(t, c, clk, ev).completed(t); done.Succeeded != 2 {
+		t.Fatalf("completed %+v", done)
+	}
+	for id, n := range f.named() {
+		if n != 1 {
+			t.Errorf("%s named %d times", id, n)
+		}
+	}
+}
