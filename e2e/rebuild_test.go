@@ -320,10 +320,16 @@ func TestRebuildStopsWhenTheCanaryFails(t *testing.T) {
 			t.Errorf("%s was rebuilt after the canary failed", id)
 		}
 	}
-	ro, _, err := state.Get[rebuild.Rollout](context.Background(), s.rt.Store, rebuild.RolloutKey("office-hz",
-		events.Replication{Image: events.Image{Provider: "alibaba", ImageID: fleetImage, VersionID: fleetVersion, SourceRegion: "cn-shanghai"}, DestinationRegion: fleetRegion}))
+	key := state.Key(rebuild.RolloutKey("office-hz",
+		events.Replication{Image: events.Image{Provider: "alibaba", ImageID: fleetImage, VersionID: fleetVersion, SourceRegion: "cn-shanghai"}, DestinationRegion: fleetRegion})...)
+	ro, _, err := state.Get[rebuild.Rollout](context.Background(), s.rt.Store, key)
 	if err != nil || ro.Phase != rebuild.PhaseDone || !ro.Stopped {
 		t.Errorf("rollout record %+v, %v", ro, err)
+	}
+	// The rollout is named by its KV key, as before the core had its own ports: event ids
+	// derive from the name, so it must not change.
+	if ro.Key != key {
+		t.Errorf("rollout named %q, want its key %q", ro.Key, key)
 	}
 	s.checkAllEventsValid(t)
 }

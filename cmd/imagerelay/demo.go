@@ -74,7 +74,7 @@ func runDemo(ctx context.Context, cfg *config.Config, timeout time.Duration) err
 	}
 	defer st.close()
 
-	tracker := newDemoTracker(cfg.Rebuild.Policies)
+	tracker := newDemoTracker(compose.RebuildPolicies(cfg))
 	stop, err := follow(ctx, st.nc, cfg.NATS.Stream, events.SubjectPrefix+">", func(m jetstream.Msg) {
 		printMsg(out, m)
 		tracker.observe(m)
@@ -114,7 +114,7 @@ func runDemo(ctx context.Context, cfg *config.Config, timeout time.Duration) err
 	fmt.Fprintf(out, "\nFinal status after %s:\n\n", time.Since(start).Round(100*time.Millisecond))
 	writeTable(out, recs, time.Now())
 
-	rollouts, err := state.List[rebuild.Rollout](ctx, st.rt.Store, rebuild.RolloutPrefix)
+	rollouts, err := state.List[rebuild.Rollout](ctx, st.rt.Store, state.Prefix(rebuild.RolloutPrefix()...))
 	if err != nil {
 		return err
 	}
@@ -175,12 +175,12 @@ func rolloutBatches(ro rebuild.Rollout) string {
 type demoTracker struct {
 	mu       sync.Mutex
 	pending  map[string]bool // correlation id, or rollout key → still waiting
-	policies []config.RebuildPolicy
+	policies []rebuild.Policy
 	dlq      []string
 	changed  chan struct{}
 }
 
-func newDemoTracker(policies []config.RebuildPolicy) *demoTracker {
+func newDemoTracker(policies []rebuild.Policy) *demoTracker {
 	return &demoTracker{pending: map[string]bool{}, policies: policies, changed: make(chan struct{}, 1)}
 }
 
@@ -226,7 +226,7 @@ func (t *demoTracker) observe(m jetstream.Msg) {
 		if d, err := events.DataAs[events.ReplicationSucceeded](e); err == nil {
 			for _, p := range rebuild.Applies(t.policies, d) {
 				if !p.DryRun {
-					t.pending[rebuild.RolloutKey(p.Name, d.Replication)] = true
+					t.pending[state.Key(rebuild.RolloutKey(p.Name, d.Replication)...)] = true
 				}
 			}
 		}
@@ -236,7 +236,7 @@ func (t *demoTracker) observe(m jetstream.Msg) {
 			return
 		}
 		if d, err := events.DataAs[events.RebuildCompleted](e); err == nil {
-			delete(t.pending, rebuild.RolloutKey(d.Policy, d.Replication))
+			delete(t.pending, state.Key(rebuild.RolloutKey(d.Policy, d.Replication)...))
 		}
 	}
 }

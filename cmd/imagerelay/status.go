@@ -46,7 +46,7 @@ func newStatus(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rollouts, err := state.List[rebuild.Rollout](cmd.Context(), store, rebuild.RolloutPrefix)
+			rollouts, err := state.List[rebuild.Rollout](cmd.Context(), store, state.Prefix(rebuild.RolloutPrefix()...))
 			if err != nil {
 				return err
 			}

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/imagerelay/imagerelay/events"
-	"github.com/imagerelay/imagerelay/shared/adapters/state"
-	"github.com/imagerelay/imagerelay/shared/config"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
@@ -26,16 +24,16 @@ type batchStep struct {
 // runBatch claims and rebuilds the batch's desktops that nobody named yet, recovers claims
 // whose call may have been lost, follows the desktops in flight, and reports whether every
 // desktop of the batch has settled.
-func (c *Core) runBatch(ctx context.Context, ro Rollout, p config.RebuildPolicy) batchStep {
+func (c *Core) runBatch(ctx context.Context, ro Rollout, p Policy) batchStep {
 	var b batchStep
 	ids := ro.Batches[ro.Current]
-	stepStart := c.now()
+	stepStart := c.Now()
 	recs := map[string]DesktopRecord{}
 	var fresh []string
 	for _, id := range ids {
-		rec, _, err := state.Get[DesktopRecord](ctx, c.Store, DesktopKey(ro.Replication, id))
+		rec, err := c.Store.Desktops.Get(ctx, DesktopKey(ro.Replication, id)...)
 		switch {
-		case errors.Is(err, state.ErrNotFound):
+		case errors.Is(err, domain.ErrNotFound):
 			fresh = append(fresh, id)
 		case err != nil:
 			b.err = err
@@ -71,7 +69,7 @@ func (c *Core) runBatch(ctx context.Context, ro Rollout, p config.RebuildPolicy)
 			return b
 		}
 	}
-	ems, err = c.check(ctx, ro, rebuildTimeout(p), recs, stepStart)
+	ems, err = c.check(ctx, ro, p.Timeout, recs, stepStart)
 	b.emits = append(b.emits, ems...)
 	if err != nil {
 		b.err = err
@@ -105,14 +103,11 @@ func (c *Core) runBatch(ctx context.Context, ro Rollout, p config.RebuildPolicy)
 // "skipped" for those whose status changed since the plan. A desktop someone else claimed
 // in the meantime keeps that claim.
 func (c *Core) claim(ctx context.Context, ro Rollout, ids []string, recs map[string]DesktopRecord) ([]string, time.Duration, error) {
-	listed, err := c.Fleet.ListDesktops(ctx, ro.Replication.DestinationRegion, DesktopFilter{DesktopIDs: ids})
-	if err != nil {
-		pe := domain.AsProviderError(events.ProviderAlibaba, "DescribeDesktops", err)
-		c.log().Warn("could not look at the batch before rebuilding it; will try again", "rollout", ro.Key, "error", pe.Error())
-		return nil, max(pe.RetryAfter, time.Second), nil
+	byID, wait := c.lookAt(ctx, ro, ids, "the batch before rebuilding it")
+	if wait > 0 {
+		return nil, wait, nil
 	}
-	byID := index(listed)
-	now := c.now()
+	now := c.Now()
 	var toCall []string
 	for _, id := range ids {
 		rec := DesktopRecord{Rollout: ro.Key, Policy: ro.Policy, DesktopID: id, Region: ro.Replication.DestinationRegion,
@@ -130,8 +125,8 @@ func (c *Core) claim(ctx context.Context, ro Rollout, ids []string, recs map[str
 		if rec.State == DesktopSkipped {
 			rec.Calls, rec.StartingSince, rec.FinishedAt = 0, time.Time{}, now
 		}
-		if _, err := state.Create(ctx, c.Store, DesktopKey(ro.Replication, id), rec); errors.Is(err, state.ErrExists) {
-			got, _, err := state.Get[DesktopRecord](ctx, c.Store, DesktopKey(ro.Replication, id))
+		if err := c.Store.Desktops.Create(ctx, rec, DesktopKey(ro.Replication, id)...); errors.Is(err, domain.ErrExists) {
+			got, err := c.Store.Desktops.Get(ctx, DesktopKey(ro.Replication, id)...)
 			if err != nil {
 				return toCall, 0, err
 			}
@@ -153,13 +148,13 @@ func (c *Core) claim(ctx context.Context, ro Rollout, ids []string, recs map[str
 // a desktop found Rebuilding (or already on the image) is followed as started; the others
 // are claimed again, to be called once more, until MaxCallAttempts.
 func (c *Core) recoverClaims(ctx context.Context, ro Rollout, recs map[string]DesktopRecord, skip []string) ([]string, []Emission, time.Duration, error) {
-	now := c.now()
+	now := c.Now()
 	var ids []string
 	for id, rec := range recs {
 		if rec.Rollout != ro.Key || slices.Contains(skip, id) {
 			continue
 		}
-		if rec.State == DesktopUncertain || rec.State == DesktopStarting && now.Sub(rec.StartingSince) >= c.startLease() {
+		if rec.State == DesktopUncertain || rec.State == DesktopStarting && now.Sub(rec.StartingSince) >= c.StartLease {
 			ids = append(ids, id)
 		}
 	}
@@ -167,15 +162,12 @@ func (c *Core) recoverClaims(ctx context.Context, ro Rollout, recs map[string]De
 		return nil, nil, 0, nil
 	}
 	slices.Sort(ids)
-	listed, err := c.Fleet.ListDesktops(ctx, ro.Replication.DestinationRegion, DesktopFilter{DesktopIDs: ids})
-	if err != nil {
-		pe := domain.AsProviderError(events.ProviderAlibaba, "DescribeDesktops", err)
-		c.log().Warn("could not look at desktops whose rebuild call may have been lost; will try again", "rollout", ro.Key, "error", pe.Error())
-		return nil, nil, max(pe.RetryAfter, time.Second), nil
+	byID, wait := c.lookAt(ctx, ro, ids, "desktops whose rebuild call may have been lost")
+	if wait > 0 {
+		return nil, nil, wait, nil
 	}
-	byID := index(listed)
 	recoverable := func(r *DesktopRecord) bool {
-		return r.Rollout == ro.Key && (r.State == DesktopUncertain || r.State == DesktopStarting && c.now().Sub(r.StartingSince) >= c.startLease())
+		return r.Rollout == ro.Key && (r.State == DesktopUncertain || r.State == DesktopStarting && c.Now().Sub(r.StartingSince) >= c.StartLease)
 	}
 	var again []string
 	var ems []Emission
@@ -189,15 +181,15 @@ func (c *Core) recoverClaims(ctx context.Context, ro Rollout, recs map[string]De
 		switch {
 		case found && (dk.Status == StatusRebuilding || dk.ImageID == ro.DestinationImageID && ro.Previous[id] != ro.DestinationImageID):
 			rec, changed, err = c.transition(ctx, ro, id, recoverable, func(r *DesktopRecord) {
-				t := c.now()
+				t := c.Now()
 				r.State, r.StartedAt, r.Code, r.Message = DesktopRebuilding, t, "", ""
 			})
 			if changed {
 				ems = append(ems, emission(events.TypeDesktopRebuildStarted, rec))
 			}
-		case recs[id].Calls >= c.maxCallAttempts():
+		case recs[id].Calls >= c.MaxCallAttempts:
 			rec, changed, err = c.transition(ctx, ro, id, recoverable, func(r *DesktopRecord) {
-				t := c.now()
+				t := c.Now()
 				r.State, r.FinishedAt = DesktopFailed, t
 				r.Message = fmt.Sprintf("gave up after %d RebuildDesktops calls: %s", r.Calls, r.Message)
 				if r.Code == "" {
@@ -209,7 +201,7 @@ func (c *Core) recoverClaims(ctx context.Context, ro Rollout, recs map[string]De
 			}
 		default:
 			rec, changed, err = c.transition(ctx, ro, id, recoverable, func(r *DesktopRecord) {
-				r.State, r.StartingSince = DesktopStarting, c.now()
+				r.State, r.StartingSince = DesktopStarting, c.Now()
 				r.Calls++
 			})
 			if changed {
@@ -224,11 +216,24 @@ func (c *Core) recoverClaims(ctx context.Context, ro Rollout, recs map[string]De
 	return again, ems, 0, nil
 }
 
+// lookAt lists the given desktops of the rollout's region just before acting on them. When
+// the listing fails, it says what it was for and returns how long to wait before looking
+// again (at least a second, or what the service asked for); the caller acts on nothing.
+func (c *Core) lookAt(ctx context.Context, ro Rollout, ids []string, what string) (map[string]Desktop, time.Duration) {
+	listed, err := c.Fleet.ListDesktops(ctx, ro.Replication.DestinationRegion, DesktopFilter{DesktopIDs: ids})
+	if err != nil {
+		pe := domain.AsProviderError(events.ProviderAlibaba, "DescribeDesktops", err)
+		c.Log.Warn("could not look at "+what+"; will try again", "rollout", ro.Key, "error", pe.Error())
+		return nil, max(pe.RetryAfter, time.Second)
+	}
+	return index(listed), 0
+}
+
 // call names the claimed desktops in one RebuildDesktops call and records each desktop's
 // answer. A refused desktop (IncorrectDesktopStatus, a GPU or OS mismatch, ...) fails on its
 // own; a call the service refused as a whole fails every desktop it named (terminal) or
 // leaves them uncertain, to be looked at and called again (retryable).
-func (c *Core) call(ctx context.Context, ro Rollout, p config.RebuildPolicy, ids []string, recs map[string]DesktopRecord) ([]Emission, time.Duration, error) {
+func (c *Core) call(ctx context.Context, ro Rollout, p Policy, ids []string, recs map[string]DesktopRecord) ([]Emission, time.Duration, error) {
 	slices.Sort(ids)
 	claimed := func(r *DesktopRecord) bool { return r.Rollout == ro.Key && r.State == DesktopStarting }
 	results, err := c.Fleet.RebuildDesktops(ctx, ro.Replication.DestinationRegion, ids, ro.DestinationImageID,
@@ -238,7 +243,7 @@ func (c *Core) call(ctx context.Context, ro Rollout, p config.RebuildPolicy, ids
 	if err != nil {
 		pe := domain.AsProviderError(events.ProviderAlibaba, "RebuildDesktops", err)
 		retryable := pe.Class == domain.Retryable
-		c.log().Warn("RebuildDesktops call failed", "rollout", ro.Key, "desktops", len(ids), "retryable", retryable, "error", pe.Error())
+		c.Log.Warn("RebuildDesktops call failed", "rollout", ro.Key, "desktops", len(ids), "retryable", retryable, "error", pe.Error())
 		for _, id := range ids {
 			rec, changed, err := c.transition(ctx, ro, id, claimed, func(r *DesktopRecord) {
 				r.Code, r.Message = pe.Code, pe.Message
@@ -249,7 +254,7 @@ func (c *Core) call(ctx context.Context, ro Rollout, p config.RebuildPolicy, ids
 					r.State = DesktopUncertain
 					return
 				}
-				r.State, r.FinishedAt = DesktopFailed, c.now()
+				r.State, r.FinishedAt = DesktopFailed, c.Now()
 			})
 			if err != nil {
 				return ems, 0, err
@@ -271,7 +276,7 @@ func (c *Core) call(ctx context.Context, ro Rollout, p config.RebuildPolicy, ids
 	for _, id := range ids {
 		res, ok := byID[id]
 		rec, changed, err := c.transition(ctx, ro, id, claimed, func(r *DesktopRecord) {
-			t := c.now()
+			t := c.Now()
 			switch {
 			case !ok:
 				r.State, r.FinishedAt, r.Code, r.Message = DesktopFailed, t, "MissingResult", "RebuildDesktops returned no result for this desktop"
@@ -318,27 +323,27 @@ func (c *Core) check(ctx context.Context, ro Rollout, timeout time.Duration, rec
 	listed, err := c.Fleet.ListDesktops(ctx, ro.Replication.DestinationRegion, DesktopFilter{DesktopIDs: ids})
 	listedOK := err == nil
 	if err != nil {
-		c.log().Warn("could not check desktops being rebuilt; will check again", "rollout", ro.Key, "error", err.Error())
+		c.Log.Warn("could not check desktops being rebuilt; will check again", "rollout", ro.Key, "error", err.Error())
 	}
 	byID := index(listed)
 	inFlight := func(r *DesktopRecord) bool { return r.Rollout == ro.Key && r.State == DesktopRebuilding }
 	var ems []Emission
 	for _, id := range ids {
 		dk, found := byID[id]
-		now := c.now()
+		now := c.Now()
 		overdue := now.Sub(recs[id].StartedAt) > timeout
 		var change func(*DesktopRecord)
 		switch {
 		case listedOK && found && dk.Status != StatusRebuilding && dk.ImageID == ro.DestinationImageID:
-			change = func(r *DesktopRecord) { r.State, r.FinishedAt = DesktopSucceeded, c.now() }
+			change = func(r *DesktopRecord) { r.State, r.FinishedAt = DesktopSucceeded, c.Now() }
 		case listedOK && found && dk.Status != StatusRebuilding:
 			change = func(r *DesktopRecord) {
-				r.State, r.FinishedAt, r.Code = DesktopFailed, c.now(), "RebuildFailed"
+				r.State, r.FinishedAt, r.Code = DesktopFailed, c.Now(), "RebuildFailed"
 				r.Message = fmt.Sprintf("the desktop left Rebuilding as %s on image %s, not on %s", dk.Status, dk.ImageID, ro.DestinationImageID)
 			}
 		case overdue:
 			change = func(r *DesktopRecord) {
-				r.State, r.FinishedAt, r.Code = DesktopFailed, c.now(), "Timeout"
+				r.State, r.FinishedAt, r.Code = DesktopFailed, c.Now(), "Timeout"
 				r.Message = fmt.Sprintf("still %s after %s", orUnknown(dk.Status), timeout)
 				if listedOK && !found {
 					r.Message = fmt.Sprintf("DescribeDesktops has not listed the desktop for %s", timeout)
@@ -369,15 +374,15 @@ func (c *Core) check(ctx context.Context, ro Rollout, timeout time.Duration, rec
 
 // rememberImage records the image version a desktop now runs (see OnImage).
 func (c *Core) rememberImage(ctx context.Context, ro Rollout, id string) error {
-	on := OnImage{DesktopID: id, ImageID: ro.DestinationImageID, VersionID: ro.Replication.VersionID, At: c.now()}
+	on := OnImage{DesktopID: id, ImageID: ro.DestinationImageID, VersionID: ro.Replication.VersionID, At: c.Now()}
 	key := OnImageKey(ro.Replication.DestinationRegion, id)
-	if _, err := state.Create(ctx, c.Store, key, on); !errors.Is(err, state.ErrExists) {
+	if err := c.Store.OnImage.Create(ctx, on, key...); !errors.Is(err, domain.ErrExists) {
 		return err
 	}
-	_, err := state.Update(ctx, c.Store, key, func(o *OnImage) error {
+	_, err := c.Store.OnImage.Update(ctx, func(o *OnImage) error {
 		*o = on
 		return nil
-	})
+	}, key...)
 	return err
 }
 
@@ -385,16 +390,16 @@ func (c *Core) rememberImage(ctx context.Context, ro Rollout, id string) error {
 // still applies to what is stored, and reports whether this call made it.
 func (c *Core) transition(ctx context.Context, ro Rollout, id string, allowed func(*DesktopRecord) bool, change func(*DesktopRecord)) (DesktopRecord, bool, error) {
 	changed := false
-	rec, err := state.Update(ctx, c.Store, DesktopKey(ro.Replication, id), func(r *DesktopRecord) error {
+	rec, err := c.Store.Desktops.Update(ctx, func(r *DesktopRecord) error {
 		changed = false
 		if !allowed(r) {
-			return state.ErrNoChange
+			return domain.ErrNoChange
 		}
 		change(r)
-		r.UpdatedAt = c.now()
+		r.UpdatedAt = c.Now()
 		changed = true
 		return nil
-	})
+	}, DesktopKey(ro.Replication, id)...)
 	return rec, changed, err
 }
 

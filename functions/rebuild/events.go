@@ -13,7 +13,7 @@ import (
 // delivery, so a duplicated trigger or a repeated publish yields the same ids and the bus
 // keeps one of each.
 func (c *Core) events(cause event.Event, ro Rollout) ([]event.Event, error) {
-	cutoff := c.now().Add(-c.outboxTTL())
+	cutoff := c.Now().Add(-c.OutboxTTL)
 	var out []event.Event
 	for _, em := range ro.Outbox {
 		if c.Publisher == nil && em.At.Before(cutoff) {

@@ -8,17 +8,16 @@ import (
 
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/shared/core/fn"
-	"github.com/imagerelay/imagerelay/shared/dev/testenv"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 // A replication.succeeded that no replication record backs (published by someone other than
 // the poller, or for another destination image) must not rebuild a single desktop.
 func TestForgedSucceededRebuildsNothing(t *testing.T) {
-	env := testenv.Start(t)
+	st := newStore()
 	clk := newClock()
 	f := newFleet(clk, fleetOf(3)...)
-	c := newCore(env.Store, f, clk, policyFor("guard", nil))
+	c := newCore(st, f, clk, policyFor("guard", nil))
 	forged := func(id string, r events.Replication, dest string) fn.Result {
 		e, err := events.New(events.TypeReplicationSucceeded, events.ReplicationSucceeded{Replication: r, DestinationImageID: dest,
 			FinishedAt: time.Now(), OSType: "Windows"}, events.Meta{ID: id, Source: "/forger", Provider: r.Provider,
@@ -30,11 +29,9 @@ func TestForgedSucceededRebuildsNothing(t *testing.T) {
 	}
 	unknown := copyOf("imgc-forged001")
 	failed := copyOf("imgc-forged002")
-	if err := env.Store.CreateRecord(context.Background(), domain.Record{Replication: failed, State: domain.StateFailed}); err != nil {
-		t.Fatal(err)
-	}
+	st.copies.put(domain.Record{Replication: failed, State: domain.StateFailed})
 	other := copyOf("imgc-forged003")
-	succeeded(t, env.Store, "ev-real", other, "Windows", nil) // records the copy with its real image id
+	succeeded(t, st, "ev-real", other, "Windows", nil) // records the copy with its real image id
 	for _, tt := range []struct {
 		name string
 		res  fn.Result

@@ -7,9 +7,6 @@ import (
 
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/rebuild"
-	"github.com/imagerelay/imagerelay/shared/adapters/state"
-	"github.com/imagerelay/imagerelay/shared/config"
-	"github.com/imagerelay/imagerelay/shared/dev/testenv"
 )
 
 // A rollout is checked many times (every check interval while desktops rebuild), and by
@@ -17,14 +14,14 @@ import (
 // check. Core NATS subscribers see every publish; the stream's dedupe window hides repeats
 // only from JetStream consumers, and only for as long as the window lasts.
 func TestEveryRolloutEventIsPublishedOnce(t *testing.T) {
-	env := testenv.Start(t)
+	st := newStore()
 	clk := newClock()
 	f := newFleet(clk, fleetOf(7)...)
-	c := newCore(env.Store, f, clk, policyFor("once", func(p *config.RebuildPolicy) { p.BatchSize = 3 }))
+	c := newCore(st, f, clk, policyFor("once", func(p *rebuild.Policy) { p.BatchSize = 3 }))
 	pub := c.Publisher.(*recPublisher)
 	r := copyOf("imgc-once0001")
-	ev := succeeded(t, env.Store, "ev-once", r, "Windows", nil)
-	res := drive(t, c, clk, ev, succeeded(t, env.Store, "ev-once-copy", r, "Windows", nil), ev)
+	ev := succeeded(t, st, "ev-once", r, "Windows", nil)
+	res := drive(t, c, clk, ev, succeeded(t, st, "ev-once-copy", r, "Windows", nil), ev)
 	if done := res.completed(t); done.Succeeded != 7 {
 		t.Fatalf("completed %+v", done)
 	}
@@ -44,16 +41,16 @@ func TestEveryRolloutEventIsPublishedOnce(t *testing.T) {
 // delivery, until the bus acknowledges them; none is lost, and an event is repeated only
 // after a publish that failed.
 func TestRolloutEventsSurviveFailedPublishes(t *testing.T) {
-	env := testenv.Start(t)
+	st := newStore()
 	for _, every := range []int{2, 3} {
 		t.Run(fmt.Sprintf("every %d publishes fails", every), func(t *testing.T) {
 			clk := newClock()
 			f := newFleet(clk, fleetOf(5)...)
-			c := newCore(env.Store, f, clk, policyFor("flaky", func(p *config.RebuildPolicy) { p.BatchSize = 2 }))
+			c := newCore(st, f, clk, policyFor("flaky", func(p *rebuild.Policy) { p.BatchSize = 2 }))
 			pub := c.Publisher.(*recPublisher)
 			pub.failAt = func(call int) bool { return call%every == 0 }
 			r := copyOf(fmt.Sprintf("imgc-flaky%03d", every))
-			res := drive(t, c, clk, succeeded(t, env.Store, "ev-"+r.ImageID, r, "Windows", nil))
+			res := drive(t, c, clk, succeeded(t, st, "ev-"+r.ImageID, r, "Windows", nil))
 			if done := res.completed(t); done.Succeeded != 5 {
 				t.Fatalf("completed %+v", done)
 			}
@@ -65,7 +62,7 @@ func TestRolloutEventsSurviveFailedPublishes(t *testing.T) {
 					t.Errorf("event %s published %d times without a failed publish", id, n)
 				}
 			}
-			rec, _, err := getRollout(env, "flaky", r)
+			rec, err := getRollout(st, "flaky", r)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -78,13 +75,13 @@ func TestRolloutEventsSurviveFailedPublishes(t *testing.T) {
 
 // Without a Publisher the core falls back to returning its recent events on every delivery.
 func TestWithoutPublisherEventsAreReturned(t *testing.T) {
-	env := testenv.Start(t)
+	st := newStore()
 	clk := newClock()
 	f := newFleet(clk, fleetOf(3)...)
-	c := newCore(env.Store, f, clk, policyFor("fallback", nil))
+	c := newCore(st, f, clk, policyFor("fallback", nil))
 	c.Publisher = nil
 	r := copyOf("imgc-fallback1")
-	res := drive(t, c, clk, succeeded(t, env.Store, "ev-fallback", r, "Windows", nil))
+	res := drive(t, c, clk, succeeded(t, st, "ev-fallback", r, "Windows", nil))
 	if done := res.completed(t); done.Succeeded != 3 {
 		t.Fatalf("completed %+v", done)
 	}
@@ -93,6 +90,6 @@ func TestWithoutPublisherEventsAreReturned(t *testing.T) {
 	}
 }
 
-func getRollout(env *testenv.Env, policy string, r events.Replication) (rebuild.Rollout, uint64, error) {
-	return state.Get[rebuild.Rollout](context.Background(), env.Store, rebuild.RolloutKey(policy, r))
+func getRollout(st *memStore, policy string, r events.Replication) (rebuild.Rollout, error) {
+	return st.rollouts.Get(context.Background(), rebuild.RolloutKey(policy, r)...)
 }

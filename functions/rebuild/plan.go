@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/imagerelay/imagerelay/events"
-	"github.com/imagerelay/imagerelay/shared/config"
 )
 
 // Decision actions.
@@ -70,7 +69,7 @@ func (p Plan) Skipped() int {
 // Selects reports whether the policy's desktop selector selects d. Every set field must
 // hold; a selector with nothing set selects nothing (a rebuild wipes system disks, so it
 // never defaults to every desktop).
-func Selects(sel config.DesktopSelector, d Desktop, t Target, h History) bool {
+func Selects(sel Selector, d Desktop, t Target, h History) bool {
 	if sel.IsZero() {
 		return false
 	}
@@ -115,7 +114,7 @@ func Mainland(region string) bool {
 //   - an OS change wipes the data disk, and OperateType "replace" replaces it: either needs
 //     allowDataDiskWipe;
 //   - Linux images take the language en-US only.
-func Decide(p config.RebuildPolicy, d Desktop, t Target, h History) string {
+func Decide(p Policy, d Desktop, t Target, h History) string {
 	if d.Status != StatusRunning && d.Status != StatusStopped {
 		return fmt.Sprintf("status is %s; only Running or Stopped desktops can be rebuilt", orUnknown(d.Status))
 	}
@@ -164,7 +163,8 @@ func orUnknown(s string) string {
 // MakePlan decides for every listed desktop the policy selects, in desktop id order, and cuts
 // the desktops to rebuild into the canary batch (batch 0) and batches of the policy's size.
 // Desktops the selector does not select never appear in the plan.
-func MakePlan(p config.RebuildPolicy, t Target, listed []Desktop, h History) Plan {
+func MakePlan(p Policy, t Target, listed []Desktop, h History) Plan {
+	p = p.WithDefaults() // idempotent; MakePlan is also called on policies New did not build
 	desktops := slices.Clone(listed)
 	slices.SortFunc(desktops, func(a, b Desktop) int { return strings.Compare(a.ID, b.ID) })
 	desktops = slices.CompactFunc(desktops, func(a, b Desktop) bool { return a.ID == b.ID })
@@ -180,8 +180,8 @@ func MakePlan(p config.RebuildPolicy, t Target, listed []Desktop, h History) Pla
 		}
 		rebuild = append(rebuild, d.ID)
 	}
-	canary := min(max(p.Canary, 0), config.MaxBatchSize, len(rebuild))
-	size := batchSize(p)
+	canary := min(p.Canary, len(rebuild))
+	size := p.BatchSize
 	plan.Batches = append(plan.Batches, slices.Clone(rebuild[:canary]))
 	for chunk := range slices.Chunk(rebuild[canary:], size) {
 		plan.Batches = append(plan.Batches, slices.Clone(chunk))
@@ -203,16 +203,8 @@ func MakePlan(p config.RebuildPolicy, t Target, listed []Desktop, h History) Pla
 	return plan
 }
 
-// batchSize is the policy's batch size within 1..20 (the API's limit); 0 means 20.
-func batchSize(p config.RebuildPolicy) int {
-	if p.BatchSize <= 0 {
-		return config.MaxBatchSize
-	}
-	return min(p.BatchSize, config.MaxBatchSize)
-}
-
 // serverFilter is the part of the selector DescribeDesktops can apply itself. It only ever
 // narrows the listing; Selects checks every rule again on the answer.
-func serverFilter(sel config.DesktopSelector) DesktopFilter {
+func serverFilter(sel Selector) DesktopFilter {
 	return DesktopFilter{DesktopIDs: slices.Clone(sel.IDs), GroupID: sel.GroupID, Tags: sel.Tags}
 }

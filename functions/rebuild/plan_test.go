@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/imagerelay/imagerelay/functions/rebuild"
-	"github.com/imagerelay/imagerelay/shared/config"
 )
 
 func win(id string) rebuild.Desktop {
@@ -16,7 +15,7 @@ func win(id string) rebuild.Desktop {
 
 func TestDecide(t *testing.T) {
 	target := rebuild.Target{Region: "cn-hangzhou", ImageID: "imgc-new", VersionID: "iv-2", OSType: "Windows"}
-	pol := config.DefaultRebuildPolicy()
+	pol := rebuild.DefaultPolicy()
 	wipe := pol
 	wipe.AllowDataDiskWipe = true
 	replace := wipe
@@ -37,7 +36,7 @@ func TestDecide(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		pol    config.RebuildPolicy
+		pol    rebuild.Policy
 		d      rebuild.Desktop
 		t      rebuild.Target
 		hist   rebuild.History
@@ -98,25 +97,25 @@ func TestSelects(t *testing.T) {
 	hist := rebuild.History{OlderImageIDs: map[string]bool{"m-old": true}}
 	tests := []struct {
 		name string
-		sel  config.DesktopSelector
+		sel  rebuild.Selector
 		d    rebuild.Desktop
 		hist rebuild.History
 		want bool
 	}{
-		{name: "empty selector selects nothing", sel: config.DesktopSelector{}, d: d},
-		{name: "by id", sel: config.DesktopSelector{IDs: []string{"ecd-1"}}, d: d, want: true},
-		{name: "other id", sel: config.DesktopSelector{IDs: []string{"ecd-2"}}, d: d},
-		{name: "by tag", sel: config.DesktopSelector{Tags: map[string]string{"team": "design"}}, d: d, want: true},
-		{name: "tag value differs", sel: config.DesktopSelector{Tags: map[string]string{"team": "dev"}}, d: d},
-		{name: "tag missing", sel: config.DesktopSelector{Tags: map[string]string{"ring": "canary"}}, d: d},
-		{name: "by group", sel: config.DesktopSelector{GroupID: "dg-1"}, d: d, want: true},
-		{name: "other group", sel: config.DesktopSelector{GroupID: "dg-2"}, d: d},
-		{name: "all fields must hold", sel: config.DesktopSelector{IDs: []string{"ecd-1"}, GroupID: "dg-2"}, d: d},
-		{name: "older copy", sel: config.DesktopSelector{OlderVersionOfImage: true}, d: d, hist: hist, want: true},
-		{name: "not an older copy", sel: config.DesktopSelector{OlderVersionOfImage: true}, d: d},
-		{name: "same id, older version", sel: config.DesktopSelector{OlderVersionOfImage: true}, d: rebuild.Desktop{ID: "ecd-1", ImageID: "imgc-new"},
+		{name: "empty selector selects nothing", sel: rebuild.Selector{}, d: d},
+		{name: "by id", sel: rebuild.Selector{IDs: []string{"ecd-1"}}, d: d, want: true},
+		{name: "other id", sel: rebuild.Selector{IDs: []string{"ecd-2"}}, d: d},
+		{name: "by tag", sel: rebuild.Selector{Tags: map[string]string{"team": "design"}}, d: d, want: true},
+		{name: "tag value differs", sel: rebuild.Selector{Tags: map[string]string{"team": "dev"}}, d: d},
+		{name: "tag missing", sel: rebuild.Selector{Tags: map[string]string{"ring": "canary"}}, d: d},
+		{name: "by group", sel: rebuild.Selector{GroupID: "dg-1"}, d: d, want: true},
+		{name: "other group", sel: rebuild.Selector{GroupID: "dg-2"}, d: d},
+		{name: "all fields must hold", sel: rebuild.Selector{IDs: []string{"ecd-1"}, GroupID: "dg-2"}, d: d},
+		{name: "older copy", sel: rebuild.Selector{OlderVersionOfImage: true}, d: d, hist: hist, want: true},
+		{name: "not an older copy", sel: rebuild.Selector{OlderVersionOfImage: true}, d: d},
+		{name: "same id, older version", sel: rebuild.Selector{OlderVersionOfImage: true}, d: rebuild.Desktop{ID: "ecd-1", ImageID: "imgc-new"},
 			hist: rebuild.History{Versions: map[string]string{"ecd-1": "iv-1"}}, want: true},
-		{name: "same id, unknown version", sel: config.DesktopSelector{OlderVersionOfImage: true}, d: rebuild.Desktop{ID: "ecd-1", ImageID: "imgc-new"}},
+		{name: "same id, unknown version", sel: rebuild.Selector{OlderVersionOfImage: true}, d: rebuild.Desktop{ID: "ecd-1", ImageID: "imgc-new"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -154,7 +153,7 @@ func TestMakePlanBatches(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := config.DefaultRebuildPolicy()
+			p := rebuild.DefaultPolicy()
 			p.Desktops.Tags = map[string]string{"team": "design"}
 			p.Canary, p.BatchSize = tt.canary, tt.batch
 			plan := rebuild.MakePlan(p, target, fleet, rebuild.History{})

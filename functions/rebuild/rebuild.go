@@ -23,8 +23,6 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/imagerelay/imagerelay/events"
-	"github.com/imagerelay/imagerelay/shared/adapters/state"
-	"github.com/imagerelay/imagerelay/shared/config"
 	"github.com/imagerelay/imagerelay/shared/core/fn"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
@@ -35,16 +33,17 @@ const Name = "rebuild"
 // ErrDisabled is wrapped by Core.Disabled when rebuild cannot run (no desktop client).
 var ErrDisabled = errors.New("rebuild: disabled")
 
-// Core is the rebuild function. It is safe for concurrent use.
-type Core struct {
+// Config is what the rebuild core is built from; [New] sets the zero fields to their defaults.
+type Config struct {
 	// Fleet lists and rebuilds desktops; nil disables rebuild (matching events are
 	// acknowledged and a warning explains Disabled).
 	Fleet Fleet
 	// Disabled says why Fleet is nil.
 	Disabled error
 	// Policies are the rebuild policies, in file order.
-	Policies []config.RebuildPolicy
-	Store    *state.Store
+	Policies []Policy
+	// Store keeps the rollouts and desktop records and reads the replication records.
+	Store Store
 	// StartLease is how long a desktop claim taken before a RebuildDesktops call is trusted
 	// before the call is taken to have died (default 2 minutes).
 	StartLease time.Duration
@@ -71,16 +70,45 @@ type Core struct {
 	MaxWait time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Log receives the core's logs (default slog.Default()).
 	Log *slog.Logger
 }
 
-// Applies returns the policies that rebuild desktops after the copy d: rebuild is for
-// Alibaba Cloud desktops, so only copies of Alibaba images qualify.
-func Applies(policies []config.RebuildPolicy, d *events.ReplicationSucceeded) []config.RebuildPolicy {
-	if d == nil || d.Provider != events.ProviderAlibaba {
-		return nil
+// Core is the rebuild function. Build it with [New], which applies the defaults once, so the
+// core reads its settings as they are. It is safe for concurrent use; its settings must not
+// change once it handles events.
+type Core struct {
+	Config
+}
+
+// New returns the rebuild core for cfg. It is the one place where the core's defaults are
+// applied: to the settings cfg leaves at zero and, through [Policy.WithDefaults], to every
+// policy.
+func New(cfg Config) *Core {
+	if cfg.StartLease <= 0 {
+		cfg.StartLease = 2 * time.Minute
 	}
-	return config.Rebuild{Policies: policies}.Matching(d.Image, d.Tags, d.DestinationRegion)
+	if cfg.MaxCallAttempts <= 0 {
+		cfg.MaxCallAttempts = 5
+	}
+	if cfg.OutboxTTL <= 0 {
+		cfg.OutboxTTL = 2 * time.Minute
+	}
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	pols := make([]Policy, len(cfg.Policies))
+	for i, p := range cfg.Policies {
+		pols[i] = p.WithDefaults()
+	}
+	cfg.Policies = pols
+	return &Core{Config: cfg}
 }
 
 // step is what one policy's rollout decided for the current delivery.
@@ -94,10 +122,7 @@ type step struct {
 
 // Handle advances the rollout of every policy that matches the copy.
 func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
-	if e.Type() != events.TypeReplicationSucceeded {
-		return fn.Reject(fmt.Errorf("rebuild handles %s, not %s", events.TypeReplicationSucceeded, e.Type()))
-	}
-	d, err := events.DataAs[events.ReplicationSucceeded](e)
+	d, err := input(e)
 	if err != nil {
 		return fn.Reject(err)
 	}
@@ -106,7 +131,7 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 		return fn.Done()
 	}
 	if c.Fleet == nil {
-		c.log().Warn("a rebuild policy matches this copy but rebuild is disabled", "event_id", e.ID(),
+		c.Log.Warn("a rebuild policy matches this copy but rebuild is disabled", "event_id", e.ID(),
 			"policy", pols[0].Name, "region", d.DestinationRegion, "reason", errString(c.Disabled))
 		return fn.Done()
 	}
@@ -148,6 +173,14 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 	return fn.Done(out...)
 }
 
+// input decodes the event rebuild handles, replication.succeeded, and refuses any other.
+func input(e event.Event) (*events.ReplicationSucceeded, error) {
+	if e.Type() != events.TypeReplicationSucceeded {
+		return nil, fmt.Errorf("%s handles %s, not %s", Name, events.TypeReplicationSucceeded, e.Type())
+	}
+	return events.DataAs[events.ReplicationSucceeded](e)
+}
+
 // verifyCopy checks the copy against its replication record before any desktop is
 // touched: rebuild acts only on copies imagerelay made and saw succeed, so a forged or
 // stale replication.succeeded (an unknown copy, another destination image) is
@@ -155,9 +188,9 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 // records the success before it emits the event, so a genuine event always finds it.
 func (c *Core) verifyCopy(ctx context.Context, d *events.ReplicationSucceeded) (fn.Result, bool) {
 	key := events.ReplicationKey(d.Replication)
-	rec, _, err := c.Store.Record(ctx, d.Replication)
+	rec, err := c.Store.Copies.Record(ctx, d.Replication)
 	switch {
-	case errors.Is(err, state.ErrNotFound):
+	case errors.Is(err, domain.ErrNotFound):
 		return fn.Reject(fmt.Errorf("no replication record for %s: rebuild acts only on copies imagerelay replicated (was this replication.succeeded published by imagerelay's poller?)", key)), false
 	case err != nil:
 		return fn.Retry(0, err), false
@@ -171,11 +204,11 @@ func (c *Core) verifyCopy(ctx context.Context, d *events.ReplicationSucceeded) (
 }
 
 // rollout creates or advances one policy's rollout onto the copy.
-func (c *Core) rollout(ctx context.Context, e event.Event, d *events.ReplicationSucceeded, p config.RebuildPolicy) step {
+func (c *Core) rollout(ctx context.Context, e event.Event, d *events.ReplicationSucceeded, p Policy) step {
 	key := RolloutKey(p.Name, d.Replication)
-	ro, _, err := state.Get[Rollout](ctx, c.Store, key)
+	ro, err := c.Store.Rollouts.Get(ctx, key...)
 	created := false
-	if errors.Is(err, state.ErrNotFound) {
+	if errors.Is(err, domain.ErrNotFound) {
 		ro, created, err = c.create(ctx, e, d, p, key)
 		if err != nil {
 			var pe *domain.ProviderError
@@ -192,7 +225,7 @@ func (c *Core) rollout(ctx context.Context, e event.Event, d *events.Replication
 	if ro.Phase == PhaseDone {
 		return c.finishStep(ctx, e, ro, step{})
 	}
-	interval := checkInterval(p)
+	interval := p.CheckInterval
 	if !created {
 		won, got, err := c.takeStep(ctx, key, interval)
 		if err != nil {
@@ -211,7 +244,7 @@ func (c *Core) rollout(ctx context.Context, e event.Event, d *events.Replication
 
 // create plans the rollout and stores it. When another delivery stored its plan first, that
 // plan is returned and ours is dropped, so every delivery follows one plan.
-func (c *Core) create(ctx context.Context, e event.Event, d *events.ReplicationSucceeded, p config.RebuildPolicy, key string) (Rollout, bool, error) {
+func (c *Core) create(ctx context.Context, e event.Event, d *events.ReplicationSucceeded, p Policy, key []string) (Rollout, bool, error) {
 	t := Target{Region: d.DestinationRegion, ImageID: d.DestinationImageID, VersionID: d.VersionID, OSType: d.OSType,
 		GPU: strings.EqualFold(d.Tags[GPUTag], "true")}
 	filter := serverFilter(p.Desktops)
@@ -241,10 +274,10 @@ func (c *Core) create(ctx context.Context, e event.Event, d *events.ReplicationS
 		if dk.ImageID != t.ImageID {
 			continue
 		}
-		on, _, err := state.Get[OnImage](ctx, c.Store, OnImageKey(t.Region, dk.ID))
+		on, err := c.Store.OnImage.Get(ctx, OnImageKey(t.Region, dk.ID)...)
 		if err == nil && on.ImageID == t.ImageID {
 			hist.Versions[dk.ID] = on.VersionID
-		} else if err != nil && !errors.Is(err, state.ErrNotFound) {
+		} else if err != nil && !errors.Is(err, domain.ErrNotFound) {
 			return Rollout{}, false, err
 		}
 	}
@@ -254,9 +287,9 @@ func (c *Core) create(ctx context.Context, e event.Event, d *events.ReplicationS
 	for _, dec := range plan.Decisions {
 		prev[dec.DesktopID] = previous[dec.DesktopID]
 	}
-	now := c.now()
+	now := c.Now()
 	ro := Rollout{
-		Key: key, Policy: p.Name, Replication: d.Replication, DestinationImageID: t.ImageID,
+		Key: c.Store.Key(key...), Policy: p.Name, Replication: d.Replication, DestinationImageID: t.ImageID,
 		CorrelationID: events.CorrelationID(e), DryRun: p.DryRun,
 		Decisions: plan.Decisions, Batches: plan.Batches, Previous: prev, Skipped: plan.Skipped(),
 		Phase: PhaseRollingOut, LastStepAt: now, CreatedAt: now, UpdatedAt: now,
@@ -265,14 +298,14 @@ func (c *Core) create(ctx context.Context, e event.Event, d *events.ReplicationS
 	if p.DryRun {
 		ro.Phase, ro.FinishedAt = PhaseDone, now
 	}
-	if _, err := state.Create(ctx, c.Store, key, ro); errors.Is(err, state.ErrExists) {
-		got, _, err := state.Get[Rollout](ctx, c.Store, key)
+	if err := c.Store.Rollouts.Create(ctx, ro, key...); errors.Is(err, domain.ErrExists) {
+		got, err := c.Store.Rollouts.Get(ctx, key...)
 		return got, false, err
 	} else if err != nil {
 		return Rollout{}, false, err
 	}
 	toRebuild := len(plan.Decisions) - ro.Skipped
-	c.log().Info("rebuild planned", "policy", p.Name, "region", t.Region, "image", t.ImageID, "dry_run", p.DryRun,
+	c.Log.Info("rebuild planned", "policy", p.Name, "region", t.Region, "image", t.ImageID, "dry_run", p.DryRun,
 		"rebuild", toRebuild, "skip", ro.Skipped, "batches", len(plan.Batches), "correlation_id", ro.CorrelationID)
 	return ro, true, nil
 }
@@ -280,7 +313,7 @@ func (c *Core) create(ctx context.Context, e event.Event, d *events.ReplicationS
 // olderImages returns the destination image ids of the earlier versions of the copy's source
 // image that imagerelay replicated to the same region.
 func (c *Core) olderImages(ctx context.Context, d *events.ReplicationSucceeded) (map[string]bool, error) {
-	recs, err := state.List[domain.Record](ctx, c.Store, state.RecordsOfImage(d.Image))
+	recs, err := c.Store.Copies.OfImage(ctx, d.Image)
 	if err != nil {
 		return nil, err
 	}
@@ -296,28 +329,28 @@ func (c *Core) olderImages(ctx context.Context, d *events.ReplicationSucceeded) 
 
 // takeStep lets one delivery at a time advance a rollout: it wins when nobody advanced it in
 // the last half interval.
-func (c *Core) takeStep(ctx context.Context, key string, interval time.Duration) (bool, Rollout, error) {
+func (c *Core) takeStep(ctx context.Context, key []string, interval time.Duration) (bool, Rollout, error) {
 	won := false
-	ro, err := state.Update(ctx, c.Store, key, func(r *Rollout) error {
+	ro, err := c.Store.Rollouts.Update(ctx, func(r *Rollout) error {
 		won = false
-		if r.Phase == PhaseDone || !r.LastStepAt.IsZero() && c.now().Sub(r.LastStepAt) < interval/2 {
-			return state.ErrNoChange
+		if r.Phase == PhaseDone || !r.LastStepAt.IsZero() && c.Now().Sub(r.LastStepAt) < interval/2 {
+			return domain.ErrNoChange
 		}
-		r.LastStepAt = c.now()
+		r.LastStepAt = c.Now()
 		won = true
 		return nil
-	})
+	}, key...)
 	return won, ro, err
 }
 
 // advance moves the rollout as far as it can go now: it starts the current batch (inside the
 // maintenance window), follows it, and moves to the next batch or finishes.
-func (c *Core) advance(ctx context.Context, e event.Event, p config.RebuildPolicy, ro Rollout) step {
-	s := step{pending: true, delay: checkInterval(p)}
+func (c *Core) advance(ctx context.Context, e event.Event, p Policy, ro Rollout) step {
+	s := step{pending: true, delay: p.CheckInterval}
 	var pending []Emission
 	fail := func(err error) step {
 		// Keep what this step already did observable before retrying.
-		if got, ferr := c.update(ctx, ro.Key, &pending, nil); ferr == nil {
+		if got, ferr := c.update(ctx, ro.key(), &pending, nil); ferr == nil {
 			ro = got
 		}
 		return c.finishStep(ctx, e, ro, step{retry: err})
@@ -325,7 +358,7 @@ func (c *Core) advance(ctx context.Context, e event.Event, p config.RebuildPolic
 	for guard := 0; guard <= len(ro.Batches)+1 && ro.Phase != PhaseDone; guard++ {
 		idx := ro.Current
 		if idx >= len(ro.Batches) {
-			got, err := c.finish(ctx, ro.Key, &pending, false, "")
+			got, err := c.finish(ctx, ro.key(), &pending, false, "")
 			if err != nil {
 				return fail(err)
 			}
@@ -333,7 +366,7 @@ func (c *Core) advance(ctx context.Context, e event.Event, p config.RebuildPolic
 			break
 		}
 		if len(ro.Batches[idx]) == 0 {
-			got, err := c.settleBatch(ctx, ro.Key, idx, tally{}, p, &pending)
+			got, err := c.settleBatch(ctx, ro.key(), idx, tally{}, p, &pending)
 			if err != nil {
 				return fail(err)
 			}
@@ -341,20 +374,20 @@ func (c *Core) advance(ctx context.Context, e event.Event, p config.RebuildPolic
 			continue
 		}
 		if ro.BatchStartedAt.IsZero() {
-			now := c.now()
+			now := c.Now()
 			if !p.Window.Open(now) {
 				next := p.Window.NextOpen(now)
 				if next.IsZero() {
-					got, err := c.finish(ctx, ro.Key, &pending, true, "the maintenance window never opens; check its start, end, timeZone and days")
+					got, err := c.finish(ctx, ro.key(), &pending, true, "the maintenance window never opens; check its start, end, timeZone and days")
 					if err != nil {
 						return fail(err)
 					}
 					ro = got
 					break
 				}
-				got, err := c.update(ctx, ro.Key, &pending, func(r *Rollout) error {
+				got, err := c.update(ctx, ro.key(), &pending, func(r *Rollout) error {
 					if r.WaitingUntil.Equal(next) {
-						return state.ErrNoChange
+						return domain.ErrNoChange
 					}
 					r.WaitingUntil = next
 					return nil
@@ -363,13 +396,13 @@ func (c *Core) advance(ctx context.Context, e event.Event, p config.RebuildPolic
 					return fail(err)
 				}
 				ro = got
-				c.log().Info("rebuild waits for its maintenance window", "policy", p.Name, "rollout", ro.Key, "batch", idx, "opens", next)
-				s.delay = min(max(next.Sub(now), time.Second), c.maxWait())
+				c.Log.Info("rebuild waits for its maintenance window", "policy", p.Name, "rollout", ro.Key, "batch", idx, "opens", next)
+				s.delay = min(max(next.Sub(now), time.Second), c.MaxWait)
 				break
 			}
-			got, err := c.update(ctx, ro.Key, &pending, func(r *Rollout) error {
+			got, err := c.update(ctx, ro.key(), &pending, func(r *Rollout) error {
 				if r.Current != idx || !r.BatchStartedAt.IsZero() {
-					return state.ErrNoChange
+					return domain.ErrNoChange
 				}
 				r.BatchStartedAt, r.WaitingUntil = now, time.Time{}
 				return nil
@@ -393,13 +426,13 @@ func (c *Core) advance(ctx context.Context, e event.Event, p config.RebuildPolic
 			}
 			break
 		}
-		got, err := c.settleBatch(ctx, ro.Key, idx, b.tally, p, &pending)
+		got, err := c.settleBatch(ctx, ro.key(), idx, b.tally, p, &pending)
 		if err != nil {
 			return fail(err)
 		}
 		ro = got
 	}
-	got, err := c.update(ctx, ro.Key, &pending, nil)
+	got, err := c.update(ctx, ro.key(), &pending, nil)
 	if err != nil {
 		return fail(err)
 	}
@@ -410,14 +443,14 @@ func (c *Core) advance(ctx context.Context, e event.Event, p config.RebuildPolic
 
 // update changes the rollout with compare-and-swap and stores the pending emissions in its
 // outbox in the same write (then clears them). A nil change only flushes the emissions.
-func (c *Core) update(ctx context.Context, key string, pending *[]Emission, change func(*Rollout) error) (Rollout, error) {
-	ro, err := state.Update(ctx, c.Store, key, func(r *Rollout) error {
+func (c *Core) update(ctx context.Context, key []string, pending *[]Emission, change func(*Rollout) error) (Rollout, error) {
+	ro, err := c.Store.Rollouts.Update(ctx, func(r *Rollout) error {
 		changed := false
 		if change != nil {
 			switch err := change(r); {
 			case err == nil:
 				changed = true
-			case !errors.Is(err, state.ErrNoChange):
+			case !errors.Is(err, domain.ErrNoChange):
 				return err
 			}
 		}
@@ -426,11 +459,11 @@ func (c *Core) update(ctx context.Context, key string, pending *[]Emission, chan
 			changed = true
 		}
 		if !changed {
-			return state.ErrNoChange
+			return domain.ErrNoChange
 		}
-		r.UpdatedAt = c.now()
+		r.UpdatedAt = c.Now()
 		return nil
-	})
+	}, key...)
 	if err == nil {
 		*pending = nil
 	}
@@ -442,7 +475,7 @@ func (c *Core) update(ctx context.Context, key string, pending *[]Emission, chan
 func (c *Core) addToOutbox(box, add []Emission) []Emission {
 	out := slices.Clone(box)
 	if c.Publisher == nil {
-		cutoff := c.now().Add(-c.outboxTTL())
+		cutoff := c.Now().Add(-c.OutboxTTL)
 		out = slices.DeleteFunc(out, func(em Emission) bool { return em.At.Before(cutoff) })
 	}
 	for _, em := range add {
@@ -462,12 +495,12 @@ type tally struct {
 
 // settleBatch adds a settled batch to the totals, then stops the rollout (a failed canary, or
 // more failures than the budget) or moves on to the next batch.
-func (c *Core) settleBatch(ctx context.Context, key string, idx int, t tally, p config.RebuildPolicy, pending *[]Emission) (Rollout, error) {
+func (c *Core) settleBatch(ctx context.Context, key []string, idx int, t tally, p Policy, pending *[]Emission) (Rollout, error) {
 	stopped := false
 	ro, err := c.update(ctx, key, pending, func(r *Rollout) error {
 		stopped = false
 		if r.Phase == PhaseDone || r.Current != idx {
-			return state.ErrNoChange
+			return domain.ErrNoChange
 		}
 		r.Succeeded += t.succeeded
 		r.Failed += t.failed
@@ -482,9 +515,9 @@ func (c *Core) settleBatch(ctx context.Context, key string, idx int, t tally, p 
 		switch {
 		case idx == 0 && t.failed > 0:
 			reason = fmt.Sprintf("the canary failed (%s), so the rollout stopped; the other %d desktops were left as they are", summary(t.failures), left)
-		case r.Failed > max(p.FailureBudget, 0):
+		case r.Failed > p.FailureBudget:
 			reason = fmt.Sprintf("%d desktops failed (%s), more than the failure budget of %d, so the rollout stopped after batch %d of %d; %d desktops were left as they are",
-				r.Failed, summary(t.failures), max(p.FailureBudget, 0), idx, len(r.Batches)-1, left)
+				r.Failed, summary(t.failures), p.FailureBudget, idx, len(r.Batches)-1, left)
 		}
 		if reason != "" {
 			stopped = true
@@ -493,22 +526,22 @@ func (c *Core) settleBatch(ctx context.Context, key string, idx int, t tally, p 
 		return nil
 	})
 	if err == nil && stopped && ro.Stopped {
-		c.log().Warn("rebuild rollout stopped", "policy", ro.Policy, "rollout", ro.Key, "reason", ro.Reason)
+		c.Log.Warn("rebuild rollout stopped", "policy", ro.Policy, "rollout", ro.Key, "reason", ro.Reason)
 	}
 	return ro, err
 }
 
 // finish ends the rollout and queues rebuild.completed.
-func (c *Core) finish(ctx context.Context, key string, pending *[]Emission, stopped bool, reason string) (Rollout, error) {
+func (c *Core) finish(ctx context.Context, key []string, pending *[]Emission, stopped bool, reason string) (Rollout, error) {
 	ro, err := c.update(ctx, key, pending, func(r *Rollout) error {
 		if r.Phase == PhaseDone {
-			return state.ErrNoChange
+			return domain.ErrNoChange
 		}
 		c.done(r, stopped, reason)
 		return nil
 	})
 	if err == nil {
-		c.log().Info("rebuild rollout completed", "policy", ro.Policy, "rollout", ro.Key, "succeeded", ro.Succeeded,
+		c.Log.Info("rebuild rollout completed", "policy", ro.Policy, "rollout", ro.Key, "succeeded", ro.Succeeded,
 			"failed", ro.Failed, "skipped", ro.Skipped, "stopped", ro.Stopped)
 	}
 	return ro, err
@@ -516,7 +549,7 @@ func (c *Core) finish(ctx context.Context, key string, pending *[]Emission, stop
 
 // done marks r finished and adds rebuild.completed to its outbox.
 func (c *Core) done(r *Rollout, stopped bool, reason string) {
-	now := c.now()
+	now := c.Now()
 	r.Phase, r.Stopped, r.Reason, r.FinishedAt, r.WaitingUntil = PhaseDone, stopped, reason, now, time.Time{}
 	r.Outbox = c.addToOutbox(r.Outbox, []Emission{{Type: events.TypeRebuildCompleted, At: now}})
 }
@@ -548,24 +581,24 @@ func (c *Core) finishStep(ctx context.Context, e event.Event, ro Rollout, s step
 		return s
 	}
 	if err := c.Publisher.Publish(ctx, evs...); err != nil {
-		c.log().Warn("could not publish the rollout's events; they stay in its outbox", "rollout", ro.Key, "events", len(evs), "error", err)
+		c.Log.Warn("could not publish the rollout's events; they stay in its outbox", "rollout", ro.Key, "events", len(evs), "error", err)
 		if !s.pending && s.retry == nil {
 			s.retry = fmt.Errorf("rebuild %s: publish %d events: %w", ro.Key, len(evs), err)
 		}
 		return s
 	}
-	if err := c.confirm(ctx, ro.Key, ro.Outbox); err != nil {
+	if err := c.confirm(ctx, ro.key(), ro.Outbox); err != nil {
 		// The events are stored; the next delivery publishes them once more and the bus
 		// drops the copies as duplicates.
-		c.log().Warn("could not clear the rollout's outbox", "rollout", ro.Key, "error", err)
+		c.Log.Warn("could not clear the rollout's outbox", "rollout", ro.Key, "error", err)
 	}
 	return s
 }
 
 // confirm removes the published entries from the rollout's outbox. Entries added meanwhile
 // by another delivery stay for it (or the next one) to publish.
-func (c *Core) confirm(ctx context.Context, key string, published []Emission) error {
-	_, err := state.Update(ctx, c.Store, key, func(r *Rollout) error {
+func (c *Core) confirm(ctx context.Context, key []string, published []Emission) error {
+	_, err := c.Store.Rollouts.Update(ctx, func(r *Rollout) error {
 		n := len(r.Outbox)
 		r.Outbox = slices.DeleteFunc(r.Outbox, func(em Emission) bool {
 			return slices.ContainsFunc(published, func(p Emission) bool {
@@ -573,71 +606,14 @@ func (c *Core) confirm(ctx context.Context, key string, published []Emission) er
 			})
 		})
 		if len(r.Outbox) == n {
-			return state.ErrNoChange
+			return domain.ErrNoChange
 		}
 		if len(r.Outbox) == 0 {
 			r.Outbox = nil
 		}
 		return nil
-	})
+	}, key...)
 	return err
-}
-
-func checkInterval(p config.RebuildPolicy) time.Duration {
-	if d := p.CheckInterval.Std(); d > 0 {
-		return d
-	}
-	return 10 * time.Second
-}
-
-func (c *Core) now() time.Time {
-	if c.Now != nil {
-		return c.Now()
-	}
-	return time.Now()
-}
-
-func (c *Core) startLease() time.Duration {
-	if c.StartLease > 0 {
-		return c.StartLease
-	}
-	return 2 * time.Minute
-}
-
-// rebuildTimeout is how long a desktop may stay Rebuilding under policy p.
-func rebuildTimeout(p config.RebuildPolicy) time.Duration {
-	if d := p.Timeout.Std(); d > 0 {
-		return d
-	}
-	return time.Hour
-}
-
-func (c *Core) maxCallAttempts() int {
-	if c.MaxCallAttempts > 0 {
-		return c.MaxCallAttempts
-	}
-	return 5
-}
-
-func (c *Core) outboxTTL() time.Duration {
-	if c.OutboxTTL > 0 {
-		return c.OutboxTTL
-	}
-	return 2 * time.Minute
-}
-
-func (c *Core) maxWait() time.Duration {
-	if c.MaxWait > 0 {
-		return c.MaxWait
-	}
-	return time.Hour
-}
-
-func (c *Core) log() *slog.Logger {
-	if c.Log != nil {
-		return c.Log
-	}
-	return slog.Default()
 }
 
 func errString(err error) string {

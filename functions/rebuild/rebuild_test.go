@@ -14,11 +14,8 @@ import (
 
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/rebuild"
-	"github.com/imagerelay/imagerelay/shared/adapters/state"
-	"github.com/imagerelay/imagerelay/shared/config"
 	"github.com/imagerelay/imagerelay/shared/core/fn"
 	"github.com/imagerelay/imagerelay/shared/core/policy"
-	"github.com/imagerelay/imagerelay/shared/dev/testenv"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
@@ -32,12 +29,9 @@ func copyOf(imageID string) events.Replication {
 
 // succeeded builds the replication.succeeded event that triggers rebuild, and records the
 // copy as succeeded in store, as the poller does before it emits the event.
-func succeeded(t *testing.T, store *state.Store, id string, r events.Replication, osType string, tags map[string]string) event.Event {
+func succeeded(t *testing.T, store *memStore, id string, r events.Replication, osType string, tags map[string]string) event.Event {
 	t.Helper()
-	rec := domain.Record{Replication: r, State: domain.StateSucceeded, DestinationImageID: r.ImageID}
-	if err := store.CreateRecord(context.Background(), rec); err != nil && !errors.Is(err, state.ErrExists) {
-		t.Fatal(err)
-	}
+	store.copies.put(domain.Record{Replication: r, State: domain.StateSucceeded, DestinationImageID: r.ImageID})
 	e, err := events.New(events.TypeReplicationSucceeded, events.ReplicationSucceeded{Replication: r, DestinationImageID: r.ImageID,
 		FinishedAt: time.Now(), OSType: osType, Tags: tags}, events.Meta{
 		ID: id, Source: "/imagerelay/poller", Provider: r.Provider, Region: r.DestinationRegion, ImageID: r.ImageID, CorrelationID: "pub-" + r.ImageID,
@@ -49,14 +43,14 @@ func succeeded(t *testing.T, store *state.Store, id string, r events.Replication
 }
 
 // policyFor selects the desktops tagged team=design in region.
-func policyFor(name string, f func(*config.RebuildPolicy)) config.RebuildPolicy {
-	p := config.DefaultRebuildPolicy()
-	p.Timeout = config.Duration(time.Minute)
+func policyFor(name string, f func(*rebuild.Policy)) rebuild.Policy {
+	p := rebuild.DefaultPolicy()
+	p.Timeout = time.Minute
 	p.Name = name
 	p.Match = policy.Match{Provider: "alibaba", ProductType: "CloudDesktop"}
 	p.Regions = []string{region}
 	p.Desktops.Tags = map[string]string{"team": "design"}
-	p.CheckInterval = config.Duration(time.Second)
+	p.CheckInterval = time.Second
 	if f != nil {
 		f(&p)
 	}
@@ -124,7 +118,7 @@ func (r run) desktops(typ string) []string {
 // back after its delay (the clock jumps there), a retried one after a second. Chains run in
 // order of due time, so duplicates interleave with the original. It stops when every chain
 // ended, or fails the test after too many steps.
-func drive(t *testing.T, c *rebuild.Core, clk *testenv.Clock, chains ...event.Event) run {
+func drive(t *testing.T, c *rebuild.Core, clk *clock, chains ...event.Event) run {
 	t.Helper()
 	due := make([]time.Time, len(chains))
 	for i := range due {
@@ -196,9 +190,9 @@ func drive(t *testing.T, c *rebuild.Core, clk *testenv.Clock, chains ...event.Ev
 }
 
 // newCore returns a core that publishes through a recPublisher, as a wired runtime does.
-func newCore(store *state.Store, f *fakeFleet, clk *testenv.Clock, pols ...config.RebuildPolicy) *rebuild.Core {
-	return &rebuild.Core{Fleet: f, Policies: pols, Store: store, Now: clk.Now, Publisher: newPublisher(),
-		Log: slog.New(slog.DiscardHandler)}
+func newCore(store *memStore, f *fakeFleet, clk *clock, pols ...rebuild.Policy) *rebuild.Core {
+	return rebuild.New(rebuild.Config{Fleet: f, Policies: pols, Store: store.ports(), Now: clk.Now, Publisher: newPublisher(),
+		Log: slog.New(slog.DiscardHandler)})
 }
 
 // published returns the events c's recPublisher stored.
@@ -207,45 +201,45 @@ func published(c *rebuild.Core) []event.Event {
 }
 
 func TestRollout(t *testing.T) {
-	env := testenv.Start(t)
+	st := newStore()
 	tests := []struct {
 		name  string
 		n     int
-		pol   func(*config.RebuildPolicy)
+		pol   func(*rebuild.Policy)
 		setup func(f *fakeFleet)
 		// calls are the desktop counts of the RebuildDesktops calls, in order.
 		calls                      []int
 		succeeded, failed, skipped int
 		stopped                    string // substring of the stop reason; "" means not stopped
 	}{
-		{name: "canary then batches", n: 7, pol: func(p *config.RebuildPolicy) { p.BatchSize = 3 },
+		{name: "canary then batches", n: 7, pol: func(p *rebuild.Policy) { p.BatchSize = 3 },
 			calls: []int{1, 3, 3}, succeeded: 7},
-		{name: "no canary", n: 5, pol: func(p *config.RebuildPolicy) { p.Canary, p.BatchSize = 0, 2 },
+		{name: "no canary", n: 5, pol: func(p *rebuild.Policy) { p.Canary, p.BatchSize = 0, 2 },
 			calls: []int{2, 2, 1}, succeeded: 5},
-		{name: "canary fails", n: 7, pol: func(p *config.RebuildPolicy) { p.BatchSize = 3; p.FailureBudget = 5 },
+		{name: "canary fails", n: 7, pol: func(p *rebuild.Policy) { p.BatchSize = 3; p.FailureBudget = 5 },
 			setup: func(f *fakeFleet) { f.fail["ecd-00"] = true },
 			calls: []int{1}, failed: 1, stopped: "the canary failed (ecd-00: RebuildFailed)"},
-		{name: "canary refused per desktop", n: 4, pol: func(p *config.RebuildPolicy) { p.BatchSize = 3 },
+		{name: "canary refused per desktop", n: 4, pol: func(p *rebuild.Policy) { p.BatchSize = 3 },
 			setup: func(f *fakeFleet) { f.refuse["ecd-00"] = "IncorrectDesktopStatus" },
 			calls: []int{1}, failed: 1, stopped: "ecd-00: IncorrectDesktopStatus"},
-		{name: "failure budget spent", n: 10, pol: func(p *config.RebuildPolicy) { p.BatchSize = 3; p.FailureBudget = 1 },
+		{name: "failure budget spent", n: 10, pol: func(p *rebuild.Policy) { p.BatchSize = 3; p.FailureBudget = 1 },
 			setup: func(f *fakeFleet) { f.fail["ecd-01"], f.refuse["ecd-02"] = true, "InvalidImage.GpuMismatch" },
 			calls: []int{1, 3}, succeeded: 2, failed: 2, stopped: "more than the failure budget of 1, so the rollout stopped after batch 1 of 3; 6 desktops"},
-		{name: "failure within budget", n: 7, pol: func(p *config.RebuildPolicy) { p.BatchSize = 3; p.FailureBudget = 1 },
+		{name: "failure within budget", n: 7, pol: func(p *rebuild.Policy) { p.BatchSize = 3; p.FailureBudget = 1 },
 			setup: func(f *fakeFleet) { f.fail["ecd-05"] = true },
 			calls: []int{1, 3, 3}, succeeded: 6, failed: 1},
-		{name: "stuck desktop times out", n: 4, pol: func(p *config.RebuildPolicy) { p.BatchSize = 3; p.FailureBudget = 1 },
+		{name: "stuck desktop times out", n: 4, pol: func(p *rebuild.Policy) { p.BatchSize = 3; p.FailureBudget = 1 },
 			setup: func(f *fakeFleet) { f.stuck["ecd-02"] = true },
 			calls: []int{1, 3}, succeeded: 3, failed: 1},
-		{name: "status changed since the plan", n: 4, pol: func(p *config.RebuildPolicy) { p.BatchSize = 3 },
+		{name: "status changed since the plan", n: 4, pol: func(p *rebuild.Policy) { p.BatchSize = 3 },
 			calls: []int{1, 2}, succeeded: 3, skipped: 1},
-		{name: "throttled call is retried", n: 4, pol: func(p *config.RebuildPolicy) { p.BatchSize = 3 },
+		{name: "throttled call is retried", n: 4, pol: func(p *rebuild.Policy) { p.BatchSize = 3 },
 			setup: func(f *fakeFleet) { f.callErrs, f.lostAnswer = []error{throttled()}, []bool{false} },
 			calls: []int{1, 1, 3}, succeeded: 4},
-		{name: "lost answer is not called again", n: 4, pol: func(p *config.RebuildPolicy) { p.BatchSize = 3 },
+		{name: "lost answer is not called again", n: 4, pol: func(p *rebuild.Policy) { p.BatchSize = 3 },
 			setup: func(f *fakeFleet) { f.callErrs, f.lostAnswer = []error{errors.New("connection reset")}, []bool{true} },
 			calls: []int{1, 3}, succeeded: 4},
-		{name: "terminal call error fails the batch", n: 4, pol: func(p *config.RebuildPolicy) { p.BatchSize = 3 },
+		{name: "terminal call error fails the batch", n: 4, pol: func(p *rebuild.Policy) { p.BatchSize = 3 },
 			setup: func(f *fakeFleet) { f.callErrs, f.lostAnswer = []error{forbidden()}, []bool{false} },
 			calls: []int{1}, failed: 1, stopped: "Forbidden.RAM"},
 		{name: "nothing to rebuild", n: 0, calls: nil},
@@ -257,14 +251,14 @@ func TestRollout(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(f)
 			}
-			c := newCore(env.Store, f, clk, policyFor("p", tt.pol))
+			c := newCore(st, f, clk, policyFor("p", tt.pol))
 			if tt.name == "status changed since the plan" {
 				// ecd-02 turns Pending right after the plan was made: it is left alone
 				// when its batch comes, and counted as skipped rather than failed.
 				c.Fleet = &statusFlipper{fakeFleet: f, id: "ecd-02", to: "Pending"}
 			}
 			r := copyOf(fmt.Sprintf("imgc-roll%02d", i))
-			res := drive(t, c, clk, succeeded(t, env.Store, "ev-"+r.ImageID, r, "Windows", nil))
+			res := drive(t, c, clk, succeeded(t, st, "ev-"+r.ImageID, r, "Windows", nil))
 			var calls []int
 			for _, call := range f.callLog() {
 				calls = append(calls, len(call))
@@ -310,7 +304,7 @@ func TestRollout(t *testing.T) {
 			}
 			// Once done, a late duplicate changes nothing.
 			before := len(f.callLog())
-			again := c.Handle(context.Background(), succeeded(t, env.Store, "late-"+r.ImageID, r, "Windows", nil))
+			again := c.Handle(context.Background(), succeeded(t, st, "late-"+r.ImageID, r, "Windows", nil))
 			if again.Outcome.Kind != fn.KindDone || len(f.callLog()) != before {
 				t.Errorf("a late duplicate did %s and %d calls", again.Outcome.Kind, len(f.callLog())-before)
 			}
@@ -337,13 +331,13 @@ func (s *statusFlipper) ListDesktops(ctx context.Context, r string, f rebuild.De
 }
 
 func TestDuplicatedTriggersRebuildEachDesktopOnce(t *testing.T) {
-	env := testenv.Start(t)
+	st := newStore()
 	clk := newClock()
 	f := newFleet(clk, fleetOf(45)...)
-	c := newCore(env.Store, f, clk, policyFor("dup", func(p *config.RebuildPolicy) { p.FailureBudget = 3 }))
+	c := newCore(st, f, clk, policyFor("dup", func(p *rebuild.Policy) { p.FailureBudget = 3 }))
 	r := copyOf("imgc-dup0001")
-	ev := succeeded(t, env.Store, "ev-dup", r, "Windows", nil)
-	dup := succeeded(t, env.Store, "ev-dup-copy", r, "Windows", nil)
+	ev := succeeded(t, st, "ev-dup", r, "Windows", nil)
+	dup := succeeded(t, st, "ev-dup-copy", r, "Windows", nil)
 	// The original, a copy under a new id, and a redelivery of the original racing it.
 	res := drive(t, c, clk, ev, dup, ev)
 	for id, n := range f.named() {
@@ -368,15 +362,15 @@ func TestDuplicatedTriggersRebuildEachDesktopOnce(t *testing.T) {
 }
 
 func TestDryRunPlansOnly(t *testing.T) {
-	env := testenv.Start(t)
+	st := newStore()
 	clk := newClock()
 	ds := fleetOf(5)
 	ds[1].Status = "Pending"
 	ds[2].GPU = true
 	f := newFleet(clk, ds...)
-	c := newCore(env.Store, f, clk, policyFor("dry", func(p *config.RebuildPolicy) { p.DryRun = true }))
+	c := newCore(st, f, clk, policyFor("dry", func(p *rebuild.Policy) { p.DryRun = true }))
 	r := copyOf("imgc-dry0001")
-	res := drive(t, c, clk, succeeded(t, env.Store, "ev-dry", r, "Windows", nil))
+	res := drive(t, c, clk, succeeded(t, st, "ev-dry", r, "Windows", nil))
 	if len(f.callLog()) != 0 {
 		t.Fatalf("dry run made %d RebuildDesktops calls", len(f.callLog()))
 	}
@@ -399,14 +393,14 @@ func TestDryRunPlansOnly(t *testing.T) {
 }
 
 func TestMaintenanceWindowWaits(t *testing.T) {
-	env := testenv.Start(t)
+	st := newStore()
 	clk := newClock() // Wednesday 12:00 UTC = 20:00 in Shanghai
 	f := newFleet(clk, fleetOf(3)...)
-	c := newCore(env.Store, f, clk, policyFor("window", func(p *config.RebuildPolicy) {
-		p.Window = &config.MaintenanceWindow{Start: "22:00", End: "02:00", TimeZone: "Asia/Shanghai"}
+	c := newCore(st, f, clk, policyFor("window", func(p *rebuild.Policy) {
+		p.Window = mustWindow(t, rebuild.WindowSpec{Start: "22:00", End: "02:00", TimeZone: "Asia/Shanghai"})
 	}))
 	r := copyOf("imgc-win0001")
-	ev := succeeded(t, env.Store, "ev-win", r, "Windows", nil)
+	ev := succeeded(t, st, "ev-win", r, "Windows", nil)
 	first := c.Handle(context.Background(), ev)
 	if first.Outcome.Kind != fn.KindDefer || first.Outcome.Delay != time.Hour {
 		t.Fatalf("outside the window: %s after %s, want defer for the 1h cap", first.Outcome.Kind, first.Outcome.Delay)
@@ -434,32 +428,32 @@ func TestMaintenanceWindowWaits(t *testing.T) {
 }
 
 func TestPlanningFailures(t *testing.T) {
-	env := testenv.Start(t)
+	st := newStore()
 	clk := newClock()
 	f := newFleet(clk, fleetOf(3)...)
 	f.listErr = forbidden()
-	c := newCore(env.Store, f, clk, policyFor("denied", nil))
+	c := newCore(st, f, clk, policyFor("denied", nil))
 	r := copyOf("imgc-deny001")
-	res := c.Handle(context.Background(), succeeded(t, env.Store, "ev-deny", r, "Windows", nil))
+	res := c.Handle(context.Background(), succeeded(t, st, "ev-deny", r, "Windows", nil))
 	if res.Outcome.Kind != fn.KindReject || !strings.Contains(res.Outcome.Err.Error(), "Forbidden.RAM") {
 		t.Fatalf("terminal listing error: %s %v", res.Outcome.Kind, res.Outcome.Err)
 	}
-	if _, _, err := state.Get[rebuild.Rollout](context.Background(), env.Store, rebuild.RolloutKey("denied", r)); !errors.Is(err, state.ErrNotFound) {
+	if _, err := st.rollouts.Get(context.Background(), rebuild.RolloutKey("denied", r)...); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("a rollout was recorded although planning failed: %v", err)
 	}
 	// Fixed permissions: the replayed event plans afresh.
 	f.listErr = errors.New("connection reset")
-	if res := c.Handle(context.Background(), succeeded(t, env.Store, "ev-deny", r, "Windows", nil)); res.Outcome.Kind != fn.KindRetry {
+	if res := c.Handle(context.Background(), succeeded(t, st, "ev-deny", r, "Windows", nil)); res.Outcome.Kind != fn.KindRetry {
 		t.Fatalf("retryable listing error: %s", res.Outcome.Kind)
 	}
 	f.listErr = nil
-	if done := drive(t, c, clk, succeeded(t, env.Store, "ev-deny", r, "Windows", nil)).completed(t); done.Succeeded != 3 {
+	if done := drive(t, c, clk, succeeded(t, st, "ev-deny", r, "Windows", nil)).completed(t); done.Succeeded != 3 {
 		t.Fatalf("after the fix: %+v", done)
 	}
 }
 
 func TestNothingHappensWithoutAMatchingPolicy(t *testing.T) {
-	env := testenv.Start(t)
+	st := newStore()
 	clk := newClock()
 	f := newFleet(clk, fleetOf(3)...)
 	tests := []struct {
@@ -467,20 +461,20 @@ func TestNothingHappensWithoutAMatchingPolicy(t *testing.T) {
 		core *rebuild.Core
 		r    events.Replication
 	}{
-		{name: "no policy", core: newCore(env.Store, f, clk), r: copyOf("imgc-none001")},
-		{name: "other region", core: newCore(env.Store, f, clk, policyFor("p", func(p *config.RebuildPolicy) { p.Regions = []string{"cn-beijing"} })), r: copyOf("imgc-none002")},
-		{name: "other image", core: newCore(env.Store, f, clk, policyFor("p", func(p *config.RebuildPolicy) { p.Match.NamePattern = "render-*" })), r: copyOf("imgc-none003")},
-		{name: "not alibaba", core: newCore(env.Store, f, clk, policyFor("p", func(p *config.RebuildPolicy) { p.Match.Provider, p.Match.ProductType = "", "" })),
+		{name: "no policy", core: newCore(st, f, clk), r: copyOf("imgc-none001")},
+		{name: "other region", core: newCore(st, f, clk, policyFor("p", func(p *rebuild.Policy) { p.Regions = []string{"cn-beijing"} })), r: copyOf("imgc-none002")},
+		{name: "other image", core: newCore(st, f, clk, policyFor("p", func(p *rebuild.Policy) { p.Match.NamePattern = "render-*" })), r: copyOf("imgc-none003")},
+		{name: "not alibaba", core: newCore(st, f, clk, policyFor("p", func(p *rebuild.Policy) { p.Match.Provider, p.Match.ProductType = "", "" })),
 			r: func() events.Replication {
 				r := copyOf("img-none004")
 				r.Provider, r.ProductType = "tencent", ""
 				return r
 			}()},
-		{name: "disabled", core: &rebuild.Core{Policies: []config.RebuildPolicy{policyFor("p", nil)}, Store: env.Store, Log: slog.New(slog.DiscardHandler)}, r: copyOf("imgc-none005")},
+		{name: "disabled", core: rebuild.New(rebuild.Config{Policies: []rebuild.Policy{policyFor("p", nil)}, Store: st.ports(), Log: slog.New(slog.DiscardHandler)}), r: copyOf("imgc-none005")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := tt.core.Handle(context.Background(), succeeded(t, env.Store, "ev-"+tt.r.ImageID, tt.r, "Windows", nil))
+			res := tt.core.Handle(context.Background(), succeeded(t, st, "ev-"+tt.r.ImageID, tt.r, "Windows", nil))
 			if pub, ok := tt.core.Publisher.(*recPublisher); ok && pub.count() > 0 {
 				t.Fatalf("published %d events", pub.count())
 			}
@@ -495,13 +489,13 @@ func TestNothingHappensWithoutAMatchingPolicy(t *testing.T) {
 }
 
 func TestStuckDesktopFailsAfterThePolicyTimeout(t *testing.T) {
-	env := testenv.Start(t)
+	st := newStore()
 	clk := newClock()
 	f := newFleet(clk, fleetOf(1)...)
 	f.stuck["ecd-00"] = true
-	c := newCore(env.Store, f, clk, policyFor("p", func(p *config.RebuildPolicy) { p.Timeout = config.Duration(7 * time.Minute) }))
+	c := newCore(st, f, clk, policyFor("p", func(p *rebuild.Policy) { p.Timeout = 7 * time.Minute }))
 	begin := clk.Now()
-	res := drive(t, c, clk, succeeded(t, env.Store, "ev-stuck", copyOf("imgc-stuck0001"), "Windows", nil))
+	res := drive(t, c, clk, succeeded(t, st, "ev-stuck", copyOf("imgc-stuck0001"), "Windows", nil))
 	failed := res.ofType(events.TypeDesktopRebuildFailed)
 	if len(failed) != 1 {
 		t.Fatalf("%d desktop.rebuild.failed events, want 1", len(failed))
@@ -516,14 +510,14 @@ func TestStuckDesktopFailsAfterThePolicyTimeout(t *testing.T) {
 }
 
 func TestTwoPoliciesNeverRebuildADesktopTwice(t *testing.T) {
-	env := testenv.Start(t)
+	st := newStore()
 	clk := newClock()
 	f := newFleet(clk, fleetOf(4)...)
-	a := policyFor("a", func(p *config.RebuildPolicy) { p.BatchSize = 2 })
-	b := policyFor("b", func(p *config.RebuildPolicy) { p.Desktops = config.DesktopSelector{IDs: []string{"ecd-02", "ecd-03"}} })
-	c := newCore(env.Store, f, clk, a, b)
+	a := policyFor("a", func(p *rebuild.Policy) { p.BatchSize = 2 })
+	b := policyFor("b", func(p *rebuild.Policy) { p.Desktops = rebuild.Selector{IDs: []string{"ecd-02", "ecd-03"}} })
+	c := newCore(st, f, clk, a, b)
 	r := copyOf("imgc-two0001")
-	res := drive(t, c, clk, succeeded(t, env.Store, "ev-two", r, "Windows", nil))
+	res := drive(t, c, clk, succeeded(t, st, "ev-two", r, "Windows", nil))
 	for id, n := range f.named() {
 		if n != 1 {
 			t.Errorf("%s named %d times", id, n)
@@ -547,18 +541,18 @@ func TestTwoPoliciesNeverRebuildADesktopTwice(t *testing.T) {
 }
 
 func TestNewVersionOfTheSameImageID(t *testing.T) {
-	env := testenv.Start(t)
+	st := newStore()
 	clk := newClock()
 	f := newFleet(clk, fleetOf(3)...)
-	older := policyFor("older", func(p *config.RebuildPolicy) {
-		p.Desktops = config.DesktopSelector{OlderVersionOfImage: true}
+	older := policyFor("older", func(p *rebuild.Policy) {
+		p.Desktops = rebuild.Selector{OlderVersionOfImage: true}
 	})
 	tagged := policyFor("tagged", nil)
 	r1 := copyOf("imgc-ver0001")
 	// Version 1: the tagged policy moves the fleet onto it; the older-version policy finds
 	// nobody on an older copy.
-	c := newCore(env.Store, f, clk, tagged, older)
-	res := drive(t, c, clk, succeeded(t, env.Store, "ev-v1", r1, "Windows", nil))
+	c := newCore(st, f, clk, tagged, older)
+	res := drive(t, c, clk, succeeded(t, st, "ev-v1", r1, "Windows", nil))
 	if n := len(f.named()); n != 3 {
 		t.Fatalf("v1 rebuilt %d desktops", n)
 	}
@@ -572,18 +566,71 @@ func TestNewVersionOfTheSameImageID(t *testing.T) {
 	// an older version, not "already on the image".
 	r2 := r1
 	r2.VersionID = "iv-ver0002"
-	c = newCore(env.Store, f, clk, older)
-	res = drive(t, c, clk, succeeded(t, env.Store, "ev-v2", r2, "Windows", nil))
+	c = newCore(st, f, clk, older)
+	res = drive(t, c, clk, succeeded(t, st, "ev-v2", r2, "Windows", nil))
 	if done := res.completed(t); done.Succeeded != 3 {
 		t.Fatalf("v2: %+v", done)
 	}
 	// Version 2 again under another policy: everyone is on it now.
-	c = newCore(env.Store, f, clk, policyFor("again", nil))
-	res = drive(t, c, clk, succeeded(t, env.Store, "ev-v2b", r2, "Windows", nil))
+	c = newCore(st, f, clk, policyFor("again", nil))
+	res = drive(t, c, clk, succeeded(t, st, "ev-v2b", r2, "Windows", nil))
 	plan, _ := events.DataAs[events.RebuildPlanned](res.ofType(events.TypeRebuildPlanned)[0])
 	for _, d := range plan.Decisions {
 		if d.Action != rebuild.ActionSkip || !strings.Contains(d.Reason, "already on image") {
 			t.Errorf("%s: %s %s", d.DesktopID, d.Action, d.Reason)
+		}
+	}
+}
+
+// mustWindow parses a window the test knows to be well formed.
+func mustWindow(t *testing.T, s rebuild.WindowSpec) *rebuild.Window {
+	t.Helper()
+	w, problems := rebuild.ParseWindow(s)
+	if len(problems) > 0 {
+		t.Fatalf("window %+v: %v", s, problems)
+	}
+	return w
+}
+
+// flakyLister fails the ListDesktops calls numbered in fail (1-based) with err.
+type flakyLister struct {
+	*fakeFleet
+	n    int
+	fail map[int]bool
+	err  error
+}
+
+func (l *flakyLister) ListDesktops(ctx context.Context, r string, f rebuild.DesktopFilter) ([]rebuild.Desktop, error) {
+	l.n++
+	if l.fail[l.n] {
+		return nil, l.err
+	}
+	return l.fakeFleet.ListDesktops(ctx, r, f)
+}
+
+// When the desktops of a batch cannot be looked at just before they are named, nobody is
+// named: the rollout waits as long as the service asked and looks again.
+func TestBatchWaitsWhenItsDesktopsCannotBeListed(t *testing.T) {
+	st := newStore()
+	clk := newClock()
+	f := newFleet(clk, fleetOf(2)...)
+	c := newCore(st, f, clk, policyFor("look", nil))
+	// Listing 1 is the plan; 2 is the look before the canary is named.
+	c.Fleet = &flakyLister{fakeFleet: f, fail: map[int]bool{2: true}, err: &domain.ProviderError{Provider: "alibaba",
+		Action: "DescribeDesktops", Code: "Throttling.User", Class: domain.Retryable, RetryAfter: 7 * time.Second}}
+	r := copyOf("imgc-look0001")
+	ev := succeeded(t, st, "ev-look", r, "Windows", nil)
+	first := c.Handle(context.Background(), ev)
+	if first.Outcome.Kind != fn.KindDefer || first.Outcome.Delay != 7*time.Second || len(f.callLog()) != 0 {
+		t.Fatalf("first delivery: %s after %s with %d calls, want defer 7s and none", first.Outcome.Kind, first.Outcome.Delay, len(f.callLog()))
+	}
+	clk.Advance(7 * time.Second)
+	if done := drive(t, c, clk, ev).completed(t); done.Succeeded != 2 {
+		t.Fatalf("completed %+v", done)
+	}
+	for id, n := range f.named() {
+		if n != 1 {
+			t.Errorf("%s named %d times", id, n)
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/imagerelay/imagerelay/events"
-	"github.com/imagerelay/imagerelay/shared/adapters/state"
 )
 
 // Phase is where a rollout stands.
@@ -124,20 +123,24 @@ type OnImage struct {
 	At        time.Time `json:"at"`
 }
 
-// RolloutKey is the KV key of a policy's rollout onto one copy.
-func RolloutKey(policy string, r events.Replication) string {
-	return state.Key("rebuild", "rollout", policy, events.ReplicationKey(r))
+// RolloutKey is the key, as parts (see [Table]), of a policy's rollout onto one copy.
+func RolloutKey(policy string, r events.Replication) []string {
+	return []string{"rebuild", "rollout", policy, events.ReplicationKey(r)}
 }
 
-// DesktopKey is the KV key of one desktop's rebuild for one copy.
-func DesktopKey(r events.Replication, desktopID string) string {
-	return state.Key("rebuild", "desktop", events.ReplicationKey(r), desktopID)
+// DesktopKey is the key, as parts, of one desktop's rebuild for one copy.
+func DesktopKey(r events.Replication, desktopID string) []string {
+	return []string{"rebuild", "desktop", events.ReplicationKey(r), desktopID}
 }
 
-// OnImageKey is the KV key of the image version a desktop was last rebuilt onto.
-func OnImageKey(region, desktopID string) string {
-	return state.Key("rebuild", "on", region, desktopID)
+// OnImageKey is the key, as parts, of the image version a desktop was last rebuilt onto.
+func OnImageKey(region, desktopID string) []string {
+	return []string{"rebuild", "on", region, desktopID}
 }
 
-// RolloutPrefix is the [state.List] filter of every rollout record, for status listings.
-var RolloutPrefix = state.Prefix("rebuild", "rollout")
+// key returns the rollout's key as parts (its Key field is their encoding).
+func (ro Rollout) key() []string { return RolloutKey(ro.Policy, ro.Replication) }
+
+// RolloutPrefix returns the key prefix, as parts, of every rollout record, for status
+// listings.
+func RolloutPrefix() []string { return []string{"rebuild", "rollout"} }

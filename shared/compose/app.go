@@ -250,7 +250,7 @@ func (rt *Runtime) Poller() *poller.Core {
 // Rebuild builds the rebuild core. Without a desktop client it is built disabled: matching
 // copies are acknowledged with a warning, and replication carries on unaffected.
 func (rt *Runtime) Rebuild() *rebuild.Core {
-	c := &rebuild.Core{Policies: rt.Config.Rebuild.Policies, Store: rt.Store, Log: rt.Log, Publisher: rt.Bus}
+	c := rebuild.Config{Policies: RebuildPolicies(rt.Config), Store: RebuildStore(rt.Store), Log: rt.Log, Publisher: rt.Bus}
 	switch {
 	case rt.Providers.DesktopsErr != nil:
 		c.Disabled = fmt.Errorf("%w: the Alibaba Elastic Desktop Service client could not be built: %w", rebuild.ErrDisabled, rt.Providers.DesktopsErr)
@@ -270,7 +270,7 @@ func (rt *Runtime) Rebuild() *rebuild.Core {
 				"variables", alibaba.EnvAccessKeyID+", "+alibaba.EnvAccessKeySecret)
 		}
 	}
-	return c
+	return rebuild.New(c)
 }
 
 // desktopFleet adapts the Alibaba Elastic Desktop Service client to rebuild's Fleet port.

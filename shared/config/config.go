@@ -11,15 +11,11 @@
 package config
 
 import (
-	"slices"
 	"time"
 
 	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/functions/rebuild"
 	"github.com/imagerelay/imagerelay/shared/core/policy"
-
-	// The maintenance-window time zones must resolve on every runtime, including minimal
-	// Lambda and Function Compute images that ship without /usr/share/zoneinfo.
-	_ "time/tzdata"
 )
 
 // Config is the whole configuration. The zero value is not usable; start from Defaults or
@@ -233,18 +229,6 @@ type Rebuild struct {
 	Policies []RebuildPolicy `yaml:"policies,omitempty" json:"policies,omitempty"`
 }
 
-// Matching returns the policies that apply to a copy of img that landed in region, in file
-// order.
-func (r Rebuild) Matching(img events.Image, tags map[string]string, region string) []RebuildPolicy {
-	var out []RebuildPolicy
-	for _, p := range r.Policies {
-		if p.AppliesTo(region) && p.Match.Matches(img, tags) {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // RebuildPolicy rolls the desktops it selects onto a newly replicated image: a canary first,
 // then batches, stopping when failures exceed the budget.
 type RebuildPolicy struct {
@@ -260,7 +244,8 @@ type RebuildPolicy struct {
 	// Canary is how many desktops are rebuilt first, alone, before any batch. 0 skips the
 	// canary. Default 1.
 	Canary int `yaml:"canary" json:"canary"`
-	// BatchSize is how many desktops one RebuildDesktops call names, 1..20 (the API's limit).
+	// BatchSize is how many desktops one RebuildDesktops call names, 1..20 (the API's limit,
+	// rebuild.MaxBatchSize).
 	// Default 20.
 	BatchSize int `yaml:"batchSize" json:"batchSize"`
 	// FailureBudget is how many desktops may fail before the rollout stops. Default 0: stop
@@ -287,11 +272,6 @@ type RebuildPolicy struct {
 	Timeout Duration `yaml:"timeout" json:"timeout"`
 }
 
-// AppliesTo reports whether the policy rebuilds desktops in region.
-func (p RebuildPolicy) AppliesTo(region string) bool {
-	return len(p.Regions) == 0 || slices.Contains(p.Regions, region)
-}
-
 // DesktopSelector chooses desktops. Set fields narrow the selection and all must hold; a
 // selector with no field set selects every desktop in the region, so validation requires at
 // least one.
@@ -307,10 +287,9 @@ type DesktopSelector struct {
 	OlderVersionOfImage bool `yaml:"olderVersionOfImage" json:"olderVersionOfImage,omitempty"`
 }
 
-// IsZero reports whether the selector sets nothing.
-func (s DesktopSelector) IsZero() bool {
-	return len(s.IDs) == 0 && len(s.Tags) == 0 && s.GroupID == "" && !s.OlderVersionOfImage
-}
+// IsZero reports whether the selector sets nothing (the rebuild core's rule, which selects
+// nothing then).
+func (s DesktopSelector) IsZero() bool { return rebuild.Selector(s).IsZero() }
 
 // Log configures logging.
 type Log struct {
@@ -345,20 +324,18 @@ func Defaults() *Config {
 	}
 }
 
-// DefaultRebuildPolicy returns a rebuild policy with every default set (canary 1, batches of
-// 20, stop at the first failure, status checks every 10s, 1h per desktop); a policy read from YAML starts
-// from it, and so should one built in code.
+// DefaultRebuildPolicy returns a rebuild policy with every default set (the rebuild core's:
+// canary 1, batches of 20, stop at the first failure, status checks every 10s, 1h per
+// desktop); a policy read from YAML starts from it, and so should one built in code.
 func DefaultRebuildPolicy() RebuildPolicy {
+	d := rebuild.DefaultPolicy()
 	return RebuildPolicy{
-		Canary:        1,
-		BatchSize:     MaxBatchSize,
-		CheckInterval: Duration(10 * time.Second),
-		Timeout:       Duration(time.Hour),
+		Canary:        d.Canary,
+		BatchSize:     d.BatchSize,
+		CheckInterval: Duration(d.CheckInterval),
+		Timeout:       Duration(d.Timeout),
 	}
 }
-
-// MaxBatchSize is the most desktops one RebuildDesktops call accepts.
-const MaxBatchSize = 20
 
 // UnmarshalYAML applies the rebuild-policy defaults before decoding, so a key left out keeps
 // its default while a key set to 0 (for example canary: 0) is honoured.

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/functions/rebuild"
 	"github.com/imagerelay/imagerelay/shared/core/policy"
 )
 
@@ -211,8 +212,9 @@ func (v *validator) rebuild(p fieldPath, r *Rebuild) {
 		if pol.Canary < 0 {
 			v.add(pp.key("canary"), ErrInvalid, fmt.Sprintf("canary is %d", pol.Canary), "use 0 for no canary, or the number of desktops to rebuild first (default 1)")
 		}
-		if pol.BatchSize < 1 || pol.BatchSize > MaxBatchSize {
-			v.add(pp.key("batchSize"), ErrInvalid, fmt.Sprintf("batchSize is %d; RebuildDesktops takes 1 to %d desktops a call", pol.BatchSize, MaxBatchSize), fmt.Sprintf("use a number from 1 to %d", MaxBatchSize))
+		if pol.BatchSize < 1 || pol.BatchSize > rebuild.MaxBatchSize {
+			v.add(pp.key("batchSize"), ErrInvalid, fmt.Sprintf("batchSize is %d; RebuildDesktops takes 1 to %d desktops a call", pol.BatchSize, rebuild.MaxBatchSize),
+				fmt.Sprintf("use a number from 1 to %d", rebuild.MaxBatchSize))
 		}
 		if pol.FailureBudget < 0 {
 			v.add(pp.key("failureBudget"), ErrInvalid, fmt.Sprintf("failureBudget is %d", pol.FailureBudget), "use 0 to stop at the first failed desktop, or how many failures to tolerate")
@@ -220,14 +222,7 @@ func (v *validator) rebuild(p fieldPath, r *Rebuild) {
 		v.positive(pp.key("checkInterval"), pol.CheckInterval, "10s")
 		v.positive(pp.key("timeout"), pol.Timeout, "1h")
 		if pol.Window != nil {
-			_, problems := pol.Window.check()
-			for _, we := range problems {
-				wp := pp.key("window").key(we.field)
-				if we.field == "days" {
-					wp = wp.index(we.index)
-				}
-				v.add(wp, ErrInvalid, we.msg, we.fix)
-			}
+			v.window(pp.key("window"), *pol.Window)
 		}
 		if pol.OperateType != "" && !slices.Contains(OperateTypes, pol.OperateType) {
 			v.add(pp.key("operateType"), ErrInvalid, fmt.Sprintf("%q is not an operate type", pol.OperateType), `use "replace" to replace data disks, or leave it empty to keep them when the OS is unchanged`)
@@ -238,6 +233,23 @@ func (v *validator) rebuild(p fieldPath, r *Rebuild) {
 		if pol.Language != "" && !slices.Contains(Languages, pol.Language) {
 			v.add(pp.key("language"), ErrInvalid, fmt.Sprintf("%q is not a supported language", pol.Language), "use one of "+strings.Join(Languages, ", ")+", or leave it empty")
 		}
+	}
+}
+
+// windowKeys are the YAML keys of a maintenance window's fields.
+var windowKeys = map[rebuild.WindowField]string{
+	rebuild.WindowStart: "start", rebuild.WindowEnd: "end", rebuild.WindowTimeZone: "timeZone", rebuild.WindowDays: "days",
+}
+
+// window reports the problems the rebuild core finds in a maintenance window, each at its key.
+func (v *validator) window(p fieldPath, w MaintenanceWindow) {
+	_, problems := rebuild.ParseWindow(w.Spec())
+	for _, pr := range problems {
+		wp := p.key(windowKeys[pr.Field])
+		if pr.Field == rebuild.WindowDays {
+			wp = wp.index(pr.Index)
+		}
+		v.add(wp, ErrInvalid, pr.Problem, pr.Fix)
 	}
 }
 

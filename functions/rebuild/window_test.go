@@ -1,8 +1,10 @@
-package config
+package rebuild_test
 
 import (
 	"testing"
 	"time"
+
+	"github.com/imagerelay/imagerelay/functions/rebuild"
 )
 
 func mustZone(t *testing.T, name string) *time.Location {
@@ -21,18 +23,18 @@ func TestMaintenanceWindow(t *testing.T) {
 	in := func(loc *time.Location, y int, m time.Month, d, h, min int) time.Time {
 		return time.Date(y, m, d, h, min, 0, 0, loc)
 	}
-	office := &MaintenanceWindow{Start: "09:00", End: "17:00"}
-	night := &MaintenanceWindow{Start: "22:00", End: "06:00", TimeZone: "Asia/Shanghai"}
-	friNight := &MaintenanceWindow{Start: "22:00", End: "02:00", TimeZone: "Asia/Shanghai", Days: []string{"Fri"}}
-	sunNight := &MaintenanceWindow{Start: "23:00", End: "01:00", Days: []string{"sunday"}}
-	toMidnight := &MaintenanceWindow{Start: "22:00", End: "00:00"}
-	dst := &MaintenanceWindow{Start: "01:00", End: "03:00", TimeZone: "America/New_York"}
-	weekdays := &MaintenanceWindow{Start: "09:00", End: "17:00", Days: []string{"Mon", "Tue", "Wed", "Thu", "Fri"}}
+	office := mustWindow(t, rebuild.WindowSpec{Start: "09:00", End: "17:00"})
+	night := mustWindow(t, rebuild.WindowSpec{Start: "22:00", End: "06:00", TimeZone: "Asia/Shanghai"})
+	friNight := mustWindow(t, rebuild.WindowSpec{Start: "22:00", End: "02:00", TimeZone: "Asia/Shanghai", Days: []string{"Fri"}})
+	sunNight := mustWindow(t, rebuild.WindowSpec{Start: "23:00", End: "01:00", Days: []string{"sunday"}})
+	toMidnight := mustWindow(t, rebuild.WindowSpec{Start: "22:00", End: "00:00"})
+	dst := mustWindow(t, rebuild.WindowSpec{Start: "01:00", End: "03:00", TimeZone: "America/New_York"})
+	weekdays := mustWindow(t, rebuild.WindowSpec{Start: "09:00", End: "17:00", Days: []string{"Mon", "Tue", "Wed", "Thu", "Fri"}})
 
 	// 2024-03-01 is a Friday.
 	tests := []struct {
 		name string
-		w    *MaintenanceWindow
+		w    *rebuild.Window
 		at   time.Time
 		open bool
 		next time.Time // zero = same as at
@@ -69,7 +71,7 @@ func TestMaintenanceWindow(t *testing.T) {
 		{"weekend skips to monday", weekdays, utc(2024, 3, 2, 12, 0), false, utc(2024, 3, 4, 9, 0)},
 		{"friday evening skips weekend", weekdays, utc(2024, 3, 1, 18, 0), false, utc(2024, 3, 4, 9, 0)},
 
-		{"nil window is always open", nil, utc(2024, 3, 1, 3, 0), true, time.Time{}},
+		{"nil window is always open", (*rebuild.Window)(nil), utc(2024, 3, 1, 3, 0), true, time.Time{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,34 +101,48 @@ func TestMaintenanceWindow(t *testing.T) {
 
 func TestMaintenanceWindowMalformed(t *testing.T) {
 	now := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
-	for _, w := range []*MaintenanceWindow{
-		{Start: "9:00", End: "17:00"},
-		{Start: "09:00", End: "24:00"},
-		{Start: "09:00", End: "09:00"},
-		{Start: "00:00", End: "23:59", TimeZone: "Nowhere/Land"},
-		{Start: "00:00", End: "23:59", Days: []string{"Someday"}},
+	for _, tt := range []struct {
+		spec  rebuild.WindowSpec
+		field rebuild.WindowField
+		index int
+	}{
+		{rebuild.WindowSpec{Start: "9:00", End: "17:00"}, rebuild.WindowStart, 0},
+		{rebuild.WindowSpec{Start: "09:00", End: "24:00"}, rebuild.WindowEnd, 0},
+		{rebuild.WindowSpec{Start: "09:00", End: "09:00"}, rebuild.WindowEnd, 0},
+		{rebuild.WindowSpec{Start: "00:00", End: "23:59", TimeZone: "Nowhere/Land"}, rebuild.WindowTimeZone, 0},
+		{rebuild.WindowSpec{Start: "00:00", End: "23:59", Days: []string{"Mon", "Someday"}}, rebuild.WindowDays, 1},
 	} {
+		w, problems := rebuild.ParseWindow(tt.spec)
+		if len(problems) != 1 || problems[0].Field != tt.field || problems[0].Index != tt.index || problems[0].Fix == "" {
+			t.Errorf("%+v: problems %+v, want one in field %d at %d with a fix", tt.spec, problems, tt.field, tt.index)
+		}
+		// A window with problems never opens, so a policy that slipped past validation
+		// rebuilds nothing.
 		if w.Open(now) {
-			t.Errorf("%+v is open", w)
+			t.Errorf("%+v is open", tt.spec)
 		}
 		if got := w.NextOpen(now); !got.IsZero() {
-			t.Errorf("%+v NextOpen = %s", w, got)
-		}
-		if _, problems := w.check(); len(problems) == 0 {
-			t.Errorf("%+v has no problem", w)
+			t.Errorf("%+v NextOpen = %s", tt.spec, got)
 		}
 	}
 }
 
 func TestParseClock(t *testing.T) {
-	for in, want := range map[string]int{"00:00": 0, "23:59": 23*60 + 59, "06:30": 390} {
-		if got, err := parseClock(in); err != nil || got != want {
-			t.Errorf("parseClock(%q) = %d, %v", in, got, err)
-		}
+	// 00:00 to 23:59 is a one-minute-short day: open at its last minute, closed at midnight.
+	day := mustWindow(t, rebuild.WindowSpec{Start: "00:00", End: "23:59"})
+	if at := time.Date(2024, 3, 1, 23, 58, 0, 0, time.UTC); !day.Open(at) {
+		t.Errorf("00:00-23:59 closed at %s", at)
+	}
+	if at := time.Date(2024, 3, 1, 23, 59, 0, 0, time.UTC); day.Open(at) {
+		t.Errorf("00:00-23:59 open at %s", at)
+	}
+	half := mustWindow(t, rebuild.WindowSpec{Start: "06:30", End: "07:00"})
+	if at := time.Date(2024, 3, 1, 6, 29, 0, 0, time.UTC); half.Open(at) || !half.Open(at.Add(time.Minute)) {
+		t.Errorf("06:30 is not read as half past six")
 	}
 	for _, in := range []string{"", "6:30", "06:3", "24:00", "12:60", "ab:cd", "12-30", "+1:00"} {
-		if _, err := parseClock(in); err == nil {
-			t.Errorf("parseClock(%q) accepted", in)
+		if _, problems := rebuild.ParseWindow(rebuild.WindowSpec{Start: in, End: "01:00"}); len(problems) == 0 || problems[0].Field != rebuild.WindowStart {
+			t.Errorf("start %q accepted", in)
 		}
 	}
 }
