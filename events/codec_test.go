@@ -690,3 +690,24 @@ func TestDecodeTrimsAttributesLikeBinaryMode(t *testing.T) {
 		t.Errorf("blank id: Field = %q, want id", de.Field)
 	}
 }
+
+func TestCausedByKeepsANamedCorrelation(t *testing.T) {
+	cause := mustNew(t, events.TypeImagePublished, validData()[events.TypeImagePublished], sampleMeta())
+	tests := []struct {
+		name string
+		meta events.Meta
+		want events.Meta
+	}{
+		{"correlation taken from the cause", events.Meta{ID: "x"},
+			events.Meta{ID: "x", CorrelationID: events.CorrelationID(cause), CausationID: cause.ID(),
+				TraceParent: sampleMeta().TraceParent, TraceState: sampleMeta().TraceState}},
+		{"a named correlation is kept", events.Meta{ID: "y", CorrelationID: "plan-1"},
+			events.Meta{ID: "y", CorrelationID: "plan-1", CausationID: cause.ID(),
+				TraceParent: sampleMeta().TraceParent, TraceState: sampleMeta().TraceState}},
+	}
+	for _, tc := range tests {
+		if got := tc.meta.CausedBy(cause); got != tc.want {
+			t.Errorf("%s: CausedBy = %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}

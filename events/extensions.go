@@ -85,16 +85,26 @@ func New(typ string, data any, m Meta) (event.Event, error) {
 // is the cause's id.
 func Derive(cause event.Event, function, typ string, data any, provider, region, imageID string, parts ...string) (event.Event, error) {
 	return New(typ, data, Meta{
-		ID:            DeriveID(Identity(cause), typ, parts...),
-		Source:        SourceOf(function),
-		Provider:      provider,
-		Region:        region,
-		ImageID:       imageID,
-		CorrelationID: CorrelationID(cause),
-		CausationID:   cause.ID(),
-		TraceParent:   StringExt(cause, ExtTraceParent),
-		TraceState:    StringExt(cause, ExtTraceState),
-	})
+		ID:       DeriveID(Identity(cause), typ, parts...),
+		Source:   SourceOf(function),
+		Provider: provider,
+		Region:   region,
+		ImageID:  imageID,
+	}.CausedBy(cause))
+}
+
+// CausedBy returns m as the metadata of an event caused by cause: causationid is the cause's
+// id, the W3C trace context is carried over, and correlationid is the cause's unless m
+// already names one (a completion keeps its plan's). Every event a core emits goes through
+// it, so a trace follows an image from publish to rebuild.
+func (m Meta) CausedBy(cause event.Event) Meta {
+	if m.CorrelationID == "" {
+		m.CorrelationID = CorrelationID(cause)
+	}
+	m.CausationID = cause.ID()
+	m.TraceParent = StringExt(cause, ExtTraceParent)
+	m.TraceState = StringExt(cause, ExtTraceState)
+	return m
 }
 
 // Identity is an event's identity as CloudEvents defines it, (source, id), in one string that

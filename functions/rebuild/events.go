@@ -48,11 +48,8 @@ func (c *Core) events(cause event.Event, ro Rollout) ([]event.Event, error) {
 			Region:        ro.Replication.DestinationRegion,
 			ImageID:       ro.Replication.ImageID,
 			CorrelationID: ro.CorrelationID,
-			CausationID:   cause.ID(),
-			TraceParent:   events.StringExt(cause, events.ExtTraceParent),
-			TraceState:    events.StringExt(cause, events.ExtTraceState),
 			Time:          em.At,
-		})
+		}.CausedBy(cause))
 		if err != nil {
 			return nil, err
 		}
