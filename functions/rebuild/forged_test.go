@@ -30,7 +30,7 @@ func TestForgedSucceededRebuildsNothing(t *testing.T) {
 	}
 	unknown := copyOf("imgc-forged001")
 	failed := copyOf("imgc-forged002")
-	if err := env.Store.CreateRecord(context.Background(), domain.Record{Replication: failed, State: domain.StateFailed}); err != nil {
+	if err := env.Store.CreateRecord(context.Background(), domain.Record{Copy: domain.Copy{Image: domain.Image(failed.Image), DestinationRegion: failed.DestinationRegion}, State: domain.StateFailed}); err != nil {
 		t.Fatal(err)
 	}
 	other := copyOf("imgc-forged003")

@@ -34,7 +34,7 @@ func copyOf(imageID string) events.Replication {
 // copy as succeeded in store, as the poller does before it emits the event.
 func succeeded(t *testing.T, store *state.Store, id string, r events.Replication, osType string, tags map[string]string) event.Event {
 	t.Helper()
-	rec := domain.Record{Replication: r, State: domain.StateSucceeded, DestinationImageID: r.ImageID}
+	rec := domain.Record{Copy: domain.Copy{Image: domain.Image(r.Image), DestinationRegion: r.DestinationRegion}, State: domain.StateSucceeded, DestinationImageID: r.ImageID}
 	if err := store.CreateRecord(context.Background(), rec); err != nil && !errors.Is(err, state.ErrExists) {
 		t.Fatal(err)
 	}

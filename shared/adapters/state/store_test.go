@@ -116,12 +116,12 @@ func TestListTranslatesLegacyPrefixes(t *testing.T) {
 	img := events.Image{Provider: "alibaba", ImageID: "imgc-1", VersionID: "iv-1", SourceRegion: "cn-shanghai"}
 	for _, region := range []string{"cn-beijing", "cn-hangzhou"} {
 		r := events.Replication{Image: img, DestinationRegion: region}
-		if err := s.CreateRecord(ctx, domain.Record{Key: events.ReplicationKey(r), Replication: r}); err != nil {
+		if err := s.CreateRecord(ctx, domain.Record{Key: events.ReplicationKey(r), Copy: copyOf(r)}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	other := events.Replication{Image: events.Image{Provider: "alibaba", ImageID: "imgc-10"}, DestinationRegion: "cn-beijing"}
-	if err := s.CreateRecord(ctx, domain.Record{Key: events.ReplicationKey(other), Replication: other}); err != nil {
+	if err := s.CreateRecord(ctx, domain.Record{Key: events.ReplicationKey(other), Copy: copyOf(other)}); err != nil {
 		t.Fatal(err)
 	}
 	rollout := Key("rebuild", "rollout", "office", events.ReplicationKey(events.Replication{Image: img, DestinationRegion: "cn-beijing"}))
@@ -161,7 +161,7 @@ func TestDistinctPartsGetDistinctRecords(t *testing.T) {
 	}
 	for _, img := range variants {
 		r := events.Replication{Image: img, DestinationRegion: "ap-shanghai"}
-		if err := s.CreateRecord(ctx, domain.Record{Key: events.ReplicationKey(r), Replication: r, State: domain.StateRequested}); err != nil {
+		if err := s.CreateRecord(ctx, domain.Record{Key: events.ReplicationKey(r), Copy: copyOf(r), State: domain.StateRequested}); err != nil {
 			t.Fatalf("record of %+v: %v (it collides with another)", img, err)
 		}
 		if err := s.SavePlan(ctx, Plan{Image: img, Regions: []string{"ap-shanghai"}}); err != nil {
@@ -171,8 +171,8 @@ func TestDistinctPartsGetDistinctRecords(t *testing.T) {
 	for _, img := range variants {
 		r := events.Replication{Image: img, DestinationRegion: "ap-shanghai"}
 		rec, _, err := s.Record(ctx, r)
-		if err != nil || rec.Replication != r {
-			t.Errorf("record of %+v reads back %+v (%v)", img, rec.Replication, err)
+		if err != nil || rec.Copy != copyOf(r) {
+			t.Errorf("record of %+v reads back %+v (%v)", img, rec.Copy, err)
 		}
 		if p, err := s.Plan(ctx, img); err != nil || p.Image != img {
 			t.Errorf("plan of %+v reads back %+v (%v)", img, p.Image, err)
@@ -295,15 +295,15 @@ func TestMigrateLegacyKeys(t *testing.T) {
 	inFlight := events.Replication{Image: img, DestinationRegion: "ap-shanghai"}
 	rewritten := events.Replication{Image: img, DestinationRegion: "ap-beijing"}
 	// What an earlier version left: folded '/' keys.
-	put("repl/tencent/default/img-bad_0032/-/ap-shanghai", domain.Record{Key: events.ReplicationKey(inFlight), Replication: inFlight,
+	put("repl/tencent/default/img-bad_0032/-/ap-shanghai", domain.Record{Key: events.ReplicationKey(inFlight), Copy: copyOf(inFlight),
 		State: domain.StateInProgress, TaskID: "img-copy1"})
-	put("repl/tencent/default/img-bad_0032/-/ap-beijing", domain.Record{Key: events.ReplicationKey(rewritten), Replication: rewritten,
+	put("repl/tencent/default/img-bad_0032/-/ap-beijing", domain.Record{Key: events.ReplicationKey(rewritten), Copy: copyOf(rewritten),
 		State: domain.StateRequested})
 	put("plan/tencent/default/img-bad_0032/-", Plan{Image: img, Regions: []string{"ap-shanghai", "ap-beijing"}})
 	put("sem/huawei/default", semaphore{Holders: map[string]time.Time{"huawei/default/img-h/-/cn-east-3": time.Now().Add(time.Hour)}})
 	put("rebuild/rollout/office/x", counter{N: 1})
 	// The current version already wrote one of them under its new key: that one wins.
-	if err := s.CreateRecord(ctx, domain.Record{Key: events.ReplicationKey(rewritten), Replication: rewritten,
+	if err := s.CreateRecord(ctx, domain.Record{Key: events.ReplicationKey(rewritten), Copy: copyOf(rewritten),
 		State: domain.StateInProgress, TaskID: "img-new"}); err != nil {
 		t.Fatal(err)
 	}
@@ -414,4 +414,9 @@ func TestBucketReadsFromTheLeader(t *testing.T) {
 	if info.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.AllowDirect {
 		t.Fatal("the bucket allows direct gets: reads may come from a replica that is behind")
 	}
+}
+
+// copyOf is the domain copy of r, as a record holds it.
+func copyOf(r events.Replication) domain.Copy {
+	return domain.Copy{Image: domain.Image(r.Image), DestinationRegion: r.DestinationRegion}
 }
