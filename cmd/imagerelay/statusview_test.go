@@ -24,7 +24,7 @@ func statusFixture() ([]domain.Record, []rebuild.Rollout) {
 		LastPolledAt: t0, PollIntervalSeconds: 30, StartingSince: t0, OSType: "Linux", Tags: map[string]string{"a": "b"}, Holder: "w1",
 		AmbiguousAt: t0, SlotWaits: 4}
 	ro := rebuild.Rollout{Key: "rebuild.rollout.office.x", Policy: "office", CorrelationID: "corr",
-		Replication: events.Replication{Image: events.Image{Provider: "alibaba", Account: "acme", ImageID: "imgc-1", VersionID: "iv-1"}, DestinationRegion: "cn-hangzhou"},
+		Replication:        events.Replication{Image: events.Image{Provider: "alibaba", Account: "acme", ImageID: "imgc-1", VersionID: "iv-1"}, DestinationRegion: "cn-hangzhou"},
 		DestinationImageID: "imgc-1", DryRun: true, Decisions: []events.RebuildDecision{{DesktopID: "ecd-1", Action: "rebuild", Batch: 1}},
 		Batches: [][]string{{"ecd-0"}, {"ecd-1"}}, Previous: map[string]string{"ecd-1": "old"}, Phase: rebuild.PhaseRollingOut, Current: 1,
 		BatchStartedAt: t0, Succeeded: 1, LastStepAt: t0, CreatedAt: t0, UpdatedAt: t0,
