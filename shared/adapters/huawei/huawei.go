@@ -147,7 +147,7 @@ func New(cfg Config) (*Provider, error) {
 }
 
 // limiter reports a cluster-wide limit that could not be reached as a retryable provider
-// error that says so (call classifies a *replication.ProviderError as it is); context
+// error that says so (call classifies a *domain.ProviderError as it is); context
 // errors pass through to call's own classification.
 type limiter struct{ ratelimit.Limiter }
 
@@ -220,7 +220,7 @@ func (p *Provider) endpoint(regionID string) string {
 }
 
 // client returns the cached ImsClient of a region, making it on first use. Failures are
-// terminal *replication.ProviderError values: they are configuration mistakes.
+// terminal *domain.ProviderError values: they are configuration mistakes.
 func (p *Provider) client(action, regionID string) (*ims.ImsClient, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -305,7 +305,7 @@ func call[T any](ctx context.Context, p *Provider, action string, fn func() (T, 
 }
 
 // notExecuted marks pe as an error of a request that never left this process, so replicate
-// knows nothing can have started (replication.MaybeStarted).
+// knows nothing can have started (domain.MaybeStarted).
 func notExecuted(pe *domain.ProviderError, hint string) *domain.ProviderError {
 	c := *pe
 	c.NotExecuted, c.Hint = true, hint+"; imagerelay will retry"

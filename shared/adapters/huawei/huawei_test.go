@@ -102,7 +102,7 @@ func providerErr(t *testing.T, err error) *domain.ProviderError {
 	t.Helper()
 	var pe *domain.ProviderError
 	if !errors.As(err, &pe) {
-		t.Fatalf("want a *replication.ProviderError, got %T: %v", err, err)
+		t.Fatalf("want a *domain.ProviderError, got %T: %v", err, err)
 	}
 	return pe
 }

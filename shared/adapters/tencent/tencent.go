@@ -5,7 +5,7 @@
 // at once); the destination image id is the task handle the poller follows. Calls are paced by
 // limiters at the documented limits (SyncImages 10/s, DescribeImages 40/s) per account,
 // shared by every worker when the runtime injects cluster-wide limits, and every
-// failure is classified as a *replication.ProviderError with a hint for the operator.
+// failure is classified as a *domain.ProviderError with a hint for the operator.
 package tencent
 
 import (

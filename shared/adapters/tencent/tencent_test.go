@@ -93,7 +93,7 @@ func asProviderError(t *testing.T, err error) *domain.ProviderError {
 	t.Helper()
 	var pe *domain.ProviderError
 	if !errors.As(err, &pe) {
-		t.Fatalf("err = %v (%T), want *replication.ProviderError", err, err)
+		t.Fatalf("err = %v (%T), want *domain.ProviderError", err, err)
 	}
 	return pe
 }
