@@ -486,7 +486,7 @@ func (c *Core) markStarted(ctx context.Context, r events.Replication, h domain.H
 
 // startFailed records a failed start call: retryable errors come back later (and are given up
 // after MaxStartAttempts), terminal ones end the replication with replication.failed. A
-// retryable error that may have started the copy anyway (see replication.MaybeStarted) is
+// retryable error that may have started the copy anyway (see domain.MaybeStarted) is
 // recorded as ambiguous, and the copy keeps its concurrency slot: the next attempt looks for
 // the copy before calling again.
 func (c *Core) startFailed(ctx context.Context, e event.Event, req *events.ReplicationRequested, claimed []string, pe *domain.ProviderError) fn.Result {
