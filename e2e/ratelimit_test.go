@@ -152,7 +152,7 @@ func startReplicateWorker(t *testing.T, env *testenv.Env, cfg *config.Config, bc
 	// more than the next on this loaded test machine, enough to land two calls in one of
 	// the emulator's seconds.
 	if _, err := rt.Providers.ByName[events.ProviderTencent].CopyStatus(octx, []domain.Task{{
-		Replication: events.Replication{DestinationRegion: "ap-guangzhou"}, TaskID: "img-e2e00000"}}); err != nil {
+		Copy: domain.Copy{DestinationRegion: "ap-guangzhou"}, TaskID: "img-e2e00000"}}); err != nil {
 		t.Fatal(err)
 	}
 	spec, err := rt.Spec(replicate.Name)

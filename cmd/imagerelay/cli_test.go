@@ -81,9 +81,9 @@ func TestNATSURL(t *testing.T) {
 func TestStatusTable(t *testing.T) {
 	t0 := time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
 	recs := []domain.Record{
-		{Replication: events.Replication{Image: events.Image{Provider: "tencent", ImageID: "img-1"}, DestinationRegion: "ap-shanghai"},
+		{Copy: domain.Copy{Image: domain.Image{Provider: "tencent", ImageID: "img-1"}, DestinationRegion: "ap-shanghai"},
 			State: domain.StateSucceeded, Percent: 100, DestinationImageID: "img-2", RequestedAt: t0, StartedAt: t0.Add(time.Second), FinishedAt: t0.Add(61 * time.Second)},
-		{Replication: events.Replication{Image: events.Image{Provider: "huawei", ImageID: "h-1"}, DestinationRegion: "cn-east-3"},
+		{Copy: domain.Copy{Image: domain.Image{Provider: "huawei", ImageID: "h-1"}, DestinationRegion: "cn-east-3"},
 			State: domain.StateFailed, Code: "IMG.0452", Message: "encrypted\nimages cannot be copied", RequestedAt: t0},
 	}
 	var buf bytes.Buffer

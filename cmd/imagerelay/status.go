@@ -51,7 +51,7 @@ func newStatus(g *globals) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), statusReport{Replications: nonNilSlice(recs), Rollouts: nonNilSlice(rollouts)})
+				return writeJSON(cmd.OutOrStdout(), newStatusReport(recs, rollouts))
 			}
 			writeTable(cmd.OutOrStdout(), recs, time.Now())
 			if len(rollouts) > 0 {
@@ -61,22 +61,9 @@ func newStatus(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table (documented in the README: status --json)")
 	cmd.Flags().StringVar(&url, "nats", "", "NATS URL (default: nats.url, else the local `imagerelay up`)")
 	return cmd
-}
-
-// statusReport is what `status --json` prints.
-type statusReport struct {
-	Replications []domain.Record   `json:"replications"`
-	Rollouts     []rebuild.Rollout `json:"rollouts"`
-}
-
-func nonNilSlice[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -84,7 +84,7 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 	}
 	planned.Policy = strings.Join(names, ",")
 	for _, region := range c.destinations(img, order, planned.Policy, &planned) {
-		if reason := checker.CheckCopy(*img, region); reason != "" {
+		if reason := checker.CheckCopy(sourceOf(img), region); reason != "" {
 			planned.Skipped = append(planned.Skipped, events.SkippedRegion{Region: region, Reason: reason})
 			continue
 		}
@@ -112,6 +112,12 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 		return fn.Reject(err)
 	}
 	return fn.Done(append([]event.Event{plan}, requests...)...)
+}
+
+// sourceOf is what a constraint checker is asked about a published image: the domain's view
+// of the event, mapped here, at the core's edge.
+func sourceOf(img *events.ImagePublished) domain.Source {
+	return domain.Source{Image: domain.Image(img.Image), SizeGB: img.SizeGB, Encrypted: img.Encrypted, FromISO: img.FromISO}
 }
 
 // destinations are the policies' regions, narrowed to the ones the event asks for (those no

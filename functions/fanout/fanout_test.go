@@ -18,6 +18,7 @@ import (
 	"github.com/imagerelay/imagerelay/shared/core/fn"
 	"github.com/imagerelay/imagerelay/shared/core/policy"
 	"github.com/imagerelay/imagerelay/shared/dev/testenv"
+	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 // fakeChecker refuses the regions named in reasons and records every region it was asked about.
@@ -27,7 +28,7 @@ type fakeChecker struct {
 	asked   []string
 }
 
-func (f *fakeChecker) CheckCopy(img events.ImagePublished, region string) string {
+func (f *fakeChecker) CheckCopy(_ domain.Source, region string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.asked = append(f.asked, region)

@@ -87,8 +87,7 @@ func (c *Core) HandleBatch(ctx context.Context, evs []event.Event) []fn.Result {
 			chunk := idx[start:min(start+size, len(idx))]
 			tasks := make([]domain.Task, len(chunk))
 			for j, i := range chunk {
-				d := items[i].data
-				tasks[j] = domain.Task{Replication: d.Replication, TaskID: d.TaskID, DestinationImageID: d.DestinationImageID}
+				tasks[j] = taskOf(items[i].data)
 			}
 			statuses, err := reader.CopyStatus(ctx, tasks)
 			if err == nil && len(statuses) != len(tasks) {
@@ -340,9 +339,15 @@ func (c *Core) Sweep(ctx context.Context) ([]fn.Wakeup, error) {
 		}
 		c.log().Warn("a copy in flight had no check scheduled; checking it again", "key", r.Key, "correlation_id", r.CorrelationID,
 			"last_check", last)
-		out = append(out, fn.Wakeup{Event: ev, Key: CheckKey(r.Replication), TTL: CheckTTL})
+		out = append(out, fn.Wakeup{Event: ev, Key: CheckKey(lifecycle.ReplicationOf(r.Copy)), TTL: CheckTTL})
 	}
 	return out, nil
+}
+
+// taskOf is what the poller asks a provider about a started copy: the domain's view of the
+// event, mapped here, at the core's edge.
+func taskOf(d *events.ReplicationStarted) domain.Task {
+	return domain.Task{Copy: lifecycle.CopyOf(d.Replication), TaskID: d.TaskID, DestinationImageID: d.DestinationImageID}
 }
 
 func (c *Core) sweepGrace() time.Duration {

@@ -50,7 +50,7 @@ func inFlight(t *testing.T, store *state.Store, clk *testenv.Clock, r events.Rep
 		o.deadline = now.Add(time.Hour)
 	}
 	rec := domain.Record{
-		Key: events.ReplicationKey(r), Replication: r, State: domain.StateInProgress, TaskID: taskID,
+		Key: events.ReplicationKey(r), Copy: domain.Copy{Image: domain.Image(r.Image), DestinationRegion: r.DestinationRegion}, State: domain.StateInProgress, TaskID: taskID,
 		DestinationImageID: o.imageID, StartCalls: 1, CorrelationID: "pub-" + r.ImageID,
 		RequestedAt: now, StartedAt: now, Deadline: o.deadline, UpdatedAt: now, PollIntervalSeconds: pollSeconds,
 		Tags: map[string]string{"team": "ops"}, OSType: "Linux",

@@ -137,7 +137,7 @@ type memCopies struct {
 func (m *memCopies) put(rec domain.Record) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	k := events.ReplicationKey(rec.Replication)
+	k := rec.Copy.Key()
 	if _, ok := m.recs[k]; !ok {
 		m.recs[k] = rec
 	}

@@ -16,7 +16,7 @@ type fakeCopier struct {
 	startErrs []error
 	alwaysErr func() error
 	// found is what FindCopy reports; findErr fails it.
-	found   *domain.CopyHandle
+	found   *domain.Handle
 	findErr error
 	// onFind, when set, runs at the start of each FindCopy with its region (outside the
 	// lock), so a test can let another worker act between a lookup and the claim after it.
@@ -37,10 +37,10 @@ type fakeCopier struct {
 	startCalls int
 	starts     map[string]int // StartCopy calls naming each region
 	finds      map[string]int // FindCopy calls per region
-	requests   []domain.CopyRequest
+	requests   []domain.StartRequest
 }
 
-func (f *fakeCopier) StartCopy(_ context.Context, req domain.CopyRequest) ([]domain.CopyHandle, error) {
+func (f *fakeCopier) StartCopy(_ context.Context, req domain.StartRequest) ([]domain.Handle, error) {
 	if f.entered != nil {
 		f.entered <- struct{}{}
 		<-f.hold
@@ -51,7 +51,7 @@ func (f *fakeCopier) StartCopy(_ context.Context, req domain.CopyRequest) ([]dom
 	if f.starts == nil {
 		f.starts = map[string]int{}
 	}
-	for _, r := range req.DestinationRegions {
+	for _, r := range req.Regions {
 		f.starts[r]++
 	}
 	f.requests = append(f.requests, req)
@@ -60,7 +60,7 @@ func (f *fakeCopier) StartCopy(_ context.Context, req domain.CopyRequest) ([]dom
 		if f.landed == nil {
 			f.landed = map[string]bool{}
 		}
-		for _, r := range req.DestinationRegions {
+		for _, r := range req.Regions {
 			f.landed[r] = true
 		}
 		return nil, f.lostErr
@@ -73,34 +73,34 @@ func (f *fakeCopier) StartCopy(_ context.Context, req domain.CopyRequest) ([]dom
 		f.startErrs = f.startErrs[1:]
 		return nil, err
 	}
-	var hs []domain.CopyHandle
-	for _, r := range req.DestinationRegions {
+	var hs []domain.Handle
+	for _, r := range req.Regions {
 		if f.skip[r] {
 			continue
 		}
-		hs = append(hs, domain.CopyHandle{Region: r, TaskID: "task-" + r, DestinationImageID: "m-" + r})
+		hs = append(hs, domain.Handle{Region: r, TaskID: "task-" + r, DestinationImageID: "m-" + r})
 	}
 	return hs, nil
 }
 
-func (f *fakeCopier) FindCopy(_ context.Context, req domain.CopyRequest) (domain.CopyHandle, bool, error) {
+func (f *fakeCopier) FindCopy(_ context.Context, req domain.StartRequest) (domain.Handle, bool, error) {
 	if f.onFind != nil {
-		f.onFind(req.DestinationRegions[0])
+		f.onFind(req.Regions[0])
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.finds == nil {
 		f.finds = map[string]int{}
 	}
-	f.finds[req.DestinationRegions[0]]++
+	f.finds[req.Regions[0]]++
 	if f.findErr != nil {
-		return domain.CopyHandle{}, false, f.findErr
+		return domain.Handle{}, false, f.findErr
 	}
-	if r := req.DestinationRegions[0]; f.landed[r] {
-		return domain.CopyHandle{Region: r, TaskID: "task-" + r, DestinationImageID: "m-" + r}, true, nil
+	if r := req.Regions[0]; f.landed[r] {
+		return domain.Handle{Region: r, TaskID: "task-" + r, DestinationImageID: "m-" + r}, true, nil
 	}
 	if f.found == nil {
-		return domain.CopyHandle{}, false, nil
+		return domain.Handle{}, false, nil
 	}
 	return *f.found, true, nil
 }
@@ -119,7 +119,7 @@ func (f *fakeCopier) counts() (calls int, starts, finds map[string]int) {
 	return f.startCalls, starts, finds
 }
 
-func (f *fakeCopier) lastRequest() domain.CopyRequest {
+func (f *fakeCopier) lastRequest() domain.StartRequest {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.requests[len(f.requests)-1]

@@ -8,15 +8,15 @@ import (
 )
 
 // Copier starts copies at one provider. Implementations classify every failure as a
-// *replication.ProviderError (retryable or terminal) and must be safe for concurrent use.
+// *domain.ProviderError (retryable or terminal) and must be safe for concurrent use.
 type Copier interface {
-	// StartCopy starts copying req's image to req.DestinationRegions and returns one handle
-	// per region. A region that already holds the image comes back with AlreadyPresent.
-	StartCopy(ctx context.Context, req domain.CopyRequest) ([]domain.CopyHandle, error)
-	// FindCopy looks for a copy of req to req.DestinationRegions[0] that an interrupted
-	// earlier attempt may have started, so a crash between the claim and the provider call
-	// never causes a second copy.
-	FindCopy(ctx context.Context, req domain.CopyRequest) (domain.CopyHandle, bool, error)
+	// StartCopy starts copying req's image to req.Regions and returns one handle per region.
+	// A region that already holds the image comes back with AlreadyPresent.
+	StartCopy(ctx context.Context, req domain.StartRequest) ([]domain.Handle, error)
+	// FindCopy looks for a copy of req to req.Regions[0] that an interrupted earlier attempt
+	// may have started, so a crash between the claim and the provider call never causes a
+	// second copy.
+	FindCopy(ctx context.Context, req domain.StartRequest) (domain.Handle, bool, error)
 }
 
 // MultiRegionCopier is implemented by copiers whose API starts many regions in one call

@@ -179,8 +179,7 @@ func planMismatch(plan state.Plan, req *events.ReplicationRequested) string {
 
 // ensureRecord creates the record of one region if it does not exist and returns it.
 func (c *Core) ensureRecord(ctx context.Context, e event.Event, req *events.ReplicationRequested, region string) (domain.Record, error) {
-	r := req.Replication
-	r.DestinationRegion = region
+	r := replicationTo(req, region)
 	t := c.now()
 	timeout := time.Duration(req.TimeoutSeconds) * time.Second
 	if timeout <= 0 {
@@ -188,7 +187,7 @@ func (c *Core) ensureRecord(ctx context.Context, e event.Event, req *events.Repl
 	}
 	rec := domain.Record{
 		Key:                 events.ReplicationKey(r),
-		Replication:         r,
+		Copy:                lifecycle.CopyOf(r),
 		State:               domain.StateRequested,
 		CorrelationID:       events.CorrelationID(e),
 		RequestedAt:         t,
@@ -226,7 +225,7 @@ func (c *Core) recover(ctx context.Context, e event.Event, copier Copier, req *e
 		poll := time.Duration(max(req.PollIntervalSeconds, 1)) * time.Second
 		_, _ = c.Store.Acquire(ctx, lifecycle.SlotName(req.Replication), events.ReplicationKey(req.Replication), lc.MaxInFlight(), lifecycle.SlotLease(poll))
 	}
-	started, err := c.markStarted(ctx, rec.Replication, h)
+	started, err := c.markStarted(ctx, lifecycle.ReplicationOf(rec.Copy), h)
 	if err != nil {
 		return fn.Retry(0, err), true
 	}
@@ -384,9 +383,7 @@ func (c *Core) startClaimed(ctx context.Context, e event.Event, copier Copier, r
 		if !slices.Contains(claimed, h.Region) {
 			continue
 		}
-		r := req.Replication
-		r.DestinationRegion = h.Region
-		rec, err := c.markStarted(ctx, r, h)
+		rec, err := c.markStarted(ctx, replicationTo(req, h.Region), h)
 		if err != nil {
 			return fn.Retry(0, err, out...)
 		}
@@ -412,7 +409,7 @@ func (c *Core) lookSibling(ctx context.Context, e event.Event, copier Copier, re
 	if err != nil || !found {
 		return ev, false, err
 	}
-	started, err := c.markStarted(ctx, rec.Replication, h)
+	started, err := c.markStarted(ctx, lifecycle.ReplicationOf(rec.Copy), h)
 	if err != nil {
 		return ev, false, err
 	}
@@ -426,8 +423,7 @@ func (c *Core) lookSibling(ctx context.Context, e event.Event, copier Copier, re
 // the provider has been made since the last start call (looked is the start count the last
 // lookup saw): the caller must look first.
 func (c *Core) claim(ctx context.Context, req *events.ReplicationRequested, region string, looked int) (won, busy, look bool, err error) {
-	r := req.Replication
-	r.DestinationRegion = region
+	r := replicationTo(req, region)
 	_, err = c.Store.UpdateRecord(ctx, r, func(rec *domain.Record) error {
 		won, busy, look = false, rec.State == domain.StateStarting && !c.stale(*rec), false
 		if rec.State != domain.StateRequested && rec.State != domain.StateWaiting && !c.stale(*rec) {
@@ -458,8 +454,7 @@ func (c *Core) stale(rec domain.Record) bool {
 // never clears an earlier ambiguity (that copy may still appear).
 func (c *Core) unclaim(ctx context.Context, req *events.ReplicationRequested, regions []string, ambiguousAt time.Time) {
 	for _, region := range regions {
-		r := req.Replication
-		r.DestinationRegion = region
+		r := replicationTo(req, region)
 		_, _ = c.Store.UpdateRecord(ctx, r, func(rec *domain.Record) error {
 			if rec.State != domain.StateStarting {
 				return state.ErrNoChange
@@ -473,7 +468,7 @@ func (c *Core) unclaim(ctx context.Context, req *events.ReplicationRequested, re
 	}
 }
 
-func (c *Core) markStarted(ctx context.Context, r events.Replication, h domain.CopyHandle) (domain.Record, error) {
+func (c *Core) markStarted(ctx context.Context, r events.Replication, h domain.Handle) (domain.Record, error) {
 	return c.Store.UpdateRecord(ctx, r, func(rec *domain.Record) error {
 		if rec.State == domain.StateInProgress || rec.State.Settled() {
 			return state.ErrNoChange
@@ -491,7 +486,7 @@ func (c *Core) markStarted(ctx context.Context, r events.Replication, h domain.C
 
 // startFailed records a failed start call: retryable errors come back later (and are given up
 // after MaxStartAttempts), terminal ones end the replication with replication.failed. A
-// retryable error that may have started the copy anyway (see replication.MaybeStarted) is
+// retryable error that may have started the copy anyway (see domain.MaybeStarted) is
 // recorded as ambiguous, and the copy keeps its concurrency slot: the next attempt looks for
 // the copy before calling again.
 func (c *Core) startFailed(ctx context.Context, e event.Event, req *events.ReplicationRequested, claimed []string, pe *domain.ProviderError) fn.Result {
@@ -525,14 +520,13 @@ func (c *Core) startFailed(ctx context.Context, e event.Event, req *events.Repli
 		given.Hint = fmt.Sprintf("gave up after %d attempts; %s", c.maxStartAttempts(), pe.Hint)
 		if !ambiguousAt.IsZero() || rec.Ambiguous() {
 			given.Hint = fmt.Sprintf("gave up after %d attempts, the last answers lost or unclear: a copy named %q may exist in the destination region; check for it before publishing the image again; %s",
-				c.maxStartAttempts(), domain.CopyName(req.Replication), pe.Hint)
+				c.maxStartAttempts(), domain.CopyName(lifecycle.CopyOf(req.Replication)), pe.Hint)
 		}
 		pe = &given
 	}
 	var recs []domain.Record
 	for _, region := range claimed {
-		r := req.Replication
-		r.DestinationRegion = region
+		r := replicationTo(req, region)
 		rec, err := c.Store.UpdateRecord(ctx, r, func(rec *domain.Record) error {
 			t := c.now()
 			rec.State, rec.Code, rec.Message, rec.Hint, rec.FinishedAt, rec.UpdatedAt = domain.StateFailed, pe.Code, pe.Message, pe.Hint, t, t
@@ -582,10 +576,24 @@ func (c *Core) ok(e event.Event, rec domain.Record) fn.Result {
 	return fn.Done(ev)
 }
 
-func (c *Core) copyRequest(req *events.ReplicationRequested, regions []string) domain.CopyRequest {
+// replicationTo is req's replication redirected to region (the request's own region or a
+// sibling of a multi-region call), the key the store knows the region's record by.
+func replicationTo(req *events.ReplicationRequested, region string) events.Replication {
+	r := req.Replication
+	r.DestinationRegion = region
+	return r
+}
+
+// copyRequest is what a provider is asked to start (or look for) in regions: the domain's
+// view of req, mapped here, at the core's edge. The copy is named after req's own copy.
+func (c *Core) copyRequest(req *events.ReplicationRequested, regions []string) domain.StartRequest {
 	// The regions are copied: start keeps editing its claimed list after the call, and the
 	// provider must not see its request change under it.
-	return domain.CopyRequest{ReplicationRequested: *req, DestinationRegions: slices.Clone(regions), Name: domain.CopyName(req.Replication)}
+	return domain.StartRequest{
+		Source:  domain.Source{Image: domain.Image(req.Image), SizeGB: req.SizeGB, Encrypted: req.Encrypted, FromISO: req.FromISO},
+		Regions: slices.Clone(regions),
+		Name:    domain.CopyName(lifecycle.CopyOf(req.Replication)),
+	}
 }
 
 // startLease is how long a "starting" claim on a copy at provider is trusted: StartLease,

@@ -76,6 +76,11 @@ func replicationOf(img events.Image, region string) events.Replication {
 	return events.Replication{Image: img, DestinationRegion: region}
 }
 
+// copyOf is the domain copy of r, as records and providers see it.
+func copyOf(r events.Replication) domain.Copy {
+	return domain.Copy{Image: domain.Image(r.Image), DestinationRegion: r.DestinationRegion}
+}
+
 // emitted checks every emitted event against the contract and groups them by type.
 func emitted(t *testing.T, res fn.Result) map[string][]event.Event {
 	t.Helper()
@@ -157,8 +162,8 @@ func TestFirstRequestStartsAndDuplicateDoesNot(t *testing.T) {
 				t.Fatalf("StartCopy calls = %d (per region %v), want exactly one for cn-beijing", calls, starts)
 			}
 			req := fake.lastRequest()
-			if !slices.Equal(req.DestinationRegions, []string{"cn-beijing"}) || req.Name != domain.CopyName(replicationOf(img, "cn-beijing")) {
-				t.Errorf("copy request regions %v name %q", req.DestinationRegions, req.Name)
+			if !slices.Equal(req.Regions, []string{"cn-beijing"}) || req.Name != domain.CopyName(copyOf(replicationOf(img, "cn-beijing"))) {
+				t.Errorf("copy request regions %v name %q", req.Regions, req.Name)
 			}
 			rec := record(t, env.Store, replicationOf(img, "cn-beijing"))
 			if rec.State != domain.StateInProgress || rec.TaskID != "task-cn-beijing" || rec.DestinationImageID != "m-cn-beijing" {
@@ -424,14 +429,14 @@ func TestCrashRecovery(t *testing.T) {
 	cases := []struct {
 		name       string
 		since      time.Duration // how long ago the crashed worker claimed the record
-		found      *domain.CopyHandle
+		found      *domain.Handle
 		findErr    error
 		wantKind   fn.Kind
 		wantFinds  int
 		wantStarts int
 		wantTask   string // task of the emitted started event; "" when none
 	}{
-		{name: "stale claim, copy exists", since: lease + time.Second, found: &domain.CopyHandle{Region: "cn-north-4", TaskID: "job-found"},
+		{name: "stale claim, copy exists", since: lease + time.Second, found: &domain.Handle{Region: "cn-north-4", TaskID: "job-found"},
 			wantKind: fn.KindDone, wantFinds: 1, wantTask: "job-found"},
 		{name: "stale claim, no copy", since: 3 * lease,
 			wantKind: fn.KindDone, wantFinds: 1, wantStarts: 1, wantTask: "task-cn-north-4"},
@@ -440,7 +445,7 @@ func TestCrashRecovery(t *testing.T) {
 			wantKind: fn.KindDefer, wantFinds: 1},
 		{name: "stale claim, lookup refused", since: 3 * lease, findErr: terminal("AuthFailure", "bad key", "fix the key"),
 			wantKind: fn.KindRetry, wantFinds: 1},
-		{name: "fresh claim", since: lease / 2, found: &domain.CopyHandle{Region: "cn-north-4", TaskID: "job-found"},
+		{name: "fresh claim", since: lease / 2, found: &domain.Handle{Region: "cn-north-4", TaskID: "job-found"},
 			wantKind: fn.KindDefer},
 	}
 	for i, tc := range cases {
@@ -455,7 +460,7 @@ func TestCrashRecovery(t *testing.T) {
 			r := replicationOf(img, "cn-north-4")
 			// What a worker that crashed inside StartCopy leaves behind.
 			if err := env.Store.CreateRecord(ctx, domain.Record{
-				Key: events.ReplicationKey(r), Replication: r, State: domain.StateStarting, StartCalls: 1,
+				Key: events.ReplicationKey(r), Copy: copyOf(r), State: domain.StateStarting, StartCalls: 1,
 				StartingSince: clk.Now().Add(-tc.since), Deadline: clk.Now().Add(time.Hour), PollIntervalSeconds: 20,
 			}); err != nil {
 				t.Fatal(err)
@@ -505,7 +510,7 @@ func TestCrashRecoveryWaitsForASlot(t *testing.T) {
 		}
 	}
 	if err := env.Store.CreateRecord(ctx, domain.Record{
-		Key: events.ReplicationKey(r), Replication: r, State: domain.StateStarting, StartCalls: 1,
+		Key: events.ReplicationKey(r), Copy: copyOf(r), State: domain.StateStarting, StartCalls: 1,
 		StartingSince: clk.Now().Add(-time.Hour), Deadline: clk.Now().Add(time.Hour),
 	}); err != nil {
 		t.Fatal(err)
@@ -640,8 +645,8 @@ func TestMultiRegionCopierStartsAllRegionsInOneCall(t *testing.T) {
 	res := core.Handle(ctx, request(t, img, regions[0], regions, "1"))
 	wantKind(t, res, fn.KindDone)
 	calls, _, _ := fake.counts()
-	if calls != 1 || !slices.Equal(slices.Sorted(slices.Values(fake.lastRequest().DestinationRegions)), slices.Sorted(slices.Values(regions))) {
-		t.Fatalf("StartCopy calls %d with regions %v, want one call naming %v", calls, fake.lastRequest().DestinationRegions, regions)
+	if calls != 1 || !slices.Equal(slices.Sorted(slices.Values(fake.lastRequest().Regions)), slices.Sorted(slices.Values(regions))) {
+		t.Fatalf("StartCopy calls %d with regions %v, want one call naming %v", calls, fake.lastRequest().Regions, regions)
 	}
 	first := map[string]string{} // region → started event id
 	for _, e := range emitted(t, res)[events.TypeReplicationStarted] {
@@ -700,7 +705,7 @@ func TestMultiRegionCopierRegionWithoutHandle(t *testing.T) {
 	fake.mu.Unlock()
 	res = core.Handle(ctx, request(t, img, "cn-shenzhen", regions, "1"))
 	wantKind(t, res, fn.KindDone)
-	if got := fake.lastRequest().DestinationRegions; !slices.Equal(got, []string{"cn-shenzhen"}) {
+	if got := fake.lastRequest().Regions; !slices.Equal(got, []string{"cn-shenzhen"}) {
 		t.Errorf("second StartCopy named %v, want only cn-shenzhen", got)
 	}
 	if _, starts, _ := fake.counts(); starts["cn-hangzhou"] != 1 || starts["cn-beijing"] != 1 || starts["cn-shenzhen"] != 2 {
@@ -774,7 +779,7 @@ func TestMultiRegionSiblingRequestsRacingMakeOneCall(t *testing.T) {
 	if calls != 1 {
 		t.Fatalf("%d StartCopy calls for one image, want 1", calls)
 	}
-	if got := slices.Sorted(slices.Values(fake.lastRequest().DestinationRegions)); !slices.Equal(got, slices.Sorted(slices.Values(regions))) {
+	if got := slices.Sorted(slices.Values(fake.lastRequest().Regions)); !slices.Equal(got, slices.Sorted(slices.Values(regions))) {
 		t.Fatalf("the call named %v, want all of %v", got, regions)
 	}
 }
@@ -1051,8 +1056,8 @@ func TestAmbiguousMultiRegionStartLooksAtEveryRegion(t *testing.T) {
 					t.Errorf("StartCopy calls %d, want 1", calls)
 				}
 			} else {
-				if calls != 2 || !slices.Equal(slices.Sorted(slices.Values(fake.lastRequest().DestinationRegions)), regions) {
-					t.Errorf("StartCopy calls %d, last naming %v; want a second call naming all of %v", calls, fake.lastRequest().DestinationRegions, regions)
+				if calls != 2 || !slices.Equal(slices.Sorted(slices.Values(fake.lastRequest().Regions)), regions) {
+					t.Errorf("StartCopy calls %d, last naming %v; want a second call naming all of %v", calls, fake.lastRequest().Regions, regions)
 				}
 				if n := len(emitted(t, res)[events.TypeReplicationStarted]); n != len(regions) {
 					t.Errorf("%d started events, want %d", n, len(regions))

@@ -20,13 +20,16 @@ import (
 	"github.com/imagerelay/imagerelay/functions/rebuild"
 	"github.com/imagerelay/imagerelay/functions/replicate"
 	"github.com/imagerelay/imagerelay/shared/adapters/alibaba"
+	alibabarules "github.com/imagerelay/imagerelay/shared/adapters/alibaba/constraints"
 	"github.com/imagerelay/imagerelay/shared/adapters/bus"
 	"github.com/imagerelay/imagerelay/shared/adapters/huawei"
+	huaweirules "github.com/imagerelay/imagerelay/shared/adapters/huawei/constraints"
 	"github.com/imagerelay/imagerelay/shared/adapters/ratelimit"
 	"github.com/imagerelay/imagerelay/shared/adapters/ratelimit/kvlimit"
 	"github.com/imagerelay/imagerelay/shared/adapters/state"
 	"github.com/imagerelay/imagerelay/shared/adapters/state/natskv"
 	"github.com/imagerelay/imagerelay/shared/adapters/tencent"
+	tencentrules "github.com/imagerelay/imagerelay/shared/adapters/tencent/constraints"
 	"github.com/imagerelay/imagerelay/shared/config"
 )
 
@@ -211,12 +214,26 @@ func (rt *Runtime) Spec(name string) (bus.Spec, error) {
 	return bus.Spec{}, fmt.Errorf("unknown function %q; functions are %v", name, FunctionNames)
 }
 
-// Fanout builds the fanout core.
+// Checkers returns the constraint checker of every provider, built from the configuration
+// alone: they need neither a cloud SDK nor credentials, so a binary that only plans copies
+// (fanout) links no SDK.
+func Checkers(cfg *config.Config) map[string]fanout.ConstraintChecker {
+	pc := cfg.Providers
+	return map[string]fanout.ConstraintChecker{
+		events.ProviderTencent: tencentrules.New(nil),
+		events.ProviderAlibaba: alibabarules.New(pc.Alibaba.Regions),
+		events.ProviderHuawei:  huaweirules.New(pc.Huawei.Projects),
+	}
+}
+
+// Fanout builds the fanout core. It plans copies only for the providers that could be built:
+// an image of another provider is refused with the reason, as replicate could not copy it.
 func (rt *Runtime) Fanout() *fanout.Core {
 	c := &fanout.Core{Checkers: map[string]fanout.ConstraintChecker{}, Unavailable: rt.Providers.Unavailable, Plans: rt.Store,
 		Timeout: rt.Config.Replication.Timeout.Std(), PollInterval: rt.Config.Replication.PollInterval.Std()}
-	for name, p := range rt.Providers.ByName {
-		c.Checkers[name] = p
+	checkers := Checkers(rt.Config)
+	for name := range rt.Providers.ByName {
+		c.Checkers[name] = checkers[name]
 	}
 	for _, p := range rt.Config.Replication.Policies {
 		c.Policies = append(c.Policies, fanout.Policy{Name: p.Name, Match: p.Match, Regions: p.Regions,
@@ -311,10 +328,10 @@ const Deadline = 30 * time.Second
 func CheckRegions(cfg *config.Config) error {
 	ali := cfg.Providers.Alibaba.Regions
 	if len(ali) == 0 {
-		ali = alibaba.KnownRegions()
+		ali = alibabarules.KnownRegions()
 	}
 	return cfg.CheckRegions(map[string][]string{
-		events.ProviderTencent: tencent.KnownRegions(),
+		events.ProviderTencent: tencentrules.KnownRegions(),
 		events.ProviderAlibaba: ali,
 	})
 }

@@ -108,7 +108,7 @@ func TestRebuildStoreOnJetStream(t *testing.T) {
 	var want []string
 	for _, r := range []events.Replication{{Image: img, DestinationRegion: "cn-beijing"}, {Image: v2, DestinationRegion: "cn-hangzhou"},
 		{Image: other, DestinationRegion: "cn-beijing"}} {
-		if err := env.Store.CreateRecord(ctx, domain.Record{Replication: r, State: domain.StateSucceeded}); err != nil {
+		if err := env.Store.CreateRecord(ctx, domain.Record{Copy: domain.Copy{Image: domain.Image(r.Image), DestinationRegion: r.DestinationRegion}, State: domain.StateSucceeded}); err != nil {
 			t.Fatal(err)
 		}
 		if r.Image != other {
@@ -127,7 +127,7 @@ func TestRebuildStoreOnJetStream(t *testing.T) {
 	}
 	var keys []string
 	for _, r := range recs {
-		keys = append(keys, events.ReplicationKey(r.Replication))
+		keys = append(keys, r.Copy.Key())
 	}
 	slices.Sort(keys)
 	slices.Sort(want)

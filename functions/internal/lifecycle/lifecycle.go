@@ -40,8 +40,9 @@ func (em Emitter) build(cause event.Event, typ string, r events.Replication, dat
 
 // Started builds replication.started from a record that has a task handle.
 func (em Emitter) Started(cause event.Event, rec domain.Record) (event.Event, error) {
-	return em.build(cause, events.TypeReplicationStarted, rec.Replication, events.ReplicationStarted{
-		Replication:         rec.Replication,
+	r := ReplicationOf(rec.Copy)
+	return em.build(cause, events.TypeReplicationStarted, r, events.ReplicationStarted{
+		Replication:         r,
 		TaskID:              rec.TaskID,
 		DestinationImageID:  rec.DestinationImageID,
 		StartedAt:           rec.StartedAt,
@@ -52,15 +53,17 @@ func (em Emitter) Started(cause event.Event, rec domain.Record) (event.Event, er
 
 // Progressed builds replication.progressed for a percent and provider status.
 func (em Emitter) Progressed(cause event.Event, rec domain.Record) (event.Event, error) {
-	return em.build(cause, events.TypeReplicationProgressed, rec.Replication, events.ReplicationProgressed{
-		Replication: rec.Replication, TaskID: rec.TaskID, Percent: rec.Percent, Status: rec.ProviderStatus,
+	r := ReplicationOf(rec.Copy)
+	return em.build(cause, events.TypeReplicationProgressed, r, events.ReplicationProgressed{
+		Replication: r, TaskID: rec.TaskID, Percent: rec.Percent, Status: rec.ProviderStatus,
 	}, strconv.Itoa(rec.Percent), rec.ProviderStatus)
 }
 
 // Succeeded builds replication.succeeded from a settled record.
 func (em Emitter) Succeeded(cause event.Event, rec domain.Record) (event.Event, error) {
-	return em.build(cause, events.TypeReplicationSucceeded, rec.Replication, events.ReplicationSucceeded{
-		Replication:        rec.Replication,
+	r := ReplicationOf(rec.Copy)
+	return em.build(cause, events.TypeReplicationSucceeded, r, events.ReplicationSucceeded{
+		Replication:        r,
 		TaskID:             rec.TaskID,
 		DestinationImageID: rec.DestinationImageID,
 		StartedAt:          rec.StartedAt,
@@ -73,8 +76,9 @@ func (em Emitter) Succeeded(cause event.Event, rec domain.Record) (event.Event, 
 
 // Failed builds replication.failed from a settled record.
 func (em Emitter) Failed(cause event.Event, rec domain.Record, requestID string) (event.Event, error) {
-	return em.build(cause, events.TypeReplicationFailed, rec.Replication, events.ReplicationFailed{
-		Replication: rec.Replication,
+	r := ReplicationOf(rec.Copy)
+	return em.build(cause, events.TypeReplicationFailed, r, events.ReplicationFailed{
+		Replication: r,
 		TaskID:      rec.TaskID,
 		Code:        rec.Code,
 		Message:     rec.Message,

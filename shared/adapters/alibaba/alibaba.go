@@ -7,7 +7,7 @@
 // Credentials are looked up on every call: from the context (ContextWithCredentials, which is
 // how a Function Compute invocation hands over its STS keys) or else from the usual
 // environment variables. They are never kept past the call. Every failure is classified as a
-// *replication.ProviderError (retryable or terminal, with the provider's code, request id and
+// *domain.ProviderError (retryable or terminal, with the provider's code, request id and
 // a hint for the operator), and calls are paced by a limiter per API and account, shared by
 // every worker when the runtime injects cluster-wide limits.
 package alibaba

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/shared/adapters/alibaba/constraints"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
@@ -30,13 +30,9 @@ const (
 )
 
 // KnownRegions are the WUYING regions App Streaming images can be distributed to (inferred
-// from the product's region list; override with Config.Regions).
-func KnownRegions() []string {
-	return []string{
-		"cn-hangzhou", "cn-shanghai", "cn-beijing", "cn-shenzhen", "cn-hongkong",
-		"ap-southeast-1", "ap-northeast-1", "ap-southeast-5", "eu-central-1", "us-west-1",
-	}
-}
+// from the product's region list; override with Config.Regions). They are
+// constraints.KnownRegions, which needs no SDK.
+func KnownRegions() []string { return constraints.KnownRegions() }
 
 // AdoptedTaskID is the TaskID of a copy imagerelay found through ListImage rather than
 // started (FindCopy, or a region another distribution already covers). ListImage does not
@@ -52,7 +48,7 @@ func AdoptedTaskID(imageID, versionID string) string {
 type Provider struct {
 	api         *api
 	productType string
-	regions     []string
+	rules       *constraints.Checker
 }
 
 // New builds the App Streaming provider. Credentials are read per call (see
@@ -65,14 +61,10 @@ func New(cfg Config) (*Provider, error) {
 	if ep.host == "" {
 		ep = endpoint{host: DefaultAppStreamEndpoint, protocol: "HTTPS"}
 	}
-	regions := cfg.Regions
-	if len(regions) == 0 {
-		regions = KnownRegions()
-	}
 	return &Provider{
 		api:         newAPI(AppStreamVersion, func(string) endpoint { return ep }, cfg, ActionStartTaskForDistributeImage, ActionListImage),
 		productType: cfg.ProductType,
-		regions:     slices.Clone(regions),
+		rules:       constraints.New(cfg.Regions),
 	}, nil
 }
 
@@ -85,22 +77,13 @@ func (p *Provider) MultiRegion() bool { return true }
 // BatchSize is the most tasks one CopyStatus call takes.
 func (p *Provider) BatchSize() int { return statusBatchSize }
 
-// CheckCopy returns why img cannot be distributed to region, or "".
-func (p *Provider) CheckCopy(img events.ImagePublished, region string) string {
-	switch {
-	case region == "":
-		return "no destination region"
-	case !slices.Contains(p.regions, region):
-		return fmt.Sprintf("unknown region: %s is not a WUYING region App Streaming images can be distributed to", region)
-	case region == img.SourceRegion:
-		return "same as the source region"
-	case img.Encrypted:
-		return "encrypted images cannot be distributed to other regions (ImageDistribute.ImageNotSupport)"
-	}
-	return ""
+// CheckCopy returns why src cannot be distributed to region, or "". It makes no API call
+// (see constraints).
+func (p *Provider) CheckCopy(src domain.Source, region string) string {
+	return p.rules.CheckCopy(src, region)
 }
 
-func (p *Provider) productTypeOf(r events.Image) string {
+func (p *Provider) productTypeOf(r domain.Image) string {
 	if r.ProductType != "" {
 		return r.ProductType
 	}
@@ -108,13 +91,9 @@ func (p *Provider) productTypeOf(r events.Image) string {
 }
 
 // destinations are the regions of a request, without repeats.
-func destinations(req domain.CopyRequest) []string {
-	regions := req.DestinationRegions
-	if len(regions) == 0 && req.DestinationRegion != "" {
-		regions = []string{req.DestinationRegion}
-	}
+func destinations(req domain.StartRequest) []string {
 	var out []string
-	for _, r := range regions {
+	for _, r := range req.Regions {
 		if r != "" && !slices.Contains(out, r) {
 			out = append(out, r)
 		}
@@ -127,7 +106,7 @@ func destinations(req domain.CopyRequest) []string {
 // regions already have, or are getting, the version), it reads ListImage, reports those
 // regions as found (AlreadyPresent when AVAILABLE) and starts only the others, in one more
 // call; no region is ever asked for twice.
-func (p *Provider) StartCopy(ctx context.Context, req domain.CopyRequest) ([]domain.CopyHandle, error) {
+func (p *Provider) StartCopy(ctx context.Context, req domain.StartRequest) ([]domain.Handle, error) {
 	regions := destinations(req)
 	if len(regions) == 0 {
 		return nil, &domain.ProviderError{Provider: ProviderName, Action: ActionStartTaskForDistributeImage,
@@ -146,11 +125,11 @@ func (p *Provider) StartCopy(ctx context.Context, req domain.CopyRequest) ([]dom
 	if err != nil {
 		return nil, err
 	}
-	found := map[string]domain.CopyHandle{}
+	found := map[string]domain.Handle{}
 	var missing []string
 	for _, r := range regions {
 		if row, ok := rows[r]; ok && row.Status != StatusCreateFailed {
-			found[r] = domain.CopyHandle{Region: r, TaskID: AdoptedTaskID(req.ImageID, versionID),
+			found[r] = domain.Handle{Region: r, TaskID: AdoptedTaskID(req.ImageID, versionID),
 				DestinationImageID: req.ImageID, AlreadyPresent: rowDone(row)}
 			continue
 		}
@@ -172,18 +151,18 @@ func (p *Provider) StartCopy(ctx context.Context, req domain.CopyRequest) ([]dom
 			found[h.Region] = h
 		}
 	}
-	out := make([]domain.CopyHandle, 0, len(regions))
+	out := make([]domain.Handle, 0, len(regions))
 	for _, r := range regions {
 		out = append(out, found[r])
 	}
 	return out, nil
 }
 
-func (p *Provider) started(req domain.CopyRequest, regions []string, taskID string) []domain.CopyHandle {
-	out := make([]domain.CopyHandle, 0, len(regions))
+func (p *Provider) started(req domain.StartRequest, regions []string, taskID string) []domain.Handle {
+	out := make([]domain.Handle, 0, len(regions))
 	for _, r := range regions {
 		// A WUYING image keeps its id in every region it is distributed to.
-		out = append(out, domain.CopyHandle{Region: r, TaskID: taskID, DestinationImageID: req.ImageID})
+		out = append(out, domain.Handle{Region: r, TaskID: taskID, DestinationImageID: req.ImageID})
 	}
 	return out
 }
@@ -196,7 +175,7 @@ type startTaskResponse struct {
 	Message   string `json:"Message"`
 }
 
-func (p *Provider) startTask(ctx context.Context, req domain.CopyRequest, regions []string, productType string) (string, error) {
+func (p *Provider) startTask(ctx context.Context, req domain.StartRequest, regions []string, productType string) (string, error) {
 	body := map[string]any{"ImageId": req.ImageID, "DestinationRegionList": regions}
 	if req.VersionID != "" {
 		body["VersionId"] = req.VersionID
@@ -229,23 +208,23 @@ func (p *Provider) startTask(ctx context.Context, req domain.CopyRequest, region
 
 // FindCopy looks in ListImage for a distribution of req's version to its first destination
 // that an interrupted attempt may have started. A CREATE_FAILED row does not count.
-func (p *Provider) FindCopy(ctx context.Context, req domain.CopyRequest) (domain.CopyHandle, bool, error) {
+func (p *Provider) FindCopy(ctx context.Context, req domain.StartRequest) (domain.Handle, bool, error) {
 	regions := destinations(req)
 	if len(regions) == 0 {
-		return domain.CopyHandle{}, false, nil
+		return domain.Handle{}, false, nil
 	}
 	rows, versionID, err := p.regionRows(ctx, req.ImageID, req.VersionID, p.productTypeOf(req.Image))
 	if err != nil {
-		return domain.CopyHandle{}, false, err
+		return domain.Handle{}, false, err
 	}
 	// A CREATE_FAILED row is a copy too: the attempt that may have started it did start it,
 	// and it failed. Adopting it reports that failure (the poller sees CREATE_FAILED); not
 	// adopting it would distribute the image a second time for the same attempt.
 	row, ok := rows[regions[0]]
 	if !ok {
-		return domain.CopyHandle{}, false, nil
+		return domain.Handle{}, false, nil
 	}
-	return domain.CopyHandle{Region: regions[0], TaskID: AdoptedTaskID(req.ImageID, versionID),
+	return domain.Handle{Region: regions[0], TaskID: AdoptedTaskID(req.ImageID, versionID),
 		DestinationImageID: req.ImageID, AlreadyPresent: rowDone(row)}, true, nil
 }
 

@@ -204,7 +204,7 @@ type rebuildDesktopsResponse struct {
 // their current image; operateType "" or "replace" decides the data disk; language is for
 // system images). It returns one result per desktop: a desktop the service refused has OK
 // false and the service's code, which is not an error. Request-level refusals (bad ids,
-// unknown image, throttling, ...) are a *replication.ProviderError.
+// unknown image, throttling, ...) are a *domain.ProviderError.
 func (d *Desktops) RebuildDesktops(ctx context.Context, region string, ids []string, imageID, operateType, language string) ([]RebuildResult, error) {
 	if len(ids) == 0 || len(ids) > MaxRebuildDesktops {
 		return nil, &domain.ProviderError{Provider: ProviderName, Action: ActionRebuildDesktops, Code: "InvalidParameter",

@@ -91,7 +91,7 @@ var codeRules = map[string]codeRule{
 	"InvalidImageId.NotFound": {domain.Terminal, "the image is not available in the desktops' region; replicate it there before rebuilding"},
 }
 
-// classify turns an SDK error into a *replication.ProviderError.
+// classify turns an SDK error into a *domain.ProviderError.
 func classify(action string, err error) *domain.ProviderError {
 	var pe *domain.ProviderError
 	if errors.As(err, &pe) {

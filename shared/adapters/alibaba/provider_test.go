@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/shared/dev/emulators/alibabaemu"
 	"github.com/imagerelay/imagerelay/shared/dev/emulators/emucore"
 	"github.com/imagerelay/imagerelay/shared/domain"
@@ -61,25 +60,19 @@ func newEnv(t *testing.T, seed alibabaemu.Seed) *env {
 	return &env{emu: emu, calls: calls, faults: faults, provider: p, desktops: d}
 }
 
-func copyRequest(imageID, versionID string, regions ...string) domain.CopyRequest {
-	return domain.CopyRequest{
-		ReplicationRequested: events.ReplicationRequested{
-			Replication: events.Replication{
-				Image:             events.Image{Provider: ProviderName, ImageID: imageID, VersionID: versionID, SourceRegion: "cn-shanghai", ProductType: "CloudDesktop"},
-				DestinationRegion: regions[0],
-			},
-			Regions: regions,
-		},
-		DestinationRegions: regions,
+func copyRequest(imageID, versionID string, regions ...string) domain.StartRequest {
+	return domain.StartRequest{
+		Source: domain.Source{Image: domain.Image{Provider: ProviderName, ImageID: imageID, VersionID: versionID, SourceRegion: "cn-shanghai",
+			ProductType: "CloudDesktop"}},
+		Regions: regions,
 	}
 }
 
-func tasksFor(req domain.CopyRequest, handles []domain.CopyHandle) []domain.Task {
+func tasksFor(req domain.StartRequest, handles []domain.Handle) []domain.Task {
 	var out []domain.Task
 	for _, h := range handles {
-		r := req.Replication
-		r.DestinationRegion = h.Region
-		out = append(out, domain.Task{Replication: r, TaskID: h.TaskID, DestinationImageID: h.DestinationImageID})
+		c := domain.Copy{Image: req.Image, DestinationRegion: h.Region}
+		out = append(out, domain.Task{Copy: c, TaskID: h.TaskID, DestinationImageID: h.DestinationImageID})
 	}
 	return out
 }
@@ -131,13 +124,13 @@ func TestStartCopyMultiRegionInOneCall(t *testing.T) {
 		t.Fatalf("handles %+v", handles)
 	}
 	for i, h := range handles {
-		if h.Region != req.DestinationRegions[i] || h.TaskID != handles[0].TaskID || h.TaskID[:4] != "tid-" || h.AlreadyPresent || h.DestinationImageID != "imgc-demodesk0001" {
+		if h.Region != req.Regions[i] || h.TaskID != handles[0].TaskID || h.TaskID[:4] != "tid-" || h.AlreadyPresent || h.DestinationImageID != "imgc-demodesk0001" {
 			t.Errorf("handle %+v", h)
 		}
 	}
 	// A restarted worker finds the copy instead of starting another.
 	req0 := req
-	req0.DestinationRegions = []string{"cn-hangzhou"}
+	req0.Regions = []string{"cn-hangzhou"}
 	h, found, err := e.provider.FindCopy(ctx, req0)
 	if err != nil || !found || h.Region != "cn-hangzhou" || h.TaskID != AdoptedTaskID("imgc-demodesk0001", "iv-demodesk0001") {
 		t.Fatalf("FindCopy after start: %+v %v %v", h, found, err)
@@ -277,7 +270,7 @@ func TestFindCopyAdoptsAFailedCopy(t *testing.T) {
 	if err != nil || !found || h.Region != "cn-shenzhen" {
 		t.Fatalf("FindCopy of a failed copy: %+v %v %v; want it found", h, found, err)
 	}
-	if st, err := e.provider.CopyStatus(ctx, tasksFor(req, []domain.CopyHandle{h})); err != nil || st[0].Phase != domain.PhaseFailed {
+	if st, err := e.provider.CopyStatus(ctx, tasksFor(req, []domain.Handle{h})); err != nil || st[0].Phase != domain.PhaseFailed {
 		t.Fatalf("the adopted copy's status: %+v %v; want failed", st, err)
 	}
 }
@@ -296,7 +289,7 @@ func TestStartCopyErrorsAreClassified(t *testing.T) {
 		t.Fatalf("throttled: %+v", err)
 	}
 	e.faults.Add(emucore.Rule{Provider: alibabaemu.ProviderAppStream, Kind: emucore.FaultServer, Count: 1})
-	_, err = e.provider.CopyStatus(ctx, tasksFor(copyRequest("imgc-demodesk0001", "", "cn-beijing"), []domain.CopyHandle{{Region: "cn-beijing", TaskID: "tid-x"}}))
+	_, err = e.provider.CopyStatus(ctx, tasksFor(copyRequest("imgc-demodesk0001", "", "cn-beijing"), []domain.Handle{{Region: "cn-beijing", TaskID: "tid-x"}}))
 	if !errors.As(err, &pe) || pe.Code != "InternalError" || pe.HTTPStatus != 500 || !errors.Is(err, domain.ErrRetryable) {
 		t.Fatalf("server error: %+v", err)
 	}
@@ -314,7 +307,7 @@ func TestStartCopyErrorsAreClassified(t *testing.T) {
 func TestCredentialsFromContextOverrideEnv(t *testing.T) {
 	e := newEnv(t, emuSeed())
 	req := copyRequest("imgc-demodesk0001", "", "cn-beijing")
-	task := tasksFor(req, []domain.CopyHandle{{Region: "cn-beijing", TaskID: "tid-x"}})
+	task := tasksFor(req, []domain.Handle{{Region: "cn-beijing", TaskID: "tid-x"}})
 	sts := ContextWithCredentials(context.Background(), Credentials{AccessKeyID: "STS.fcinvocation", AccessKeySecret: "sts-secret", SecurityToken: "sts-token"})
 	tests := []struct {
 		name   string
@@ -366,11 +359,11 @@ func TestCheckCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img := events.ImagePublished{Image: events.Image{Provider: ProviderName, ImageID: "imgc-x", SourceRegion: "cn-shanghai"}}
+	img := domain.Source{Image: domain.Image{Provider: ProviderName, ImageID: "imgc-x", SourceRegion: "cn-shanghai"}}
 	enc := img
 	enc.Encrypted = true
 	tests := []struct {
-		img    events.ImagePublished
+		img    domain.Source
 		region string
 		want   string // the reason contains it; "" = allowed
 	}{

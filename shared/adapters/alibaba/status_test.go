@@ -55,7 +55,7 @@ func TestCopyStatusFailureOfOneImageStaysWithItsCopies(t *testing.T) {
 	e := newEnv(t, emuSeed())
 	e.faults.Add(emucore.Rule{Provider: alibabaemu.ProviderAppStream, Action: alibabaemu.ActionListImage, Kind: emucore.FaultServer})
 	req := copyRequest("imgc-demodesk0001", "iv-demodesk0001", "cn-beijing")
-	if _, err := e.provider.CopyStatus(context.Background(), tasksFor(req, []domain.CopyHandle{{Region: "cn-beijing", TaskID: "tid-x"}})); err == nil {
+	if _, err := e.provider.CopyStatus(context.Background(), tasksFor(req, []domain.Handle{{Region: "cn-beijing", TaskID: "tid-x"}})); err == nil {
 		t.Fatal("a batch whose every listing failed did not fail")
 	}
 }

@@ -3,11 +3,13 @@ package huawei
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/services/ims/v2/model"
 
+	"github.com/imagerelay/imagerelay/shared/adapters/huawei/constraints"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
@@ -30,31 +32,30 @@ const (
 	imageDeleted = "deleted"
 )
 
-func destinationOf(req domain.CopyRequest) string {
-	if len(req.DestinationRegions) > 0 {
-		return req.DestinationRegions[0]
+// target returns the one destination region of req and the copy's IMS image name (req.Name
+// made acceptable to IMS the same way every time, so FindCopy looks for the name StartCopy
+// used), or a terminal error for a request that names no region or no copy name: IMS copies
+// to one region per call, and a copy without a deterministic name could not be found again.
+func target(action string, req domain.StartRequest) (region, name string, err error) {
+	if len(req.Regions) != 1 || req.Regions[0] == "" {
+		return "", "", &domain.ProviderError{Provider: Name, Action: action, Code: "NoDestination",
+			Message: fmt.Sprintf("the copy request names %d destination regions; IMS copies to exactly one per call", len(req.Regions)),
+			Class:   domain.Terminal, Hint: "this is an imagerelay bug: replicate must name one destination region per Huawei call"}
 	}
-	return req.DestinationRegion
+	if req.Name == "" {
+		return "", "", &domain.ProviderError{Provider: Name, Action: action, Code: "NoCopyName",
+			Message: "the copy request names no copy", Class: domain.Terminal,
+			Hint: "this is an imagerelay bug: replicate must name every copy (domain.CopyName)"}
+	}
+	return req.Regions[0], constraints.SanitizeName(req.Name), nil
 }
 
-// nameOf is the copy's image name: req.Name (or the deterministic CopyName), made acceptable
-// to IMS the same way every time so FindCopy looks for the name StartCopy used.
-func nameOf(req domain.CopyRequest) string {
-	name := req.Name
-	if name == "" {
-		name = domain.CopyName(req.Replication)
-	}
-	return SanitizeName(name)
-}
-
-// StartCopy makes one CopyImageCrossRegion call from the source region to
-// req.DestinationRegions[0] and returns the IMS job id as the task id.
-func (p *Provider) StartCopy(ctx context.Context, req domain.CopyRequest) ([]domain.CopyHandle, error) {
-	dest := destinationOf(req)
-	if dest == "" {
-		return nil, &domain.ProviderError{Provider: Name, Action: ActionCopy, Code: "NoDestination",
-			Message: "the copy request names no destination region", Class: domain.Terminal,
-			Hint: "this is an imagerelay bug: replication.requested must carry a destination region"}
+// StartCopy makes one CopyImageCrossRegion call from the source region to req.Regions[0]
+// and returns the IMS job id as the task id.
+func (p *Provider) StartCopy(ctx context.Context, req domain.StartRequest) ([]domain.Handle, error) {
+	dest, name, err := target(ActionCopy, req)
+	if err != nil {
+		return nil, err
 	}
 	if p.cfg.Agency == "" {
 		return nil, &domain.ProviderError{Provider: Name, Action: ActionCopy, Code: "AgencyNotConfigured",
@@ -72,9 +73,9 @@ func (p *Provider) StartCopy(ctx context.Context, req domain.CopyRequest) ([]dom
 	if err != nil {
 		return nil, err
 	}
-	desc := description(req.Replication)
+	desc := constraints.Description(req.Image)
 	body := &model.CopyImageCrossRegionRequestBody{
-		Name:        nameOf(req),
+		Name:        name,
 		Description: &desc,
 		Region:      dest,
 		ProjectName: p.projectName(dest),
@@ -93,20 +94,22 @@ func (p *Provider) StartCopy(ctx context.Context, req domain.CopyRequest) ([]dom
 			Message: "IMS answered without a job_id", Class: domain.Retryable,
 			Hint: "imagerelay will look for the copy by name and retry"}
 	}
-	return []domain.CopyHandle{{Region: dest, TaskID: *resp.JobId}}, nil
+	return []domain.Handle{{Region: dest, TaskID: *resp.JobId}}, nil
 }
 
 // FindCopy looks in the destination region for an image named like req's copy. A copy still
 // being made is returned to follow (its task id names the image); a finished one comes back
 // AlreadyPresent.
-func (p *Provider) FindCopy(ctx context.Context, req domain.CopyRequest) (domain.CopyHandle, bool, error) {
-	dest := destinationOf(req)
-	name := nameOf(req)
+func (p *Provider) FindCopy(ctx context.Context, req domain.StartRequest) (domain.Handle, bool, error) {
+	dest, name, err := target(ActionListImages, req)
+	if err != nil {
+		return domain.Handle{}, false, err
+	}
 	img, ok, err := p.findImage(ctx, dest, &model.ListImagesRequest{Name: &name}, func(i model.ImageInfo) bool { return i.Name == name })
 	if err != nil || !ok {
-		return domain.CopyHandle{}, false, err
+		return domain.Handle{}, false, err
 	}
-	h := domain.CopyHandle{Region: dest, TaskID: imageTaskPrefix + img.Id, DestinationImageID: img.Id}
+	h := domain.Handle{Region: dest, TaskID: imageTaskPrefix + img.Id, DestinationImageID: img.Id}
 	h.AlreadyPresent = img.Status.Value() == imageActive
 	return h, true, nil
 }

@@ -47,7 +47,7 @@ var hints = map[string]string{
 	"IMG.0460": "the copy job failed at IMS; publish the image again to retry",
 }
 
-// classify turns any error from an IMS call into a *replication.ProviderError.
+// classify turns any error from an IMS call into a *domain.ProviderError.
 func classify(action string, err error) *domain.ProviderError {
 	var pe *domain.ProviderError
 	if errors.As(err, &pe) {

@@ -37,13 +37,13 @@ import (
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/region"
 	ims "github.com/huaweicloud/huaweicloud-sdk-go-v3/services/ims/v2"
 
-	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/shared/adapters/huawei/constraints"
 	"github.com/imagerelay/imagerelay/shared/adapters/ratelimit"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 // Name is the provider's name in events, configuration and errors.
-const Name = events.ProviderHuawei
+const Name = "huawei"
 
 // Environment variables the credentials are read from, Huawei's usual names first.
 const (
@@ -102,6 +102,9 @@ type Provider struct {
 	ak, sk  string
 	token   string
 	limiter ratelimit.Limiter
+	// rules checks copies against IMS's limits before any call (fanout uses the same checker
+	// without this package; see constraints).
+	rules *constraints.Checker
 
 	mu      sync.Mutex
 	clients map[string]*ims.ImsClient
@@ -138,12 +141,13 @@ func New(cfg Config) (*Provider, error) {
 	return &Provider{
 		cfg: cfg, ak: ak, sk: sk, token: token,
 		limiter: limiter{ratelimit.Or(cfg.Limits).For(ratelimit.Spec{Provider: Name, API: "ims", Account: limitAccount(cfg.Account), Rate: perSec, Burst: 1})},
+		rules:   constraints.New(cfg.Projects),
 		clients: map[string]*ims.ImsClient{},
 	}, nil
 }
 
 // limiter reports a cluster-wide limit that could not be reached as a retryable provider
-// error that says so (call classifies a *replication.ProviderError as it is); context
+// error that says so (call classifies a *domain.ProviderError as it is); context
 // errors pass through to call's own classification.
 type limiter struct{ ratelimit.Limiter }
 
@@ -179,6 +183,12 @@ func credentialsFromEnv() (ak, sk, token string, err error) {
 // Name returns "huawei".
 func (p *Provider) Name() string { return Name }
 
+// CheckCopy returns why src cannot be copied to region by IMS, or "" when it can. It makes
+// no API call: it checks IMS's documented limits and this provider's configuration.
+func (p *Provider) CheckCopy(src domain.Source, region string) string {
+	return p.rules.CheckCopy(src, region)
+}
+
 // MaxInFlight is IMS's limit of concurrent cross-region copies per tenant: 5.
 func (p *Provider) MaxInFlight() int { return maxInFlight }
 
@@ -210,7 +220,7 @@ func (p *Provider) endpoint(regionID string) string {
 }
 
 // client returns the cached ImsClient of a region, making it on first use. Failures are
-// terminal *replication.ProviderError values: they are configuration mistakes.
+// terminal *domain.ProviderError values: they are configuration mistakes.
 func (p *Provider) client(action, regionID string) (*ims.ImsClient, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -295,7 +305,7 @@ func call[T any](ctx context.Context, p *Provider, action string, fn func() (T, 
 }
 
 // notExecuted marks pe as an error of a request that never left this process, so replicate
-// knows nothing can have started (replication.MaybeStarted).
+// knows nothing can have started (domain.MaybeStarted).
 func notExecuted(pe *domain.ProviderError, hint string) *domain.ProviderError {
 	c := *pe
 	c.NotExecuted, c.Hint = true, hint+"; imagerelay will retry"

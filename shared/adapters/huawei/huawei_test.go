@@ -3,7 +3,6 @@ package huawei_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/fanout"
 	"github.com/imagerelay/imagerelay/functions/poller"
 	"github.com/imagerelay/imagerelay/functions/replicate"
 	"github.com/imagerelay/imagerelay/shared/adapters/huawei"
+	"github.com/imagerelay/imagerelay/shared/adapters/huawei/constraints"
 	"github.com/imagerelay/imagerelay/shared/dev/emulators/emucore"
 	"github.com/imagerelay/imagerelay/shared/dev/emulators/huaweiemu"
 	"github.com/imagerelay/imagerelay/shared/domain"
@@ -84,22 +83,26 @@ func newEnv(t *testing.T, mutateSeed func(*huaweiemu.Seed), mutateCfg func(*huaw
 	return &env{p: p, emu: emu, calls: calls, faults: faults, cfg: cfg, url: srv.URL}
 }
 
-func request(imageID, imageName, dest string) domain.CopyRequest {
-	rep := events.Replication{Image: events.Image{Provider: events.ProviderHuawei, Account: "demo", ImageID: imageID,
+func request(imageID, imageName, dest string) domain.StartRequest {
+	c := domain.Copy{Image: domain.Image{Provider: huawei.Name, Account: "demo", ImageID: imageID,
 		ImageName: imageName, SourceRegion: src}, DestinationRegion: dest}
-	return domain.CopyRequest{ReplicationRequested: events.ReplicationRequested{Replication: rep},
-		DestinationRegions: []string{dest}, Name: domain.CopyName(rep)}
+	return domain.StartRequest{Source: domain.Source{Image: c.Image}, Regions: []string{dest}, Name: domain.CopyName(c)}
 }
 
-func task(req domain.CopyRequest, h domain.CopyHandle) domain.Task {
-	return domain.Task{Replication: req.Replication, TaskID: h.TaskID, DestinationImageID: h.DestinationImageID}
+// copyOf is the copy req asks for in its one region.
+func copyOf(req domain.StartRequest) domain.Copy {
+	return domain.Copy{Image: req.Image, DestinationRegion: req.Regions[0]}
+}
+
+func task(req domain.StartRequest, h domain.Handle) domain.Task {
+	return domain.Task{Copy: copyOf(req), TaskID: h.TaskID, DestinationImageID: h.DestinationImageID}
 }
 
 func providerErr(t *testing.T, err error) *domain.ProviderError {
 	t.Helper()
 	var pe *domain.ProviderError
 	if !errors.As(err, &pe) {
-		t.Fatalf("want a *replication.ProviderError, got %T: %v", err, err)
+		t.Fatalf("want a *domain.ProviderError, got %T: %v", err, err)
 	}
 	return pe
 }
@@ -217,11 +220,11 @@ func TestStatusOfFailedAndUnknownTasks(t *testing.T) {
 		t.Fatalf("failed job status %+v", final)
 	}
 
-	rep := req.Replication
+	rep := copyOf(req)
 	tasks := []domain.Task{
-		{Replication: rep, TaskID: "0123456789abcdef0123456789abcdef"},
-		{Replication: rep, TaskID: "image/00000000-0000-4000-8000-000000000000"},
-		{Replication: rep},
+		{Copy: rep, TaskID: "0123456789abcdef0123456789abcdef"},
+		{Copy: rep, TaskID: "image/00000000-0000-4000-8000-000000000000"},
+		{Copy: rep},
 	}
 	sts, err := e.p.CopyStatus(context.Background(), tasks)
 	if err != nil {
@@ -246,7 +249,7 @@ func TestCopyStatusBatchKeepsOrder(t *testing.T) {
 		}
 		tasks = append(tasks, task(req, hs[0]))
 	}
-	tasks = append(tasks, domain.Task{Replication: tasks[0].Replication, TaskID: "ffffffffffffffffffffffffffffffff"})
+	tasks = append(tasks, domain.Task{Copy: tasks[0].Copy, TaskID: "ffffffffffffffffffffffffffffffff"})
 	if len(tasks) > e.p.BatchSize() {
 		t.Fatalf("test batch of %d exceeds BatchSize %d", len(tasks), e.p.BatchSize())
 	}
@@ -316,7 +319,7 @@ func TestErrorClassification(t *testing.T) {
 	cases := []struct {
 		name      string
 		setup     func(t *testing.T, e *env)
-		req       domain.CopyRequest
+		req       domain.StartRequest
 		class     error
 		code      string
 		status    int
@@ -438,8 +441,8 @@ func TestMissingProjectID(t *testing.T) {
 	}
 	// Following a copy whose source region has no project is refused the same way.
 	e2 := newEnv(t, nil, func(c *huawei.Config) { delete(c.Projects, src) })
-	rep := request(huaweiemu.DemoImageLinux, "golden", dst).Replication
-	_, err = e2.p.CopyStatus(context.Background(), []domain.Task{{Replication: rep, TaskID: "0123456789abcdef0123456789abcdef"}})
+	rep := copyOf(request(huaweiemu.DemoImageLinux, "golden", dst))
+	_, err = e2.p.CopyStatus(context.Background(), []domain.Task{{Copy: rep, TaskID: "0123456789abcdef0123456789abcdef"}})
 	if pe := providerErr(t, err); !errors.Is(err, domain.ErrTerminal) || !strings.Contains(pe.Message, src) {
 		t.Fatalf("CopyStatus without a project for %s: %+v", src, pe)
 	}
@@ -501,8 +504,8 @@ func TestCancelledContext(t *testing.T) {
 
 func TestCheckCopy(t *testing.T) {
 	e := newEnv(t, nil, func(c *huawei.Config) { delete(c.Projects, "af-south-1") })
-	img := func(mut func(*events.ImagePublished)) events.ImagePublished {
-		i := events.ImagePublished{Image: events.Image{Provider: "huawei", ImageID: huaweiemu.DemoImageLinux,
+	img := func(mut func(*domain.Source)) domain.Source {
+		i := domain.Source{Image: domain.Image{Provider: "huawei", ImageID: huaweiemu.DemoImageLinux,
 			ImageName: "golden", SourceRegion: src}, SizeGB: 40}
 		if mut != nil {
 			mut(&i)
@@ -511,19 +514,19 @@ func TestCheckCopy(t *testing.T) {
 	}
 	cases := []struct {
 		name   string
-		img    events.ImagePublished
+		img    domain.Source
 		region string
 		want   string // substring of the reason; "" means allowed
 	}{
 		{"allowed", img(nil), dst, ""},
-		{"exactly 128 GB", img(func(i *events.ImagePublished) { i.SizeGB = 128 }), dst, ""},
+		{"exactly 128 GB", img(func(i *domain.Source) { i.SizeGB = 128 }), dst, ""},
 		{"unknown region", img(nil), "mars-north-1", "no region"},
 		{"same region", img(nil), src, "source region"},
-		{"encrypted", img(func(i *events.ImagePublished) { i.Encrypted = true }), dst, "encrypted"},
-		{"too large", img(func(i *events.ImagePublished) { i.SizeGB = 129 }), dst, "128 GB"},
-		{"from ISO", img(func(i *events.ImagePublished) { i.FromISO = true }), dst, "ISO"},
+		{"encrypted", img(func(i *domain.Source) { i.Encrypted = true }), dst, "encrypted"},
+		{"too large", img(func(i *domain.Source) { i.SizeGB = 129 }), dst, "128 GB"},
+		{"from ISO", img(func(i *domain.Source) { i.FromISO = true }), dst, "ISO"},
 		{"no project for destination", img(nil), "af-south-1", "huawei.projects.af-south-1"},
-		{"description is sanitised", img(func(i *events.ImagePublished) { i.ImageName = "<gold>\r\nimage" }), dst, ""},
+		{"description is sanitised", img(func(i *domain.Source) { i.ImageName = "<gold>\r\nimage" }), dst, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -538,32 +541,6 @@ func TestCheckCopy(t *testing.T) {
 	}
 }
 
-func TestCheckDescription(t *testing.T) {
-	cases := []struct {
-		in   string
-		want error
-	}{
-		{"imagerelay copy of golden from cn-north-4", nil},
-		{strings.Repeat("d", 1024), nil},
-		{strings.Repeat("é", 1024), nil}, // characters, not bytes
-		{strings.Repeat("d", 1025), huawei.ErrDescriptionTooLong},
-		{"a <b>", huawei.ErrDescriptionChars},
-		{"a > b", huawei.ErrDescriptionChars},
-		{"line\nbreak", huawei.ErrDescriptionChars},
-		{"carriage\rreturn", huawei.ErrDescriptionChars},
-	}
-	for _, tc := range cases {
-		t.Run(fmt.Sprintf("%.20q", tc.in), func(t *testing.T) {
-			if err := huawei.CheckDescription(tc.in); !errors.Is(err, tc.want) {
-				t.Fatalf("CheckDescription = %v, want %v", err, tc.want)
-			}
-			if err := huawei.CheckDescription(huawei.SanitizeDescription(tc.in)); err != nil {
-				t.Fatalf("sanitised description still fails: %v", err)
-			}
-		})
-	}
-}
-
 func TestSanitisedDescriptionIsAccepted(t *testing.T) {
 	// A source image name with characters IMS refuses in a description must not break the copy.
 	e := newEnv(t, func(s *huaweiemu.Seed) { s.Images[0].Name = "gold<en>" }, nil)
@@ -572,27 +549,12 @@ func TestSanitisedDescriptionIsAccepted(t *testing.T) {
 		t.Fatalf("StartCopy with an unsafe image name: %v", err)
 	}
 	copies := e.calls.Calls("huawei", huaweiemu.ActionCopyImageCrossRegion)
-	if name := copies[0].Params["name"]; name != huawei.SanitizeName(req.Name) || strings.ContainsAny(name.(string), "<>\n") {
+	if name := copies[0].Params["name"]; name != constraints.SanitizeName(req.Name) || strings.ContainsAny(name.(string), "<>\n") {
 		t.Fatalf("copy named %q", name)
 	}
 	// FindCopy looks for the name StartCopy used.
 	if _, found, err := e.p.FindCopy(context.Background(), req); err != nil || !found {
 		t.Fatalf("FindCopy after a sanitised start: found=%v err=%v", found, err)
-	}
-}
-
-func TestSanitizeName(t *testing.T) {
-	cases := map[string]string{
-		"golden-ubuntu_22.04 v2": "golden-ubuntu_22.04 v2",
-		"镜像-金":                   "镜像-金",
-		"a/b:c<d>":               "a-b-c-d-",
-		"  padded  ":             "padded",
-		strings.Repeat("n", 130): strings.Repeat("n", 128),
-	}
-	for in, want := range cases {
-		if got := huawei.SanitizeName(in); got != want {
-			t.Errorf("SanitizeName(%q) = %q, want %q", in, got, want)
-		}
 	}
 }
 

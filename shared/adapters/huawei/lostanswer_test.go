@@ -79,7 +79,7 @@ func TestStartCopyIsWaitedForWhenTheContextEnds(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	type result struct {
-		hs  []domain.CopyHandle
+		hs  []domain.Handle
 		err error
 	}
 	returned := make(chan result, 1)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
@@ -69,7 +70,7 @@ func (s *Store) migrateOne(ctx context.Context, old string) (bool, error) {
 		if err := json.Unmarshal(raw, &rec); err != nil {
 			return false, fmt.Errorf("state: migrate %s: decode the record: %w", old, err)
 		}
-		newKey = RecordKey(rec.Replication)
+		newKey = RecordKey(events.Replication{Image: events.Image(rec.Image), DestinationRegion: rec.DestinationRegion})
 	case strings.HasPrefix(old, legacyPlanPrefix):
 		var p Plan
 		if err := json.Unmarshal(raw, &p); err != nil {

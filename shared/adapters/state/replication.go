@@ -153,7 +153,7 @@ func contains(list []string, s string) bool {
 
 // CreateRecord stores a new replication record; ErrExists if one is there.
 func (s *Store) CreateRecord(ctx context.Context, rec domain.Record) error {
-	_, err := Create(ctx, s, RecordKey(rec.Replication), rec)
+	_, err := Create(ctx, s, RecordKey(events.Replication{Image: events.Image(rec.Image), DestinationRegion: rec.DestinationRegion}), rec)
 	return err
 }
 

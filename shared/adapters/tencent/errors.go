@@ -135,7 +135,7 @@ func lookup(code string) codeInfo {
 	return terminal("Tencent Cloud refused the call with " + code + ": read the message; the CVM API error code list explains it")
 }
 
-// classify turns an SDK error into a *replication.ProviderError.
+// classify turns an SDK error into a *domain.ProviderError.
 func classify(action string, err error) *domain.ProviderError {
 	var pe *domain.ProviderError
 	if errors.As(err, &pe) {

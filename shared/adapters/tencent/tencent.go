@@ -5,7 +5,7 @@
 // at once); the destination image id is the task handle the poller follows. Calls are paced by
 // limiters at the documented limits (SyncImages 10/s, DescribeImages 40/s) per account,
 // shared by every worker when the runtime injects cluster-wide limits, and every
-// failure is classified as a *replication.ProviderError with a hint for the operator.
+// failure is classified as a *domain.ProviderError with a hint for the operator.
 package tencent
 
 import (
@@ -27,8 +27,8 @@ import (
 	"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common/profile"
 	cvm "github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/cvm/v20170312"
 
-	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/shared/adapters/ratelimit"
+	"github.com/imagerelay/imagerelay/shared/adapters/tencent/constraints"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
@@ -53,7 +53,7 @@ const (
 	// MaxDescribeIDs is the most image ids one DescribeImages call may name.
 	MaxDescribeIDs = 100
 	// MaxSyncSizeGB is the size from which SyncImages refuses an image.
-	MaxSyncSizeGB = 50
+	MaxSyncSizeGB = constraints.MaxSyncSizeGB
 )
 
 // ErrNoCredentials is returned by New when the credential environment variables are not set.
@@ -86,28 +86,21 @@ type Config struct {
 
 // Provider talks to Tencent Cloud CVM. It is safe for concurrent use.
 type Provider struct {
-	cred     common.CredentialIface
-	host     string
-	scheme   string
-	timeout  time.Duration
-	regions  []string
-	syncLim  ratelimit.Limiter
-	descLim  ratelimit.Limiter
-	log      *slog.Logger
-	mu       sync.Mutex
-	clients  map[string]*cvm.Client
-	nameFunc func(events.Replication) string
+	cred    common.CredentialIface
+	host    string
+	scheme  string
+	timeout time.Duration
+	rules   *constraints.Checker
+	syncLim ratelimit.Limiter
+	descLim ratelimit.Limiter
+	log     *slog.Logger
+	mu      sync.Mutex
+	clients map[string]*cvm.Client
 }
 
-// KnownRegions are the Tencent Cloud regions with CVM, as the SDK's region list has them.
-func KnownRegions() []string {
-	return []string{
-		"ap-bangkok", "ap-beijing", "ap-chengdu", "ap-chongqing", "ap-guangzhou", "ap-hongkong",
-		"ap-jakarta", "ap-mumbai", "ap-nanjing", "ap-seoul", "ap-shanghai", "ap-shanghai-fsi",
-		"ap-shenzhen-fsi", "ap-singapore", "ap-tokyo", "eu-frankfurt", "na-ashburn",
-		"na-siliconvalley", "sa-saopaulo",
-	}
-}
+// KnownRegions are the Tencent Cloud regions with CVM, as the SDK's region list has them
+// (constraints.KnownRegions, which needs no SDK).
+func KnownRegions() []string { return constraints.KnownRegions() }
 
 // New builds a provider, reading the credentials from the environment.
 func New(cfg Config) (*Provider, error) {
@@ -134,11 +127,6 @@ func New(cfg Config) (*Provider, error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	regions := slices.Clone(cfg.Regions)
-	if len(regions) == 0 {
-		regions = KnownRegions()
-	}
-	slices.Sort(regions)
 	account := cfg.Account
 	if account == "" {
 		account = "default"
@@ -149,14 +137,13 @@ func New(cfg Config) (*Provider, error) {
 		host:    host,
 		scheme:  scheme,
 		timeout: timeout,
-		regions: slices.Compact(regions),
+		rules:   constraints.New(cfg.Regions),
 		// A burst of 1 spaces the calls evenly, so a burst of work never trips the
 		// provider's own per-second counter.
-		syncLim:  limits.For(ratelimit.Spec{Provider: ProviderName, API: "SyncImages", Account: account, Rate: syncRate, Burst: 1}),
-		descLim:  limits.For(ratelimit.Spec{Provider: ProviderName, API: "DescribeImages", Account: account, Rate: descRate, Burst: 1}),
-		log:      slog.Default().With("provider", ProviderName, "account", account),
-		clients:  map[string]*cvm.Client{},
-		nameFunc: domain.CopyName,
+		syncLim: limits.For(ratelimit.Spec{Provider: ProviderName, API: "SyncImages", Account: account, Rate: syncRate, Burst: 1}),
+		descLim: limits.For(ratelimit.Spec{Provider: ProviderName, API: "DescribeImages", Account: account, Rate: descRate, Burst: 1}),
+		log:     slog.Default().With("provider", ProviderName, "account", account),
+		clients: map[string]*cvm.Client{},
 	}, nil
 }
 
@@ -191,7 +178,7 @@ func parseEndpoint(ep string) (host, scheme string, err error) {
 func (p *Provider) Name() string { return ProviderName }
 
 // Regions returns the regions the provider knows, sorted.
-func (p *Provider) Regions() []string { return slices.Clone(p.regions) }
+func (p *Provider) Regions() []string { return p.rules.Regions() }
 
 // BatchSize is the most tasks one CopyStatus call should carry: DescribeImages takes 100 ids.
 func (p *Provider) BatchSize() int { return MaxDescribeIDs }
@@ -225,17 +212,15 @@ func (p *Provider) client(region string) (*cvm.Client, error) {
 // StartCopy makes exactly one SyncImages call in the source region, naming the copy
 // req.Name and asking for the new image ids. Each destination's handle carries the new image
 // id as TaskID and DestinationImageID.
-func (p *Provider) StartCopy(ctx context.Context, req domain.CopyRequest) ([]domain.CopyHandle, error) {
+func (p *Provider) StartCopy(ctx context.Context, req domain.StartRequest) ([]domain.Handle, error) {
 	const action = "SyncImages"
-	if len(req.DestinationRegions) == 0 {
-		return nil, &domain.ProviderError{Provider: ProviderName, Action: action, Code: "ClientError.NoDestination",
-			Message: "the copy request names no destination region", Class: domain.Terminal,
-			Hint: "this is a bug in the caller: a copy request needs at least one destination region"}
+	if err := checkRequest(action, req); err != nil {
+		return nil, err
 	}
-	name := p.copyName(req)
+	name := req.Name
 	sreq := cvm.NewSyncImagesRequest()
 	sreq.ImageIds = common.StringPtrs([]string{req.ImageID})
-	sreq.DestinationRegions = common.StringPtrs(req.DestinationRegions)
+	sreq.DestinationRegions = common.StringPtrs(req.Regions)
 	sreq.ImageName = common.StringPtr(name)
 	sreq.ImageSetRequired = common.BoolPtr(true)
 
@@ -255,7 +240,7 @@ func (p *Provider) StartCopy(ctx context.Context, req domain.CopyRequest) ([]dom
 		if pe.Code == codeNameDuplicate {
 			// The deterministic name is taken: an earlier attempt whose answer was lost has
 			// already started this copy. Follow that copy instead of failing.
-			if hs, ok := p.adopt(ctx, req.DestinationRegions, name); ok {
+			if hs, ok := p.adopt(ctx, req.Regions, name); ok {
 				p.log.Info("copy already started by an earlier attempt", "image_id", req.ImageID, "name", name)
 				return hs, nil
 			}
@@ -271,8 +256,8 @@ func (p *Provider) StartCopy(ctx context.Context, req domain.CopyRequest) ([]dom
 			}
 		}
 	}
-	handles := make([]domain.CopyHandle, 0, len(req.DestinationRegions))
-	for _, region := range req.DestinationRegions {
+	handles := make([]domain.Handle, 0, len(req.Regions))
+	for _, region := range req.Regions {
 		id, ok := ids[region]
 		if !ok {
 			// SyncImages accepted the copy but did not say the new id; look it up by name.
@@ -285,15 +270,15 @@ func (p *Provider) StartCopy(ctx context.Context, req domain.CopyRequest) ([]dom
 			}
 			id = deref(img.ImageId)
 		}
-		handles = append(handles, domain.CopyHandle{Region: region, TaskID: id, DestinationImageID: id})
+		handles = append(handles, domain.Handle{Region: region, TaskID: id, DestinationImageID: id})
 	}
-	p.log.Debug("SyncImages started", "image_id", req.ImageID, "source_region", req.SourceRegion, "regions", req.DestinationRegions, "name", name)
+	p.log.Debug("SyncImages started", "image_id", req.ImageID, "source_region", req.SourceRegion, "regions", req.Regions, "name", name)
 	return handles, nil
 }
 
 // adopt finds the copies named name in every region, or reports false.
-func (p *Provider) adopt(ctx context.Context, regions []string, name string) ([]domain.CopyHandle, bool) {
-	var hs []domain.CopyHandle
+func (p *Provider) adopt(ctx context.Context, regions []string, name string) ([]domain.Handle, bool) {
+	var hs []domain.Handle
 	for _, region := range regions {
 		img, found, err := p.findByName(ctx, region, name)
 		if err != nil || !found {
@@ -304,34 +289,40 @@ func (p *Provider) adopt(ctx context.Context, regions []string, name string) ([]
 	return hs, true
 }
 
-// FindCopy looks in req.DestinationRegions[0] for a copy named req.Name, which an
-// interrupted earlier attempt may have started.
-func (p *Provider) FindCopy(ctx context.Context, req domain.CopyRequest) (domain.CopyHandle, bool, error) {
-	region := req.DestinationRegion
-	if len(req.DestinationRegions) > 0 {
-		region = req.DestinationRegions[0]
+// FindCopy looks in req.Regions[0] for a copy named req.Name, which an interrupted earlier
+// attempt may have started.
+func (p *Provider) FindCopy(ctx context.Context, req domain.StartRequest) (domain.Handle, bool, error) {
+	if err := checkRequest("DescribeImages", req); err != nil {
+		return domain.Handle{}, false, err
 	}
-	img, found, err := p.findByName(ctx, region, p.copyName(req))
+	region := req.Regions[0]
+	img, found, err := p.findByName(ctx, region, req.Name)
 	if err != nil || !found {
-		return domain.CopyHandle{}, false, err
+		return domain.Handle{}, false, err
 	}
 	return handleFor(region, img), true, nil
 }
 
-func handleFor(region string, img *cvm.Image) domain.CopyHandle {
-	id := deref(img.ImageId)
-	return domain.CopyHandle{Region: region, TaskID: id, DestinationImageID: id, AlreadyPresent: deref(img.ImageState) == "NORMAL"}
+// checkRequest refuses a request without a destination region or without a copy name: a
+// copy is found again by its deterministic name only, so one started without it could be
+// started twice.
+func checkRequest(action string, req domain.StartRequest) error {
+	switch {
+	case len(req.Regions) == 0:
+		return &domain.ProviderError{Provider: ProviderName, Action: action, Code: "ClientError.NoDestination",
+			Message: "the copy request names no destination region", Class: domain.Terminal,
+			Hint: "this is a bug in the caller: a copy request needs at least one destination region"}
+	case req.Name == "":
+		return &domain.ProviderError{Provider: ProviderName, Action: action, Code: "ClientError.NoCopyName",
+			Message: "the copy request names no copy", Class: domain.Terminal,
+			Hint: "this is a bug in the caller: a copy request needs its deterministic name (domain.CopyName)"}
+	}
+	return nil
 }
 
-func (p *Provider) copyName(req domain.CopyRequest) string {
-	if req.Name != "" {
-		return req.Name
-	}
-	r := req.Replication
-	if r.DestinationRegion == "" && len(req.DestinationRegions) > 0 {
-		r.DestinationRegion = req.DestinationRegions[0]
-	}
-	return p.nameFunc(r)
+func handleFor(region string, img *cvm.Image) domain.Handle {
+	id := deref(img.ImageId)
+	return domain.Handle{Region: region, TaskID: id, DestinationImageID: id, AlreadyPresent: deref(img.ImageState) == "NORMAL"}
 }
 
 // findByName returns the private image named name in region. When several carry the name
@@ -445,7 +436,7 @@ func (p *Provider) regionStatus(ctx context.Context, region string, tasks []doma
 	}
 	// A task started without a known id is followed by its deterministic name.
 	for _, i := range byName {
-		img, ok, err := p.findByName(ctx, region, p.nameFunc(tasks[i].Replication))
+		img, ok, err := p.findByName(ctx, region, domain.CopyName(tasks[i].Copy))
 		if err != nil {
 			return err
 		}
@@ -490,19 +481,10 @@ func statusOf(img *cvm.Image, region string) domain.CopyStatus {
 	return st
 }
 
-// CheckCopy returns why img cannot be copied to region with SyncImages, or "".
-func (p *Provider) CheckCopy(img events.ImagePublished, region string) string {
-	switch {
-	case !slices.Contains(p.regions, region):
-		return fmt.Sprintf("%q is not a Tencent Cloud region imagerelay knows", region)
-	case region == img.SourceRegion:
-		return "the destination is the image's own region; SyncImages copies a custom image to other regions only"
-	case img.Encrypted:
-		return "the image is encrypted; Tencent Cloud cannot sync encrypted images to another region"
-	case img.SizeGB >= MaxSyncSizeGB:
-		return fmt.Sprintf("the image is %d GB; Tencent Cloud SyncImages copies only images smaller than %d GB", img.SizeGB, MaxSyncSizeGB)
-	}
-	return ""
+// CheckCopy returns why src cannot be copied to region with SyncImages, or "". It makes no
+// API call (see constraints).
+func (p *Provider) CheckCopy(src domain.Source, region string) string {
+	return p.rules.CheckCopy(src, region)
 }
 
 func deref[T any](p *T) T {

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/shared/dev/emulators/emucore"
 	"github.com/imagerelay/imagerelay/shared/dev/emulators/tencentemu"
 	"github.com/imagerelay/imagerelay/shared/domain"
@@ -73,23 +72,28 @@ func setup(t *testing.T, s tencentemu.Seed, cfg Config) *env {
 	return &env{p: p, emu: emu, calls: calls, faults: faults, srv: srv}
 }
 
-func copyReq(imageID, src, dst string) domain.CopyRequest {
-	r := events.ReplicationRequested{Replication: events.Replication{
-		Image:             events.Image{Provider: events.ProviderTencent, ImageID: imageID, ImageName: "base", SourceRegion: src},
+func copyReq(imageID, src, dst string) domain.StartRequest {
+	c := domain.Copy{
+		Image:             domain.Image{Provider: ProviderName, ImageID: imageID, ImageName: "base", SourceRegion: src},
 		DestinationRegion: dst,
-	}}
-	return domain.CopyRequest{ReplicationRequested: r, DestinationRegions: []string{dst}, Name: domain.CopyName(r.Replication)}
+	}
+	return domain.StartRequest{Source: domain.Source{Image: c.Image}, Regions: []string{dst}, Name: domain.CopyName(c)}
 }
 
-func taskFor(req domain.CopyRequest, h domain.CopyHandle) domain.Task {
-	return domain.Task{Replication: req.Replication, TaskID: h.TaskID, DestinationImageID: h.DestinationImageID}
+// copyOf is the copy req asks for in its first region.
+func copyOf(req domain.StartRequest) domain.Copy {
+	return domain.Copy{Image: req.Image, DestinationRegion: req.Regions[0]}
+}
+
+func taskFor(req domain.StartRequest, h domain.Handle) domain.Task {
+	return domain.Task{Copy: copyOf(req), TaskID: h.TaskID, DestinationImageID: h.DestinationImageID}
 }
 
 func asProviderError(t *testing.T, err error) *domain.ProviderError {
 	t.Helper()
 	var pe *domain.ProviderError
 	if !errors.As(err, &pe) {
-		t.Fatalf("err = %v (%T), want *replication.ProviderError", err, err)
+		t.Fatalf("err = %v (%T), want *domain.ProviderError", err, err)
 	}
 	return pe
 }
@@ -249,11 +253,11 @@ func TestCopyStatusSplitsBatches(t *testing.T) {
 	var tasks []domain.Task
 	for i := range 150 {
 		id := fmt.Sprintf("img-b%07d", i)
-		tasks = append(tasks, domain.Task{Replication: events.Replication{DestinationRegion: "ap-beijing"}, TaskID: id, DestinationImageID: id})
+		tasks = append(tasks, domain.Task{Copy: domain.Copy{DestinationRegion: "ap-beijing"}, TaskID: id, DestinationImageID: id})
 	}
 	tasks = append(tasks,
-		domain.Task{Replication: events.Replication{DestinationRegion: "ap-beijing"}, TaskID: "img-gone0001"},
-		domain.Task{Replication: events.Replication{DestinationRegion: "ap-beijing"}, TaskID: "not-an-id"},
+		domain.Task{Copy: domain.Copy{DestinationRegion: "ap-beijing"}, TaskID: "img-gone0001"},
+		domain.Task{Copy: domain.Copy{DestinationRegion: "ap-beijing"}, TaskID: "not-an-id"},
 	)
 	st, err := e.p.CopyStatus(context.Background(), tasks)
 	if err != nil {
@@ -294,7 +298,7 @@ func TestCopyStatusFailedAndByName(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The second task has no id: it is followed by its deterministic name.
-	tasks := []domain.Task{taskFor(req, handles[0]), {Replication: req.Replication}}
+	tasks := []domain.Task{taskFor(req, handles[0]), {Copy: copyOf(req)}}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		st, err := e.p.CopyStatus(ctx, tasks)
@@ -336,7 +340,7 @@ func TestClientRateLimitKeepsUnderEmulatorLimit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := setup(t, s, Config{DescribeRatePerSecond: tt.rate})
-			task := []domain.Task{{Replication: events.Replication{DestinationRegion: "ap-guangzhou"}, TaskID: "img-base0001"}}
+			task := []domain.Task{{Copy: domain.Copy{DestinationRegion: "ap-guangzhou"}, TaskID: "img-base0001"}}
 			throttled := false
 			// 10 calls: paced, they take 1.8 s; unpaced, they drain the bucket of 5 at once.
 			for range 10 {
@@ -356,19 +360,19 @@ func TestClientRateLimitKeepsUnderEmulatorLimit(t *testing.T) {
 
 func TestCheckCopy(t *testing.T) {
 	e := setup(t, seed(), Config{})
-	img := events.ImagePublished{Image: events.Image{Provider: "tencent", ImageID: "img-base0001", SourceRegion: "ap-guangzhou"}, SizeGB: 20}
+	img := domain.Source{Image: domain.Image{Provider: "tencent", ImageID: "img-base0001", SourceRegion: "ap-guangzhou"}, SizeGB: 20}
 	tests := []struct {
 		name   string
-		mod    func(*events.ImagePublished)
+		mod    func(*domain.Source)
 		region string
 		want   string
 	}{
 		{"ok", nil, "ap-shanghai", ""},
 		{"unknown region", nil, "ap-atlantis", "not a Tencent Cloud region"},
 		{"same region", nil, "ap-guangzhou", "own region"},
-		{"encrypted", func(i *events.ImagePublished) { i.Encrypted = true }, "ap-shanghai", "encrypted"},
-		{"50 GB", func(i *events.ImagePublished) { i.SizeGB = 50 }, "ap-shanghai", "smaller than 50 GB"},
-		{"49 GB", func(i *events.ImagePublished) { i.SizeGB = 49 }, "ap-shanghai", ""},
+		{"encrypted", func(i *domain.Source) { i.Encrypted = true }, "ap-shanghai", "encrypted"},
+		{"50 GB", func(i *domain.Source) { i.SizeGB = 50 }, "ap-shanghai", "smaller than 50 GB"},
+		{"49 GB", func(i *domain.Source) { i.SizeGB = 49 }, "ap-shanghai", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -193,12 +193,12 @@ func testListTranslatesLegacyPrefixes(t *testing.T, s *state.Store) {
 	img := events.Image{Provider: "alibaba", ImageID: "imgc-1", VersionID: "iv-1", SourceRegion: "cn-shanghai"}
 	for _, region := range []string{"cn-beijing", "cn-hangzhou"} {
 		r := events.Replication{Image: img, DestinationRegion: region}
-		if err := s.CreateRecord(ctx, domain.Record{Key: events.ReplicationKey(r), Replication: r}); err != nil {
+		if err := s.CreateRecord(ctx, domain.Record{Key: events.ReplicationKey(r), Copy: copyOf(r)}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	other := events.Replication{Image: events.Image{Provider: "alibaba", ImageID: "imgc-10"}, DestinationRegion: "cn-beijing"}
-	if err := s.CreateRecord(ctx, domain.Record{Key: events.ReplicationKey(other), Replication: other}); err != nil {
+	if err := s.CreateRecord(ctx, domain.Record{Key: events.ReplicationKey(other), Copy: copyOf(other)}); err != nil {
 		t.Fatal(err)
 	}
 	rollout := state.Key("rebuild", "rollout", "office", events.ReplicationKey(events.Replication{Image: img, DestinationRegion: "cn-beijing"}))
@@ -237,7 +237,7 @@ func testDistinctPartsGetDistinctRecords(t *testing.T, s *state.Store) {
 	}
 	for _, img := range variants {
 		r := events.Replication{Image: img, DestinationRegion: "ap-shanghai"}
-		if err := s.CreateRecord(ctx, domain.Record{Key: events.ReplicationKey(r), Replication: r, State: domain.StateRequested}); err != nil {
+		if err := s.CreateRecord(ctx, domain.Record{Key: events.ReplicationKey(r), Copy: copyOf(r), State: domain.StateRequested}); err != nil {
 			t.Fatalf("record of %+v: %v (it collides with another)", img, err)
 		}
 		if err := s.SavePlan(ctx, state.Plan{Image: img, Regions: []string{"ap-shanghai"}}); err != nil {
@@ -247,8 +247,8 @@ func testDistinctPartsGetDistinctRecords(t *testing.T, s *state.Store) {
 	for _, img := range variants {
 		r := events.Replication{Image: img, DestinationRegion: "ap-shanghai"}
 		rec, _, err := s.Record(ctx, r)
-		if err != nil || rec.Replication != r {
-			t.Errorf("record of %+v reads back %+v (%v)", img, rec.Replication, err)
+		if err != nil || rec.Copy != copyOf(r) {
+			t.Errorf("record of %+v reads back %+v (%v)", img, rec.Copy, err)
 		}
 		if p, err := s.Plan(ctx, img); err != nil || p.Image != img {
 			t.Errorf("plan of %+v reads back %+v (%v)", img, p.Image, err)
@@ -276,15 +276,15 @@ func testMigrateLegacyKeys(t *testing.T, s *state.Store) {
 	inFlight := events.Replication{Image: img, DestinationRegion: "ap-shanghai"}
 	rewritten := events.Replication{Image: img, DestinationRegion: "ap-beijing"}
 	// What an earlier version left: folded '/' keys.
-	put("repl/tencent/default/img-bad_0032/-/ap-shanghai", domain.Record{Key: events.ReplicationKey(inFlight), Replication: inFlight,
+	put("repl/tencent/default/img-bad_0032/-/ap-shanghai", domain.Record{Key: events.ReplicationKey(inFlight), Copy: copyOf(inFlight),
 		State: domain.StateInProgress, TaskID: "img-copy1"})
-	put("repl/tencent/default/img-bad_0032/-/ap-beijing", domain.Record{Key: events.ReplicationKey(rewritten), Replication: rewritten,
+	put("repl/tencent/default/img-bad_0032/-/ap-beijing", domain.Record{Key: events.ReplicationKey(rewritten), Copy: copyOf(rewritten),
 		State: domain.StateRequested})
 	put("plan/tencent/default/img-bad_0032/-", state.Plan{Image: img, Regions: []string{"ap-shanghai", "ap-beijing"}})
 	put("sem/huawei/default", map[string]map[string]time.Time{"holders": {"huawei/default/img-h/-/cn-east-3": time.Now().Add(time.Hour)}})
 	put("rebuild/rollout/office/x", counter{N: 1})
 	// The current version already wrote one of them under its new key: that one wins.
-	if err := s.CreateRecord(ctx, domain.Record{Key: events.ReplicationKey(rewritten), Replication: rewritten,
+	if err := s.CreateRecord(ctx, domain.Record{Key: events.ReplicationKey(rewritten), Copy: copyOf(rewritten),
 		State: domain.StateInProgress, TaskID: "img-new"}); err != nil {
 		t.Fatal(err)
 	}
@@ -378,4 +378,8 @@ func testSemaphoreLimitsHoldersAndRecoversExpiredLeases(t *testing.T, s *state.S
 	if _, ok := holders["copy-4"]; ok || len(holders) != 5 {
 		t.Errorf("holders %v: want five, without the expired copy-4", holders)
 	}
+}
+
+func copyOf(r events.Replication) domain.Copy {
+	return domain.Copy{Image: domain.Image(r.Image), DestinationRegion: r.DestinationRegion}
 }

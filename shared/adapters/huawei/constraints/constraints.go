@@ -1,4 +1,8 @@
-package huawei
+// Package constraints holds Huawei Cloud IMS's documented limits on copying a private image
+// across regions (CopyImageCrossRegion), and the names and descriptions IMS accepts, without
+// the cloud SDK: fanout checks every planned region against them before any call, and links
+// no SDK to do so. The huawei adapter uses the same checker and the same names.
+package constraints
 
 import (
 	"errors"
@@ -7,7 +11,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
@@ -27,6 +30,15 @@ var (
 	ErrDescriptionChars   = errors.New("description contains '<', '>', a carriage return or a line feed")
 )
 
+// rules are the limits IMS shares with the other providers, in Huawei's words.
+var rules = domain.CopyRules{
+	SameRegion: "the destination is the source region",
+	Encrypted:  "Huawei IMS does not copy encrypted images across regions",
+	MaxSizeGB:  MaxImageSizeGB,
+	TooLarge:   fmt.Sprintf("Huawei IMS copies at most %d GB across regions", MaxImageSizeGB),
+	FromISO:    "Huawei IMS does not copy images created from ISO files across regions",
+}
+
 // sdkRegions are the IMS regions of services/ims/v2/region in the pinned SDK (v0.1.207).
 var sdkRegions = map[string]bool{
 	"af-south-1": true, "cn-north-4": true, "cn-north-1": true, "cn-east-2": true, "cn-east-3": true,
@@ -36,6 +48,46 @@ var sdkRegions = map[string]bool{
 	"tr-west-1": true, "me-east-1": true, "ae-ad-1": true, "cn-east-4": true, "eu-west-101": true,
 	"cn-east-5": true, "eu-west-0": true, "my-kualalumpur-1": true, "af-north-1": true, "ru-moscow-1": true,
 	"ap-southeast-5": true, "cn-north-12": true, "cn-north-11": true, "cn-southwest-3": true,
+}
+
+// Checker checks copies against IMS's limits and the account's configured project ids. It
+// is immutable and safe for concurrent use.
+type Checker struct {
+	projects map[string]string
+}
+
+// New returns a checker for an account whose project id in each region is projects[region].
+// A region is known when the SDK lists it or when it has a project id.
+func New(projects map[string]string) *Checker {
+	c := &Checker{projects: make(map[string]string, len(projects))}
+	for r, id := range projects {
+		c.projects[r] = id
+	}
+	return c
+}
+
+// CheckCopy returns why src cannot be copied to region by IMS, or "" when it can. It checks
+// IMS's documented limits and the configuration: both regions need a project id, and the
+// copy's name and description must be acceptable.
+func (c *Checker) CheckCopy(src domain.Source, region string) string {
+	if _, configured := c.projects[region]; !sdkRegions[region] && !configured {
+		return fmt.Sprintf("Huawei IMS has no region %q", region)
+	}
+	if why := domain.CheckCommon(src, region, rules); why != "" {
+		return why
+	}
+	for _, r := range []string{src.SourceRegion, region} {
+		if c.projects[r] == "" {
+			return fmt.Sprintf("no Huawei project id is configured for region %s (huawei.projects.%s)", r, r)
+		}
+	}
+	if err := checkName(SanitizeName(domain.CopyName(domain.Copy{Image: src.Image, DestinationRegion: region}))); err != nil {
+		return err.Error()
+	}
+	if err := CheckDescription(Description(src.Image)); err != nil {
+		return err.Error()
+	}
+	return ""
 }
 
 // CheckDescription reports whether IMS accepts s as a copy's description: at most 1024
@@ -66,19 +118,19 @@ func SanitizeDescription(s string) string {
 	return s
 }
 
-// description is what StartCopy sends: where the copy came from, so an operator looking at
-// the IMS console can tell.
-func description(r events.Replication) string {
-	d := "imagerelay copy of " + r.ImageID
-	if r.ImageName != "" {
-		d += " (" + r.ImageName + ")"
+// Description is what a copy of img is described as: where it came from, so an operator
+// looking at the IMS console can tell.
+func Description(img domain.Image) string {
+	d := "imagerelay copy of " + img.ImageID
+	if img.ImageName != "" {
+		d += " (" + img.ImageName + ")"
 	}
-	return SanitizeDescription(d + " from " + r.SourceRegion)
+	return SanitizeDescription(d + " from " + img.SourceRegion)
 }
 
 // SanitizeName makes name acceptable as an IMS image name: characters other than letters,
 // digits, spaces, '-', '_' and '.' become '-', surrounding spaces go, and the result is cut to
-// 128 characters. It is deterministic, so StartCopy and FindCopy agree on a copy's name.
+// 128 characters. It is deterministic, so a start and a later lookup agree on a copy's name.
 func SanitizeName(name string) string {
 	name = strings.Map(func(r rune) rune {
 		if unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune(" -_.", r) {
@@ -98,39 +150,4 @@ func checkName(name string) error {
 		return fmt.Errorf("copy name %q must be 1 to %d characters", name, MaxNameLen)
 	}
 	return nil
-}
-
-func (p *Provider) knownRegion(regionID string) bool {
-	_, configured := p.cfg.Projects[regionID]
-	return sdkRegions[regionID] || configured
-}
-
-// CheckCopy returns why img cannot be copied to region by IMS, or "" when it can. It makes no
-// API call: it checks IMS's documented limits and this provider's configuration.
-func (p *Provider) CheckCopy(img events.ImagePublished, regionID string) string {
-	switch {
-	case !p.knownRegion(regionID):
-		return fmt.Sprintf("Huawei IMS has no region %q", regionID)
-	case regionID == img.SourceRegion:
-		return "the destination is the source region"
-	case img.Encrypted:
-		return "Huawei IMS does not copy encrypted images across regions"
-	case img.SizeGB > MaxImageSizeGB:
-		return fmt.Sprintf("the image is %d GB; Huawei IMS copies at most %d GB across regions", img.SizeGB, MaxImageSizeGB)
-	case img.FromISO:
-		return "Huawei IMS does not copy images created from ISO files across regions"
-	}
-	for _, r := range []string{img.SourceRegion, regionID} {
-		if _, err := p.ProjectID(r); err != nil {
-			return fmt.Sprintf("no Huawei project id is configured for region %s (huawei.projects.%s)", r, r)
-		}
-	}
-	rep := events.Replication{Image: img.Image, DestinationRegion: regionID}
-	if err := checkName(SanitizeName(domain.CopyName(rep))); err != nil {
-		return err.Error()
-	}
-	if err := CheckDescription(description(rep)); err != nil {
-		return err.Error()
-	}
-	return ""
 }

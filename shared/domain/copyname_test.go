@@ -2,7 +2,6 @@ package domain_test
 
 import (
 	"context"
-	"errors"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -22,7 +21,7 @@ var cjkName = "a" + strings.Repeat("镜", 30)
 
 func TestCopyNameCutsByCharacters(t *testing.T) {
 	for _, name := range []string{cjkName, strings.Repeat("é", 70), strings.Repeat("n", 100), "short", "", "bad\xffbyte"} {
-		r := events.Replication{Image: events.Image{Provider: events.ProviderTencent, ImageID: "img-1", ImageName: name, SourceRegion: "ap-guangzhou"},
+		r := domain.Copy{Image: domain.Image{Provider: events.ProviderTencent, ImageID: "img-1", ImageName: name, SourceRegion: "ap-guangzhou"},
 			DestinationRegion: "ap-shanghai"}
 		got := domain.CopyName(r)
 		if !utf8.ValidString(got) {
@@ -40,7 +39,7 @@ func TestCopyNameCutsByCharacters(t *testing.T) {
 	}
 	// 31 characters fit in 60 with the 12-character suffix: nothing is cut, though 91 bytes
 	// did not fit in 60 bytes.
-	r := events.Replication{Image: events.Image{ImageName: cjkName}}
+	r := domain.Copy{Image: domain.Image{ImageName: cjkName}}
 	if got := domain.CopyName(r); !strings.HasPrefix(got, cjkName+"-ir-") || utf8.RuneCountInString(got) != 43 {
 		t.Errorf("CopyName(cjk) = %q (%d characters), want the whole name and the suffix", got, utf8.RuneCountInString(got))
 	}
@@ -69,10 +68,9 @@ func TestCopyWithCJKNameIsFoundAfterACrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := events.Replication{Image: events.Image{Provider: events.ProviderTencent, ImageID: "img-cjk00001", ImageName: cjkName,
+	rep := domain.Copy{Image: domain.Image{Provider: events.ProviderTencent, ImageID: "img-cjk00001", ImageName: cjkName,
 		SourceRegion: "ap-guangzhou"}, DestinationRegion: "ap-shanghai"}
-	req := domain.CopyRequest{ReplicationRequested: events.ReplicationRequested{Replication: rep},
-		DestinationRegions: []string{"ap-shanghai"}, Name: domain.CopyName(rep)}
+	req := domain.StartRequest{Source: domain.Source{Image: rep.Image}, Regions: []string{"ap-shanghai"}, Name: domain.CopyName(rep)}
 	ctx := context.Background()
 	hs, err := p.StartCopy(ctx, req)
 	if err != nil || len(hs) != 1 {
@@ -89,31 +87,59 @@ func TestCopyWithCJKNameIsFoundAfterACrash(t *testing.T) {
 	}
 }
 
-func TestMaybeStarted(t *testing.T) {
-	pe := func(code string, status int, class domain.Class) error {
-		return &domain.ProviderError{Provider: "p", Action: "StartCopy", Code: code, HTTPStatus: status, Class: class}
+// eventsCopyName is CopyName as it was written over the event contract's types before the
+// domain had its own: the names of copies in flight were made by it, so CopyName must agree.
+func eventsCopyName(r events.Replication) string {
+	base := r.ImageName
+	if base == "" {
+		base = r.ImageID
 	}
-	cases := []struct {
-		name string
-		err  error
-		want bool
-	}{
-		{"plain network error", errors.New("connection reset by peer"), true},
-		{"deadline", context.DeadlineExceeded, true},
-		{"classified network error", pe("NetworkError", 0, domain.Retryable), true},
-		{"5xx", pe("HTTP502", 502, domain.Retryable), true},
-		{"terminal refusal", pe("InvalidImageId.NotFound", 0, domain.Terminal), false},
-		{"Tencent throttling", pe("RequestLimitExceeded", 0, domain.Retryable), false},
-		{"Tencent throttling subcode", pe("RequestLimitExceeded.UinLimitExceeded", 0, domain.Retryable), false},
-		{"Alibaba throttling", pe("Throttling.User", 400, domain.Retryable), false},
-		{"Huawei throttling", pe("APIGW.0308", 429, domain.Retryable), false},
-		{"any 429", pe("SlowDown", 429, domain.Retryable), false},
-		{"Huawei too many copies", pe("IMG.0457", 400, domain.Retryable), false},
-		{"never sent", &domain.ProviderError{Code: "Canceled", Class: domain.Retryable, NotExecuted: true}, false},
+	base = strings.ToValidUTF8(base, "-")
+	suffix := "-ir-" + events.DeriveID(events.ReplicationKey(r), "copy")[:8]
+	if keep := domain.MaxCopyNameLen - utf8.RuneCountInString(suffix); utf8.RuneCountInString(base) > keep {
+		base = string([]rune(base)[:keep])
 	}
-	for _, tc := range cases {
-		if got := domain.MaybeStarted(tc.err); got != tc.want {
-			t.Errorf("%s: MaybeStarted = %v, want %v", tc.name, got, tc.want)
+	return base + suffix
+}
+
+// checkAgainstEvents compares the domain's names and keys of one copy with the event
+// contract's.
+func checkAgainstEvents(t *testing.T, r events.Replication) {
+	t.Helper()
+	c := domain.Copy{Image: domain.Image(r.Image), DestinationRegion: r.DestinationRegion}
+	if got, want := c.Key(), events.ReplicationKey(r); got != want {
+		t.Errorf("Copy.Key() = %q, events.ReplicationKey = %q", got, want)
+	}
+	if got, want := c.Image.Key(), events.ImageKey(r.Image); got != want {
+		t.Errorf("Image.Key() = %q, events.ImageKey = %q", got, want)
+	}
+	if got, want := domain.CopyName(c), eventsCopyName(r); got != want {
+		t.Errorf("CopyName(%+v) = %q, the event contract names it %q", r, got, want)
+	}
+}
+
+func TestCopyNameAndKeysMatchTheEventContract(t *testing.T) {
+	names := []string{"", "base", cjkName, strings.Repeat("é", 70), strings.Repeat("n", 100), "bad\xffbyte", "a/b.c d", "镜像-01"}
+	for _, provider := range []string{"tencent", "alibaba", "huawei", ""} {
+		for _, account := range []string{"", "default", "acme", "acme.cn"} {
+			for _, version := range []string{"", "-", "iv-1", "v1.0"} {
+				for _, name := range names {
+					for _, region := range []string{"", "ap-shanghai", "cn-north-4"} {
+						checkAgainstEvents(t, events.Replication{Image: events.Image{Provider: provider, Account: account, ImageID: "img-" + name,
+							VersionID: version, ImageName: name, SourceRegion: "src", ProductType: "CloudDesktop"}, DestinationRegion: region})
+					}
+				}
+			}
 		}
 	}
+}
+
+func FuzzCopyNameMatchesTheEventContract(f *testing.F) {
+	f.Add("tencent", "", "img-1", "", "base", "ap-guangzhou", "ap-shanghai")
+	f.Add("alibaba", "acme", "imgc-1", "iv-1", cjkName, "cn-shanghai", "cn-beijing")
+	f.Add("huawei", "x/y", "", "v.1", "bad\xffbyte", "", "")
+	f.Fuzz(func(t *testing.T, provider, account, imageID, version, name, src, dst string) {
+		checkAgainstEvents(t, events.Replication{Image: events.Image{Provider: provider, Account: account, ImageID: imageID,
+			VersionID: version, ImageName: name, SourceRegion: src}, DestinationRegion: dst})
+	})
 }
