@@ -13,7 +13,6 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/imagerelay/imagerelay/events"
-	"github.com/imagerelay/imagerelay/shared/adapters/state"
 	"github.com/imagerelay/imagerelay/shared/core/fn"
 	"github.com/imagerelay/imagerelay/shared/core/policy"
 	"github.com/imagerelay/imagerelay/shared/domain"
@@ -31,9 +30,11 @@ type Policy struct {
 	PollInterval time.Duration
 }
 
-// PlanStore records each image's plan, so the completion of every region can be detected.
-type PlanStore interface {
-	SavePlan(ctx context.Context, p state.Plan) error
+// Plans records each image's plan, so that replicate can check every request against it and
+// the completion of every region can be detected; the state store implements it.
+type Plans interface {
+	// SavePlan stores p, merging its regions into an existing plan of the same image.
+	SavePlan(ctx context.Context, p domain.Plan) error
 }
 
 // Core is the fanout function. Its fields are set once at start; it is safe for concurrent use.
@@ -45,7 +46,7 @@ type Core struct {
 	// Unavailable holds why each provider without a checker could not be built (missing
 	// credentials), for the dead-letter reason.
 	Unavailable map[string]error
-	Plans       PlanStore
+	Plans       Plans
 	// Timeout and PollInterval apply when a policy sets none.
 	Timeout      time.Duration
 	PollInterval time.Duration
@@ -53,16 +54,13 @@ type Core struct {
 
 // Handle plans the replication of one published image.
 func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
-	if e.Type() != events.TypeImagePublished {
-		return fn.Reject(fmt.Errorf("fanout handles %s, not %s", events.TypeImagePublished, e.Type()))
+	img, res, ok := fn.Decode[events.ImagePublished](Name, events.TypeImagePublished, e)
+	if !ok {
+		return res
 	}
-	img, err := events.DataAs[events.ImagePublished](e)
+	checker, err := domain.Pick(c.Checkers, img.Provider, c.Unavailable)
 	if err != nil {
 		return fn.Reject(err)
-	}
-	checker, ok := c.Checkers[img.Provider]
-	if !ok {
-		return fn.Reject(domain.Unavailable(img.Provider, c.Unavailable))
 	}
 	planned := events.ReplicationPlanned{Image: img.Image, Regions: []string{}}
 	// Every matching policy contributes its regions; a region listed by several keeps the
@@ -102,8 +100,8 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 	if len(planned.Regions) > 0 {
 		// The plan is stored before any request exists, so completion can be judged later.
 		// replicate checks every request against it, so it records what the requests carry.
-		if err := c.Plans.SavePlan(ctx, state.Plan{Image: img.Image, Regions: planned.Regions, CorrelationID: events.CorrelationID(e),
-			Attributes: &state.ImageAttributes{SizeGB: img.SizeGB, Encrypted: img.Encrypted, FromISO: img.FromISO}}); err != nil {
+		if err := c.Plans.SavePlan(ctx, domain.Plan{Image: domain.Image(img.Image), Regions: planned.Regions, CorrelationID: events.CorrelationID(e),
+			Attributes: &domain.ImageAttributes{SizeGB: img.SizeGB, Encrypted: img.Encrypted, FromISO: img.FromISO}}); err != nil {
 			return fn.Retry(0, err)
 		}
 	}

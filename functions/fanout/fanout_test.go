@@ -15,9 +15,9 @@ import (
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/fanout"
 	"github.com/imagerelay/imagerelay/shared/adapters/state"
+	"github.com/imagerelay/imagerelay/shared/adapters/state/memkv"
 	"github.com/imagerelay/imagerelay/shared/core/fn"
 	"github.com/imagerelay/imagerelay/shared/core/policy"
-	"github.com/imagerelay/imagerelay/shared/dev/testenv"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
@@ -125,7 +125,7 @@ type wantRequest struct {
 
 func TestHandlePlans(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 
 	stableDesk := events.ImagePublished{
 		Image: events.Image{Provider: events.ProviderAlibaba, ImageID: "img-desk", VersionID: "iv-1", ImageName: "desk-base",
@@ -242,7 +242,7 @@ func TestHandlePlans(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			core := newCore(env.Store, tc.refuse)
+			core := newCore(store, tc.refuse)
 			in := published(t, "pub-"+tc.img.ImageID, tc.img)
 
 			res := core.Handle(ctx, in)
@@ -332,9 +332,9 @@ func TestHandlePlans(t *testing.T) {
 			}
 
 			// The plan is stored for completion tracking, only when there is something to track.
-			plan, err := env.Store.Plan(ctx, tc.img.Image)
+			plan, err := store.Plan(ctx, domain.Image(tc.img.Image))
 			if len(tc.wantRegions) == 0 {
-				if !errors.Is(err, state.ErrNotFound) {
+				if !errors.Is(err, domain.ErrNotFound) {
 					t.Errorf("plan stored for an empty plan: %+v, %v", plan, err)
 				}
 				return
@@ -342,12 +342,12 @@ func TestHandlePlans(t *testing.T) {
 			if err != nil {
 				t.Fatalf("read plan: %v", err)
 			}
-			if !slices.Equal(plan.Regions, tc.wantRegions) || plan.CorrelationID != in.ID() || plan.Image != tc.img.Image {
+			if !slices.Equal(plan.Regions, tc.wantRegions) || plan.CorrelationID != in.ID() || plan.Image != domain.Image(tc.img.Image) {
 				t.Errorf("stored plan = %+v, want regions %v correlation %s", plan, tc.wantRegions, in.ID())
 			}
 			// replicate refuses any request the plan does not cover: every request fanout
 			// emits must match it, attributes included.
-			want := state.ImageAttributes{SizeGB: tc.img.SizeGB, Encrypted: tc.img.Encrypted, FromISO: tc.img.FromISO}
+			want := domain.ImageAttributes{SizeGB: tc.img.SizeGB, Encrypted: tc.img.Encrypted, FromISO: tc.img.FromISO}
 			if plan.Attributes == nil || *plan.Attributes != want {
 				t.Errorf("stored plan attributes %+v, want %+v", plan.Attributes, want)
 			}
@@ -359,7 +359,7 @@ func TestHandlePlans(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if req.Image != plan.Image || !slices.Contains(plan.Regions, req.DestinationRegion) ||
+				if domain.Image(req.Image) != plan.Image || !slices.Contains(plan.Regions, req.DestinationRegion) ||
 					req.SizeGB != want.SizeGB || req.Encrypted != want.Encrypted || req.FromISO != want.FromISO {
 					t.Errorf("request %+v does not match the stored plan %+v", req, plan)
 				}
@@ -375,8 +375,8 @@ func TestHandlePlans(t *testing.T) {
 
 func TestHandleRequestIDsDifferPerImage(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
-	core := newCore(env.Store, nil)
+	store := memkv.NewStore()
+	core := newCore(store, nil)
 	img := events.ImagePublished{Image: events.Image{Provider: events.ProviderTencent, ImageID: "img-a", SourceRegion: "ap-shanghai"}}
 	first := core.Handle(context.Background(), published(t, "pub-a", img))
 	img.ImageID = "img-b"
@@ -393,7 +393,7 @@ func TestHandleRequestIDsDifferPerImage(t *testing.T) {
 
 func TestHandleRejects(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	huawei := published(t, "pub-hw", events.ImagePublished{Image: events.Image{Provider: events.ProviderHuawei, ImageID: "img-hw", SourceRegion: "cn-north-4"}})
 	wrong, err := events.Derive(huawei, "test", events.TypeReplicationRequested, events.ReplicationRequested{
 		Replication: events.Replication{Image: events.Image{Provider: events.ProviderTencent, ImageID: "img-1", SourceRegion: "ap-shanghai"}, DestinationRegion: "ap-guangzhou"},
@@ -412,7 +412,7 @@ func TestHandleRejects(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			res := newCore(env.Store, nil).Handle(context.Background(), tc.in)
+			res := newCore(store, nil).Handle(context.Background(), tc.in)
 			if res.Outcome.Kind != fn.KindReject {
 				t.Fatalf("outcome = %v, want reject", res.Outcome.Kind)
 			}
@@ -424,7 +424,7 @@ func TestHandleRejects(t *testing.T) {
 			}
 		})
 	}
-	if _, err := env.Store.Plan(context.Background(), events.Image{Provider: events.ProviderHuawei, ImageID: "img-hw"}); !errors.Is(err, state.ErrNotFound) {
+	if _, err := store.Plan(context.Background(), domain.Image{Provider: events.ProviderHuawei, ImageID: "img-hw"}); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("a rejected event stored a plan: %v", err)
 	}
 }

@@ -14,8 +14,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/imagerelay/imagerelay/events"
-	"github.com/imagerelay/imagerelay/functions/internal/lifecycle"
-	"github.com/imagerelay/imagerelay/shared/adapters/state"
+	"github.com/imagerelay/imagerelay/functions/lifecycle"
 	"github.com/imagerelay/imagerelay/shared/core/fn"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
@@ -27,15 +26,13 @@ const Name = "poller"
 type Core struct {
 	// Readers holds the status reader of each configured provider.
 	Readers map[string]StatusReader
-	Store   *state.Store
+	Store   Records
 	// Unavailable holds why each provider without a reader could not be built (missing
 	// credentials), for the dead-letter reason.
 	Unavailable map[string]error
-	// Waker wakes the next request waiting for a concurrency slot when a copy frees one.
-	Waker lifecycle.Waker
-	// Limited names the providers whose copies hold a concurrency slot (renewed at each
+	// Slots are the copy slots of providers that limit copies in flight (renewed at each
 	// check, released when the copy settles).
-	Limited map[string]bool
+	Slots lifecycle.Slots
 	// NotFoundChecks is how many checks a task may be unknown to the provider before the
 	// copy is reported failed (default 5).
 	NotFoundChecks int
@@ -57,6 +54,7 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 type item struct {
 	ev   event.Event
 	data *events.ReplicationStarted
+	copy domain.Copy // data's copy, in the domain's terms
 	rec  domain.Record
 }
 
@@ -70,7 +68,7 @@ func (c *Core) HandleBatch(ctx context.Context, evs []event.Event) []fn.Result {
 	for i, e := range evs {
 		res, it, ok := c.prepare(ctx, e)
 		if it.data != nil {
-			keys[i] = CheckKey(it.data.Replication)
+			keys[i] = CheckKey(lifecycle.CopyOf(it.data.Replication))
 		}
 		if !ok {
 			results[i] = res
@@ -114,7 +112,7 @@ func (c *Core) HandleBatch(ctx context.Context, evs []event.Event) []fn.Result {
 
 // CheckKey is the schedule key of a copy's next check. One key per copy is what keeps its
 // checks a single chain however often the check is delivered.
-func CheckKey(r events.Replication) string { return "check:" + events.ReplicationKey(r) }
+func CheckKey(c domain.Copy) string { return "check:" + c.Key() }
 
 // CheckTTL is how long a fired check stays in the stream. Checks are the most frequent
 // messages imagerelay writes; one lost to the TTL (workers down for a day) is re-armed by
@@ -125,33 +123,31 @@ const CheckTTL = 24 * time.Hour
 // not the event, is the truth about the copy: the task, deadline and poll interval come from
 // it, so a forged or outdated replication.started cannot redirect or hurry the checks.
 func (c *Core) prepare(ctx context.Context, e event.Event) (fn.Result, item, bool) {
-	if e.Type() != events.TypeReplicationStarted {
-		return fn.Reject(fmt.Errorf("poller handles %s, not %s", events.TypeReplicationStarted, e.Type())), item{}, false
+	d, res, ok := fn.Decode[events.ReplicationStarted](Name, events.TypeReplicationStarted, e)
+	if !ok {
+		return res, item{}, false
 	}
-	d, err := events.DataAs[events.ReplicationStarted](e)
-	if err != nil {
-		return fn.Reject(err), item{}, false
+	if _, err := domain.Pick(c.Readers, d.Provider, c.Unavailable); err != nil {
+		return fn.Reject(err), item{data: d}, false
 	}
-	if _, ok := c.Readers[d.Provider]; !ok {
-		return fn.Reject(domain.Unavailable(d.Provider, c.Unavailable)), item{data: d}, false
-	}
+	cp := lifecycle.CopyOf(d.Replication)
 	polling := false
-	rec, err := c.Store.UpdateRecord(ctx, d.Replication, func(r *domain.Record) error {
+	rec, err := c.Store.UpdateRecord(ctx, cp, func(r *domain.Record) error {
 		polling = false
 		if r.State != domain.StateInProgress || r.TaskID != d.TaskID {
-			return state.ErrNoChange
+			return domain.ErrNoChange
 		}
 		// Two checks of one copy can meet (a redelivered check, a sweeper's re-arm): the one
 		// that finds a check less than half an interval old leaves the provider alone and
 		// only makes sure the next check is scheduled.
 		if !r.LastPolledAt.IsZero() && c.now().Sub(r.LastPolledAt) < c.interval(r.PollIntervalSeconds)/2 {
-			return state.ErrNoChange
+			return domain.ErrNoChange
 		}
 		r.LastPolledAt, r.Polls = c.now(), r.Polls+1
 		polling = true
 		return nil
 	})
-	if errors.Is(err, state.ErrNotFound) {
+	if errors.Is(err, domain.ErrNotFound) {
 		return fn.Reject(fmt.Errorf("no replication record for %s; replication.started is emitted by imagerelay's replicate only", events.ReplicationKey(d.Replication))), item{}, false
 	}
 	if err != nil {
@@ -160,7 +156,7 @@ func (c *Core) prepare(ctx context.Context, e event.Event) (fn.Result, item, boo
 	if rec.State.Settled() {
 		// Settled by an earlier delivery that may have stopped before its events were stored:
 		// emit them again (same ids, so the bus keeps one of each).
-		return c.announce(ctx, item{ev: e, data: d}, rec), item{}, false
+		return c.announce(ctx, item{ev: e, data: d, copy: cp}, rec), item{}, false
 	}
 	if rec.State != domain.StateInProgress {
 		return fn.Reject(fmt.Errorf("taskId %q cannot be followed: replication %s is %s, not in progress; replication.started is emitted by imagerelay's replicate only",
@@ -174,12 +170,8 @@ func (c *Core) prepare(ctx context.Context, e event.Event) (fn.Result, item, boo
 	if !polling {
 		return fn.Defer(max(rec.LastPolledAt.Add(interval).Sub(c.now()), 0)), item{data: d}, false
 	}
-	if c.Limited[d.Provider] {
-		if err := c.Store.Renew(ctx, lifecycle.SlotName(d.Replication), events.ReplicationKey(d.Replication), lifecycle.SlotLease(interval)); err != nil {
-			c.log().Warn("could not renew the copy's concurrency slot; its lease may lapse", "event_id", e.ID(), "correlation_id", events.CorrelationID(e), "error", err)
-		}
-	}
-	return fn.Result{}, item{ev: e, data: d, rec: rec}, true
+	c.Slots.Renew(ctx, cp, interval)
+	return fn.Result{}, item{ev: e, data: d, copy: cp, rec: rec}, true
 }
 
 // apply records a status and decides what comes next.
@@ -192,12 +184,12 @@ func (c *Core) apply(ctx context.Context, it item, st domain.CopyStatus) fn.Resu
 	}
 	// The task may be unknown for NotFoundChecks checks in a row (a provider can take a
 	// moment to list a new task); the check after that gives up.
-	rec, err := c.Store.UpdateRecord(ctx, it.data.Replication, func(r *domain.Record) error {
+	rec, err := c.Store.UpdateRecord(ctx, it.copy, func(r *domain.Record) error {
 		switch {
 		case st.Phase == domain.PhaseNotFound:
 			r.NotFound++
 		case r.NotFound == 0:
-			return state.ErrNoChange
+			return domain.ErrNoChange
 		default:
 			r.NotFound = 0
 		}
@@ -217,9 +209,9 @@ func (c *Core) apply(ctx context.Context, it item, st domain.CopyStatus) fn.Resu
 	}
 	var out []event.Event
 	if st.Phase == domain.PhaseInProgress && (st.Percent != it.rec.Percent || st.ProviderStatus != it.rec.ProviderStatus) {
-		rec, err := c.Store.UpdateRecord(ctx, it.data.Replication, func(r *domain.Record) error {
+		rec, err := c.Store.UpdateRecord(ctx, it.copy, func(r *domain.Record) error {
 			if r.State.Settled() {
-				return state.ErrNoChange
+				return domain.ErrNoChange
 			}
 			r.Percent, r.ProviderStatus, r.UpdatedAt = st.Percent, st.ProviderStatus, c.now()
 			return nil
@@ -250,9 +242,9 @@ func (c *Core) statusFailed(ctx context.Context, it item, pe *domain.ProviderErr
 // settle records the end of a copy and emits succeeded or failed, and completed when it was
 // the last region of its image.
 func (c *Core) settle(ctx context.Context, it item, to domain.State, st domain.CopyStatus, hint string) fn.Result {
-	rec, err := c.Store.UpdateRecord(ctx, it.data.Replication, func(r *domain.Record) error {
+	rec, err := c.Store.UpdateRecord(ctx, it.copy, func(r *domain.Record) error {
 		if r.State.Settled() {
-			return state.ErrNoChange
+			return domain.ErrNoChange
 		}
 		t := c.now()
 		r.State, r.FinishedAt, r.UpdatedAt = to, t, t
@@ -275,9 +267,7 @@ func (c *Core) settle(ctx context.Context, it item, to domain.State, st domain.C
 	if err != nil {
 		return fn.Retry(0, err)
 	}
-	if c.Limited[it.data.Provider] {
-		lifecycle.ReleaseSlot(ctx, c.Store, c.Waker, it.data.Replication, c.log())
-	}
+	c.Slots.Release(ctx, it.copy)
 	return c.announce(ctx, it, rec)
 }
 
@@ -297,7 +287,7 @@ func (c *Core) announce(ctx context.Context, it item, rec domain.Record) fn.Resu
 		return fn.Reject(err)
 	}
 	out := []event.Event{ev}
-	done, ok, err := c.emitter().Completed(ctx, c.Store, it.ev, it.data.Image)
+	done, ok, err := c.emitter().Completed(ctx, c.Store, it.ev, it.copy.Image)
 	if err != nil {
 		return fn.Retry(0, err, out...)
 	}
@@ -339,7 +329,7 @@ func (c *Core) Sweep(ctx context.Context) ([]fn.Wakeup, error) {
 		}
 		c.log().Warn("a copy in flight had no check scheduled; checking it again", "key", r.Key, "correlation_id", r.CorrelationID,
 			"last_check", last)
-		out = append(out, fn.Wakeup{Event: ev, Key: CheckKey(lifecycle.ReplicationOf(r.Copy)), TTL: CheckTTL})
+		out = append(out, fn.Wakeup{Event: ev, Key: CheckKey(r.Copy), TTL: CheckTTL})
 	}
 	return out, nil
 }

@@ -3,6 +3,8 @@ package poller
 import (
 	"context"
 
+	"github.com/imagerelay/imagerelay/functions/lifecycle"
+
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
@@ -15,4 +17,15 @@ type StatusReader interface {
 	CopyStatus(ctx context.Context, tasks []domain.Task) ([]domain.CopyStatus, error)
 	// BatchSize is the most tasks one CopyStatus call may carry (Tencent DescribeImages: 100).
 	BatchSize() int
+}
+
+// Records are the replication records the poller reads and advances; the state store
+// implements them.
+type Records interface {
+	// UpdateRecord changes c's record with compare-and-swap; change may return
+	// domain.ErrNoChange. domain.ErrNotFound when c has no record.
+	UpdateRecord(ctx context.Context, c domain.Copy, change func(*domain.Record) error) (domain.Record, error)
+	// Records returns every replication record, for the sweep over copies in flight.
+	Records(ctx context.Context) ([]domain.Record, error)
+	lifecycle.Settlements
 }

@@ -3,7 +3,6 @@ package rebuild
 import (
 	"context"
 
-	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
@@ -29,10 +28,10 @@ type Table[T any] interface {
 type Copies interface {
 	// Record returns the replication record of one copy; [domain.ErrNotFound] when there is
 	// none.
-	Record(ctx context.Context, r events.Replication) (domain.Record, error)
-	// OfImage returns the replication records of every version of the image, in every
+	Record(ctx context.Context, c domain.Copy) (domain.Record, error)
+	// RecordsOf returns the replication records of every version of the image, in every
 	// region, from a listing the store filters by key prefix (not a scan of every record).
-	OfImage(ctx context.Context, i events.Image) ([]domain.Record, error)
+	RecordsOf(ctx context.Context, img domain.Image) ([]domain.Record, error)
 }
 
 // Store is the storage the rebuild core needs, as ports the composition root fills.

@@ -188,7 +188,7 @@ func input(e event.Event) (*events.ReplicationSucceeded, error) {
 // records the success before it emits the event, so a genuine event always finds it.
 func (c *Core) verifyCopy(ctx context.Context, d *events.ReplicationSucceeded) (fn.Result, bool) {
 	key := events.ReplicationKey(d.Replication)
-	rec, err := c.Store.Copies.Record(ctx, d.Replication)
+	rec, err := c.Store.Copies.Record(ctx, domain.Copy{Image: domain.Image(d.Image), DestinationRegion: d.DestinationRegion})
 	switch {
 	case errors.Is(err, domain.ErrNotFound):
 		return fn.Reject(fmt.Errorf("no replication record for %s: rebuild acts only on copies imagerelay replicated (was this replication.succeeded published by imagerelay's poller?)", key)), false
@@ -313,7 +313,7 @@ func (c *Core) create(ctx context.Context, e event.Event, d *events.ReplicationS
 // olderImages returns the destination image ids of the earlier versions of the copy's source
 // image that imagerelay replicated to the same region.
 func (c *Core) olderImages(ctx context.Context, d *events.ReplicationSucceeded) (map[string]bool, error) {
-	recs, err := c.Store.Copies.OfImage(ctx, d.Image)
+	recs, err := c.Store.Copies.RecordsOf(ctx, domain.Image(d.Image))
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/imagerelay/imagerelay/functions/lifecycle"
+
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
@@ -26,13 +28,6 @@ type MultiRegionCopier interface {
 	MultiRegion() bool
 }
 
-// LimitedCopier is implemented by providers that allow only a few copies in flight per
-// tenant (Huawei IMS: 5); replicate then takes a cluster-wide slot before starting.
-type LimitedCopier interface {
-	Copier
-	MaxInFlight() int
-}
-
 // BoundedCopier is implemented by copiers that know the longest a call can take, because
 // their calls wait for the provider's answer or their own timeout and never outlive it
 // (Huawei: the rate limiter's bounded wait plus the SDK's HTTP timeout). replicate trusts a
@@ -41,4 +36,19 @@ type LimitedCopier interface {
 type BoundedCopier interface {
 	Copier
 	MaxCallDuration() time.Duration
+}
+
+// Records are the plans and replication records replicate checks, claims and advances; the
+// state store implements them.
+type Records interface {
+	// Plan returns the plan fanout stored for img; domain.ErrNotFound when there is none.
+	Plan(ctx context.Context, img domain.Image) (domain.Plan, error)
+	// Record returns c's record; domain.ErrNotFound when there is none.
+	Record(ctx context.Context, c domain.Copy) (domain.Record, error)
+	// CreateRecord stores a new record; domain.ErrExists when c has one.
+	CreateRecord(ctx context.Context, rec domain.Record) error
+	// UpdateRecord changes c's record with compare-and-swap; change may return
+	// domain.ErrNoChange.
+	UpdateRecord(ctx context.Context, c domain.Copy, change func(*domain.Record) error) (domain.Record, error)
+	lifecycle.Settlements
 }

@@ -25,8 +25,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/imagerelay/imagerelay/events"
-	"github.com/imagerelay/imagerelay/functions/internal/lifecycle"
-	"github.com/imagerelay/imagerelay/shared/adapters/state"
+	"github.com/imagerelay/imagerelay/functions/lifecycle"
 	"github.com/imagerelay/imagerelay/shared/core/fn"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
@@ -41,9 +40,10 @@ type Core struct {
 	// Unavailable holds why each provider without a copier could not be built (missing
 	// credentials), for the dead-letter reason.
 	Unavailable map[string]error
-	// Waker wakes the next request waiting for a concurrency slot when this core frees one.
-	Waker lifecycle.Waker
-	Store *state.Store
+	// Slots are the copy slots of providers that limit copies in flight (Huawei): a start
+	// takes one, and a start that fails for good releases it.
+	Slots lifecycle.Slots
+	Store Records
 	// StartLease is how long a "starting" claim is trusted before it is taken for a crash
 	// (default 2 minutes; keep it above the longest provider call).
 	StartLease time.Duration
@@ -129,8 +129,8 @@ const fromFanout = "publish io.imagerelay.image.published; replication.requested
 // request, a request altered on the way) must not reach a provider. ok is false when the
 // request must not go on; res then says why.
 func (c *Core) checkPlan(ctx context.Context, req *events.ReplicationRequested) (res fn.Result, ok bool) {
-	plan, err := c.Store.Plan(ctx, req.Image)
-	if errors.Is(err, state.ErrNotFound) {
+	plan, err := c.Store.Plan(ctx, domain.Image(req.Image))
+	if errors.Is(err, domain.ErrNotFound) {
 		return fn.Reject(fmt.Errorf("no replication plan exists for image %s (data.provider, data.account, data.imageId, data.versionId): nothing planned a copy of it; %s",
 			events.ImageKey(req.Image), fromFanout)), false
 	}
@@ -145,7 +145,7 @@ func (c *Core) checkPlan(ctx context.Context, req *events.ReplicationRequested) 
 }
 
 // planMismatch names the first field of req that its plan does not allow, or returns "".
-func planMismatch(plan state.Plan, req *events.ReplicationRequested) string {
+func planMismatch(plan domain.Plan, req *events.ReplicationRequested) string {
 	if !slices.Contains(plan.Regions, req.DestinationRegion) {
 		return fmt.Sprintf("data.destinationRegion %q is not a planned region (planned: %s)", req.DestinationRegion, strings.Join(plan.Regions, ", "))
 	}
@@ -154,7 +154,7 @@ func planMismatch(plan state.Plan, req *events.ReplicationRequested) string {
 			return fmt.Sprintf("data.regions names %q, which is not a planned region (planned: %s)", r, strings.Join(plan.Regions, ", "))
 		}
 	}
-	p, q := plan.Image, req.Image
+	p, q := plan.Image, domain.Image(req.Image)
 	for _, f := range []struct{ name, planned, got string }{
 		{"data.imageName", p.ImageName, q.ImageName},
 		{"data.sourceRegion", p.SourceRegion, q.SourceRegion},
@@ -179,15 +179,15 @@ func planMismatch(plan state.Plan, req *events.ReplicationRequested) string {
 
 // ensureRecord creates the record of one region if it does not exist and returns it.
 func (c *Core) ensureRecord(ctx context.Context, e event.Event, req *events.ReplicationRequested, region string) (domain.Record, error) {
-	r := replicationTo(req, region)
+	r := copyTo(req, region)
 	t := c.now()
 	timeout := time.Duration(req.TimeoutSeconds) * time.Second
 	if timeout <= 0 {
 		timeout = 6 * time.Hour
 	}
 	rec := domain.Record{
-		Key:                 events.ReplicationKey(r),
-		Copy:                lifecycle.CopyOf(r),
+		Key:                 r.Key(),
+		Copy:                r,
 		State:               domain.StateRequested,
 		CorrelationID:       events.CorrelationID(e),
 		RequestedAt:         t,
@@ -197,11 +197,10 @@ func (c *Core) ensureRecord(ctx context.Context, e event.Event, req *events.Repl
 		OSType:              req.OSType,
 		Tags:                req.Tags,
 	}
-	if err := c.Store.CreateRecord(ctx, rec); err != nil && !errors.Is(err, state.ErrExists) {
+	if err := c.Store.CreateRecord(ctx, rec); err != nil && !errors.Is(err, domain.ErrExists) {
 		return rec, err
 	}
-	got, _, err := c.Store.Record(ctx, r)
-	return got, err
+	return c.Store.Record(ctx, r)
 }
 
 // recover looks for a copy an interrupted attempt may have started.
@@ -219,13 +218,9 @@ func (c *Core) recover(ctx context.Context, e event.Event, copier Copier, req *e
 	if !found {
 		return fn.Result{}, false
 	}
-	if lc, ok := copier.(LimitedCopier); ok {
-		// The found copy occupies one of the provider's slots: count it, so the poller's
-		// renewals keep it counted. Best effort: it runs whether or not a slot was free.
-		poll := time.Duration(max(req.PollIntervalSeconds, 1)) * time.Second
-		_, _ = c.Store.Acquire(ctx, lifecycle.SlotName(req.Replication), events.ReplicationKey(req.Replication), lc.MaxInFlight(), lifecycle.SlotLease(poll))
-	}
-	started, err := c.markStarted(ctx, lifecycle.ReplicationOf(rec.Copy), h)
+	// The found copy occupies one of the provider's slots, if it has any.
+	c.Slots.Count(ctx, rec.Copy, pollInterval(req))
+	started, err := c.markStarted(ctx, rec.Copy, h)
 	if err != nil {
 		return fn.Retry(0, err), true
 	}
@@ -250,34 +245,10 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 		}
 		slices.Sort(regions)
 	}
-	poll := time.Duration(max(req.PollIntervalSeconds, 1)) * time.Second
-	if lc, ok := copier.(LimitedCopier); ok {
-		got, err := c.Store.Acquire(ctx, lifecycle.SlotName(req.Replication), events.ReplicationKey(req.Replication), lc.MaxInFlight(), lifecycle.SlotLease(poll))
-		if err != nil {
-			return fn.Retry(0, err)
-		}
-		if !got {
-			waits := 0
-			rec, err := c.Store.UpdateRecord(ctx, req.Replication, func(r *domain.Record) error {
-				// A stale claim gets here only after FindCopy found no copy, so it waits too;
-				// left "starting", every later delivery would look at the provider again.
-				if r.State != domain.StateRequested && r.State != domain.StateWaiting && !c.stale(*r) {
-					return state.ErrNoChange
-				}
-				r.State, r.Message, r.UpdatedAt = domain.StateWaiting, fmt.Sprintf("waiting for one of %d copy slots", lc.MaxInFlight()), c.now()
-				r.SlotWaits++
-				return nil
-			})
-			if err == nil {
-				waits = rec.SlotWaits
-			}
-			// Extra copies wait, they do not fail: deferral uses up no delivery, and the wait
-			// grows with the waits counted in the record.
-			// Keyed by the copy, so that whoever frees a slot can wake this wait.
-			res := fn.Defer(c.slotWait(waits))
-			res.Outcome.Key = lifecycle.SlotWaitKey(events.ReplicationKey(req.Replication))
-			return res
-		}
+	if got, err := c.Slots.Take(ctx, copyOf(req), pollInterval(req)); err != nil {
+		return fn.Retry(0, err)
+	} else if !got {
+		return c.waitForSlot(ctx, req)
 	}
 	var claimed []string
 	// found holds replication.started of sibling regions whose copies a lookup found; every
@@ -330,7 +301,7 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 		// Otherwise the region is already in flight or settled: nothing to start there.
 	}
 	if len(claimed) == 0 {
-		rec, _, err := c.Store.Record(ctx, req.Replication)
+		rec, err := c.Store.Record(ctx, copyOf(req))
 		switch {
 		case err != nil:
 			return with(fn.Retry(0, err))
@@ -356,7 +327,7 @@ func (c *Core) comeBackForOwn(ctx context.Context, e event.Event, req *events.Re
 	if res.Outcome.Kind != fn.KindDone {
 		return res
 	}
-	rec, _, err := c.Store.Record(ctx, req.Replication)
+	rec, err := c.Store.Record(ctx, copyOf(req))
 	switch {
 	case err != nil:
 		return fn.Retry(0, err, res.Emit...)
@@ -383,7 +354,7 @@ func (c *Core) startClaimed(ctx context.Context, e event.Event, copier Copier, r
 		if !slices.Contains(claimed, h.Region) {
 			continue
 		}
-		rec, err := c.markStarted(ctx, replicationTo(req, h.Region), h)
+		rec, err := c.markStarted(ctx, copyTo(req, h.Region), h)
 		if err != nil {
 			return fn.Retry(0, err, out...)
 		}
@@ -409,7 +380,7 @@ func (c *Core) lookSibling(ctx context.Context, e event.Event, copier Copier, re
 	if err != nil || !found {
 		return ev, false, err
 	}
-	started, err := c.markStarted(ctx, lifecycle.ReplicationOf(rec.Copy), h)
+	started, err := c.markStarted(ctx, rec.Copy, h)
 	if err != nil {
 		return ev, false, err
 	}
@@ -423,15 +394,15 @@ func (c *Core) lookSibling(ctx context.Context, e event.Event, copier Copier, re
 // the provider has been made since the last start call (looked is the start count the last
 // lookup saw): the caller must look first.
 func (c *Core) claim(ctx context.Context, req *events.ReplicationRequested, region string, looked int) (won, busy, look bool, err error) {
-	r := replicationTo(req, region)
+	r := copyTo(req, region)
 	_, err = c.Store.UpdateRecord(ctx, r, func(rec *domain.Record) error {
 		won, busy, look = false, rec.State == domain.StateStarting && !c.stale(*rec), false
 		if rec.State != domain.StateRequested && rec.State != domain.StateWaiting && !c.stale(*rec) {
-			return state.ErrNoChange
+			return domain.ErrNoChange
 		}
 		if (c.stale(*rec) || rec.Ambiguous()) && rec.StartCalls != looked {
 			look = region == req.DestinationRegion
-			return state.ErrNoChange
+			return domain.ErrNoChange
 		}
 		t := c.now()
 		rec.State, rec.StartingSince, rec.UpdatedAt, rec.Message = domain.StateStarting, t, t, ""
@@ -454,10 +425,10 @@ func (c *Core) stale(rec domain.Record) bool {
 // never clears an earlier ambiguity (that copy may still appear).
 func (c *Core) unclaim(ctx context.Context, req *events.ReplicationRequested, regions []string, ambiguousAt time.Time) {
 	for _, region := range regions {
-		r := replicationTo(req, region)
+		r := copyTo(req, region)
 		_, _ = c.Store.UpdateRecord(ctx, r, func(rec *domain.Record) error {
 			if rec.State != domain.StateStarting {
-				return state.ErrNoChange
+				return domain.ErrNoChange
 			}
 			rec.State, rec.UpdatedAt = domain.StateRequested, c.now()
 			if !ambiguousAt.IsZero() {
@@ -468,10 +439,10 @@ func (c *Core) unclaim(ctx context.Context, req *events.ReplicationRequested, re
 	}
 }
 
-func (c *Core) markStarted(ctx context.Context, r events.Replication, h domain.Handle) (domain.Record, error) {
+func (c *Core) markStarted(ctx context.Context, r domain.Copy, h domain.Handle) (domain.Record, error) {
 	return c.Store.UpdateRecord(ctx, r, func(rec *domain.Record) error {
 		if rec.State == domain.StateInProgress || rec.State.Settled() {
-			return state.ErrNoChange
+			return domain.ErrNoChange
 		}
 		t := c.now()
 		rec.State, rec.TaskID, rec.DestinationImageID = domain.StateInProgress, h.TaskID, h.DestinationImageID
@@ -495,20 +466,20 @@ func (c *Core) startFailed(ctx context.Context, e event.Event, req *events.Repli
 		ambiguousAt = c.now()
 	}
 	if pe.Class == domain.Retryable {
-		rec, _, err := c.Store.Record(ctx, req.Replication)
+		rec, err := c.Store.Record(ctx, copyOf(req))
 		if err != nil {
 			// Without the attempt count we cannot tell whether to give up: try again rather
 			// than fail a copy for a store hiccup.
 			c.unclaim(ctx, req, claimed, ambiguousAt)
 			if ambiguousAt.IsZero() {
-				c.releaseSlot(ctx, req.Replication)
+				c.Slots.Release(ctx, copyOf(req))
 			}
 			return fn.Retry(0, err)
 		}
 		if rec.StartCalls < c.maxStartAttempts() {
 			c.unclaim(ctx, req, claimed, ambiguousAt)
 			if ambiguousAt.IsZero() && !rec.Ambiguous() {
-				c.releaseSlot(ctx, req.Replication)
+				c.Slots.Release(ctx, copyOf(req))
 			}
 			c.log().Info("provider asked to retry later", "event_id", e.ID(), "correlation_id", events.CorrelationID(e), "code", pe.Code,
 				"attempt", rec.StartCalls, "maybe_started", !ambiguousAt.IsZero())
@@ -520,13 +491,13 @@ func (c *Core) startFailed(ctx context.Context, e event.Event, req *events.Repli
 		given.Hint = fmt.Sprintf("gave up after %d attempts; %s", c.maxStartAttempts(), pe.Hint)
 		if !ambiguousAt.IsZero() || rec.Ambiguous() {
 			given.Hint = fmt.Sprintf("gave up after %d attempts, the last answers lost or unclear: a copy named %q may exist in the destination region; check for it before publishing the image again; %s",
-				c.maxStartAttempts(), domain.CopyName(lifecycle.CopyOf(req.Replication)), pe.Hint)
+				c.maxStartAttempts(), domain.CopyName(copyOf(req)), pe.Hint)
 		}
 		pe = &given
 	}
 	var recs []domain.Record
 	for _, region := range claimed {
-		r := replicationTo(req, region)
+		r := copyTo(req, region)
 		rec, err := c.Store.UpdateRecord(ctx, r, func(rec *domain.Record) error {
 			t := c.now()
 			rec.State, rec.Code, rec.Message, rec.Hint, rec.FinishedAt, rec.UpdatedAt = domain.StateFailed, pe.Code, pe.Message, pe.Hint, t, t
@@ -537,7 +508,7 @@ func (c *Core) startFailed(ctx context.Context, e event.Event, req *events.Repli
 		}
 		recs = append(recs, rec)
 	}
-	c.releaseSlot(ctx, req.Replication)
+	c.Slots.Release(ctx, copyOf(req))
 	return c.announceFailed(ctx, e, req, recs, pe.RequestID)
 }
 
@@ -552,7 +523,7 @@ func (c *Core) announceFailed(ctx context.Context, e event.Event, req *events.Re
 		}
 		out = append(out, ev)
 	}
-	done, ok, err := c.emitter().Completed(ctx, c.Store, e, req.Image)
+	done, ok, err := c.emitter().Completed(ctx, c.Store, e, domain.Image(req.Image))
 	if err != nil {
 		return fn.Retry(0, err, out...)
 	}
@@ -560,12 +531,6 @@ func (c *Core) announceFailed(ctx context.Context, e event.Event, req *events.Re
 		out = append(out, done)
 	}
 	return fn.Done(out...)
-}
-
-func (c *Core) releaseSlot(ctx context.Context, r events.Replication) {
-	if _, ok := c.Copiers[r.Provider].(LimitedCopier); ok {
-		lifecycle.ReleaseSlot(ctx, c.Store, c.Waker, r, c.log())
-	}
 }
 
 func (c *Core) ok(e event.Event, rec domain.Record) fn.Result {
@@ -576,12 +541,44 @@ func (c *Core) ok(e event.Event, rec domain.Record) fn.Result {
 	return fn.Done(ev)
 }
 
-// replicationTo is req's replication redirected to region (the request's own region or a
-// sibling of a multi-region call), the key the store knows the region's record by.
-func replicationTo(req *events.ReplicationRequested, region string) events.Replication {
-	r := req.Replication
-	r.DestinationRegion = region
-	return r
+// waitForSlot marks req's copy as waiting for one of its provider's copy slots and defers the
+// request. Extra copies wait, they do not fail: deferral uses up no delivery, and the wait
+// grows with the waits counted in the record. The wait is keyed by the copy, so that whoever
+// frees a slot can wake it at once.
+func (c *Core) waitForSlot(ctx context.Context, req *events.ReplicationRequested) fn.Result {
+	rec, err := c.Store.UpdateRecord(ctx, copyOf(req), func(r *domain.Record) error {
+		// A stale claim gets here only after FindCopy found no copy, so it waits too; left
+		// "starting", every later delivery would look at the provider again.
+		if r.State != domain.StateRequested && r.State != domain.StateWaiting && !c.stale(*r) {
+			return domain.ErrNoChange
+		}
+		r.State, r.Message, r.UpdatedAt = domain.StateWaiting, fmt.Sprintf("waiting for one of %d copy slots", c.Slots.Limit(req.Provider)), c.now()
+		r.SlotWaits++
+		return nil
+	})
+	waits := 0
+	if err == nil {
+		waits = rec.SlotWaits
+	}
+	res := fn.Defer(c.slotWait(waits))
+	res.Outcome.Key = lifecycle.WaitKey(copyOf(req))
+	return res
+}
+
+// copyOf is req's own copy, in the domain's terms.
+func copyOf(req *events.ReplicationRequested) domain.Copy { return lifecycle.CopyOf(req.Replication) }
+
+// copyTo is req's copy redirected to region (the request's own region or a sibling of a
+// multi-region call), the copy the store knows the region's record by.
+func copyTo(req *events.ReplicationRequested, region string) domain.Copy {
+	c := copyOf(req)
+	c.DestinationRegion = region
+	return c
+}
+
+// pollInterval is how often req's copy is checked, which sets its slot's lease.
+func pollInterval(req *events.ReplicationRequested) time.Duration {
+	return time.Duration(max(req.PollIntervalSeconds, 1)) * time.Second
 }
 
 // copyRequest is what a provider is asked to start (or look for) in regions: the domain's
@@ -592,7 +589,7 @@ func (c *Core) copyRequest(req *events.ReplicationRequested, regions []string) d
 	return domain.StartRequest{
 		Source:  domain.Source{Image: domain.Image(req.Image), SizeGB: req.SizeGB, Encrypted: req.Encrypted, FromISO: req.FromISO},
 		Regions: slices.Clone(regions),
-		Name:    domain.CopyName(lifecycle.CopyOf(req.Replication)),
+		Name:    domain.CopyName(copyOf(req)),
 	}
 }
 

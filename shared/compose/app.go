@@ -16,6 +16,7 @@ import (
 
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/fanout"
+	"github.com/imagerelay/imagerelay/functions/lifecycle"
 	"github.com/imagerelay/imagerelay/functions/poller"
 	"github.com/imagerelay/imagerelay/functions/rebuild"
 	"github.com/imagerelay/imagerelay/functions/replicate"
@@ -244,7 +245,8 @@ func (rt *Runtime) Fanout() *fanout.Core {
 
 // Replicate builds the replicate core.
 func (rt *Runtime) Replicate() *replicate.Core {
-	c := &replicate.Core{Copiers: map[string]replicate.Copier{}, Unavailable: rt.Providers.Unavailable, Store: rt.Store, Log: rt.Log, Waker: rt.Bus}
+	c := &replicate.Core{Copiers: map[string]replicate.Copier{}, Unavailable: rt.Providers.Unavailable, Store: rt.Store, Log: rt.Log,
+		Slots: rt.Slots()}
 	for name, p := range rt.Providers.ByName {
 		c.Copiers[name] = p
 	}
@@ -253,15 +255,24 @@ func (rt *Runtime) Replicate() *replicate.Core {
 
 // Poller builds the poller core.
 func (rt *Runtime) Poller() *poller.Core {
-	c := &poller.Core{Readers: map[string]poller.StatusReader{}, Limited: map[string]bool{}, Store: rt.Store, Log: rt.Log,
-		Unavailable: rt.Providers.Unavailable, Waker: rt.Bus}
+	c := &poller.Core{Readers: map[string]poller.StatusReader{}, Store: rt.Store, Log: rt.Log,
+		Unavailable: rt.Providers.Unavailable, Slots: rt.Slots()}
 	for name, p := range rt.Providers.ByName {
 		c.Readers[name] = p
-		if _, ok := p.(replicate.LimitedCopier); ok {
-			c.Limited[name] = true
-		}
 	}
 	return c
+}
+
+// Slots are the copy slots of the providers that limit copies in flight per account (Huawei
+// IMS: 5), on the KV store's cluster-wide semaphores; the bus wakes the next waiter.
+func (rt *Runtime) Slots() lifecycle.Slots {
+	s := lifecycle.Slots{Limits: map[string]int{}, Limiter: rt.Store, Waker: rt.Bus, Log: rt.Log}
+	for name, p := range rt.Providers.ByName {
+		if l, ok := p.(interface{ MaxInFlight() int }); ok && l.MaxInFlight() > 0 {
+			s.Limits[name] = l.MaxInFlight()
+		}
+	}
+	return s
 }
 
 // Rebuild builds the rebuild core. Without a desktop client it is built disabled: matching

@@ -1,13 +1,10 @@
 package compose
 
 import (
-	"context"
 
-	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/rebuild"
 	"github.com/imagerelay/imagerelay/shared/adapters/state"
 	"github.com/imagerelay/imagerelay/shared/config"
-	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 // RebuildPolicies maps the configuration's rebuild policies to the rebuild core's, in file
@@ -35,17 +32,5 @@ func RebuildPolicies(cfg *config.Config) []rebuild.Policy {
 // server-filtered prefix.
 func RebuildStore(s *state.Store) rebuild.Store {
 	return rebuild.Store{Rollouts: state.NewTable[rebuild.Rollout](s), Desktops: state.NewTable[rebuild.DesktopRecord](s),
-		OnImage: state.NewTable[rebuild.OnImage](s), Copies: kvCopies{s}, Key: state.Key}
-}
-
-// kvCopies reads replication records for the rebuild core.
-type kvCopies struct{ s *state.Store }
-
-func (c kvCopies) Record(ctx context.Context, r events.Replication) (domain.Record, error) {
-	rec, _, err := c.s.Record(ctx, r)
-	return rec, err
-}
-
-func (c kvCopies) OfImage(ctx context.Context, i events.Image) ([]domain.Record, error) {
-	return state.List[domain.Record](ctx, c.s, state.RecordsOfImage(i))
+		OnImage: state.NewTable[rebuild.OnImage](s), Copies: s, Key: state.Key}
 }

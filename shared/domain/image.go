@@ -33,10 +33,12 @@ type Image struct {
 // provider/account/image/version, with account "default" and version "-" when empty. It is
 // the event contract's image key, character for character.
 func (i Image) Key() string {
-	return strings.Join(i.keyParts(), "/")
+	return strings.Join(i.KeyParts(), "/")
 }
 
-func (i Image) keyParts() []string {
+// KeyParts are the parts of [Image.Key]: provider, account, image, version, with the same
+// defaults. Stores build their keys from them.
+func (i Image) KeyParts() []string {
 	account, version := i.Account, i.VersionID
 	if account == "" {
 		account = "default"
@@ -59,8 +61,11 @@ type Copy struct {
 // contract's replication key, character for character, because records, message ids and
 // copy names are derived from it and must survive an upgrade.
 func (c Copy) Key() string {
-	return strings.Join(append(c.keyParts(), c.DestinationRegion), "/")
+	return strings.Join(c.KeyParts(), "/")
 }
+
+// KeyParts are the parts of [Copy.Key]: the image's key parts and the destination region.
+func (c Copy) KeyParts() []string { return append(c.Image.KeyParts(), c.DestinationRegion) }
 
 // Source is an image with the attributes that decide whether a provider may copy it.
 type Source struct {

@@ -12,3 +12,13 @@ func Unavailable(provider string, reasons map[string]error) error {
 	}
 	return fmt.Errorf("provider %q is not configured; add it under providers: in imagerelay.yaml and publish the event again", provider)
 }
+
+// Pick returns the client of provider from clients, or the error that says why there is none
+// (see [Unavailable]). Every core looks its provider up this way.
+func Pick[P any](clients map[string]P, provider string, reasons map[string]error) (P, error) {
+	if c, ok := clients[provider]; ok {
+		return c, nil
+	}
+	var none P
+	return none, Unavailable(provider, reasons)
+}

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
@@ -70,9 +69,9 @@ func (s *Store) migrateOne(ctx context.Context, old string) (bool, error) {
 		if err := json.Unmarshal(raw, &rec); err != nil {
 			return false, fmt.Errorf("state: migrate %s: decode the record: %w", old, err)
 		}
-		newKey = RecordKey(events.Replication{Image: events.Image(rec.Image), DestinationRegion: rec.DestinationRegion})
+		newKey = RecordKey(rec.Copy)
 	case strings.HasPrefix(old, legacyPlanPrefix):
-		var p Plan
+		var p domain.Plan
 		if err := json.Unmarshal(raw, &p); err != nil {
 			return false, fmt.Errorf("state: migrate %s: decode the plan: %w", old, err)
 		}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/imagerelay/imagerelay/events"
 )
 
 // Kind tells a runtime what to do with the input event after the core ran.
@@ -165,4 +167,18 @@ type Wakeup struct {
 // at once: a wakeup replaces the pending schedule of its key, it never adds a second one.
 type Sweeper interface {
 	Sweep(ctx context.Context) ([]Wakeup, error)
+}
+
+// Decode returns e's data as T, the data of the one event type typ that function takes. When
+// e is another type, or its data does not decode, ok is false and res rejects e with the
+// reason: the prologue every core's Handle shares.
+func Decode[T any](function, typ string, e event.Event) (data *T, res Result, ok bool) {
+	if e.Type() != typ {
+		return nil, Reject(fmt.Errorf("%s handles %s, not %s", function, typ, e.Type())), false
+	}
+	d, err := events.DataAs[T](e)
+	if err != nil {
+		return nil, Reject(err), false
+	}
+	return d, Result{}, true
 }

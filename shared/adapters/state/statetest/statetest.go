@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/shared/adapters/state"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
@@ -190,18 +189,18 @@ func testListMatchesWholeTokensOnly(t *testing.T, s *state.Store) {
 // the same records under the current keys.
 func testListTranslatesLegacyPrefixes(t *testing.T, s *state.Store) {
 	ctx := context.Background()
-	img := events.Image{Provider: "alibaba", ImageID: "imgc-1", VersionID: "iv-1", SourceRegion: "cn-shanghai"}
+	img := domain.Image{Provider: "alibaba", ImageID: "imgc-1", VersionID: "iv-1", SourceRegion: "cn-shanghai"}
 	for _, region := range []string{"cn-beijing", "cn-hangzhou"} {
-		r := events.Replication{Image: img, DestinationRegion: region}
-		if err := s.CreateRecord(ctx, domain.Record{Key: events.ReplicationKey(r), Copy: copyOf(r)}); err != nil {
+		r := domain.Copy{Image: img, DestinationRegion: region}
+		if err := s.CreateRecord(ctx, domain.Record{Key: r.Key(), Copy: r}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	other := events.Replication{Image: events.Image{Provider: "alibaba", ImageID: "imgc-10"}, DestinationRegion: "cn-beijing"}
-	if err := s.CreateRecord(ctx, domain.Record{Key: events.ReplicationKey(other), Copy: copyOf(other)}); err != nil {
+	other := domain.Copy{Image: domain.Image{Provider: "alibaba", ImageID: "imgc-10"}, DestinationRegion: "cn-beijing"}
+	if err := s.CreateRecord(ctx, domain.Record{Key: other.Key(), Copy: other}); err != nil {
 		t.Fatal(err)
 	}
-	rollout := state.Key("rebuild", "rollout", "office", events.ReplicationKey(events.Replication{Image: img, DestinationRegion: "cn-beijing"}))
+	rollout := state.Key("rebuild", "rollout", "office", domain.Copy{Image: img, DestinationRegion: "cn-beijing"}.Key())
 	if _, err := state.Create(ctx, s, rollout, counter{N: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -219,35 +218,35 @@ func testListTranslatesLegacyPrefixes(t *testing.T, s *state.Store) {
 // "img-bad_0032" shared one record, and so did accounts that differ in a folded character.
 func testDistinctPartsGetDistinctRecords(t *testing.T, s *state.Store) {
 	ctx := context.Background()
-	base := events.Image{Provider: "tencent", SourceRegion: "ap-guangzhou", ImageID: "img-bad.0032"}
-	variants := []events.Image{base}
-	for _, mut := range []func(*events.Image){
-		func(i *events.Image) { i.ImageID = "img-bad_0032" },
-		func(i *events.Image) { i.ImageID = "img-bad/0032" },
-		func(i *events.Image) { i.Account = "acme.cn" },
-		func(i *events.Image) { i.Account = "acme_cn" },
-		func(i *events.Image) { i.Account = "acme cn" },
-		func(i *events.Image) { i.Account = "acmé" },
-		func(i *events.Image) { i.VersionID = "v1.0" },
-		func(i *events.Image) { i.VersionID = "v1_0" },
+	base := domain.Image{Provider: "tencent", SourceRegion: "ap-guangzhou", ImageID: "img-bad.0032"}
+	variants := []domain.Image{base}
+	for _, mut := range []func(*domain.Image){
+		func(i *domain.Image) { i.ImageID = "img-bad_0032" },
+		func(i *domain.Image) { i.ImageID = "img-bad/0032" },
+		func(i *domain.Image) { i.Account = "acme.cn" },
+		func(i *domain.Image) { i.Account = "acme_cn" },
+		func(i *domain.Image) { i.Account = "acme cn" },
+		func(i *domain.Image) { i.Account = "acmé" },
+		func(i *domain.Image) { i.VersionID = "v1.0" },
+		func(i *domain.Image) { i.VersionID = "v1_0" },
 	} {
 		v := base
 		mut(&v)
 		variants = append(variants, v)
 	}
 	for _, img := range variants {
-		r := events.Replication{Image: img, DestinationRegion: "ap-shanghai"}
-		if err := s.CreateRecord(ctx, domain.Record{Key: events.ReplicationKey(r), Copy: copyOf(r), State: domain.StateRequested}); err != nil {
+		r := domain.Copy{Image: img, DestinationRegion: "ap-shanghai"}
+		if err := s.CreateRecord(ctx, domain.Record{Key: r.Key(), Copy: r, State: domain.StateRequested}); err != nil {
 			t.Fatalf("record of %+v: %v (it collides with another)", img, err)
 		}
-		if err := s.SavePlan(ctx, state.Plan{Image: img, Regions: []string{"ap-shanghai"}}); err != nil {
+		if err := s.SavePlan(ctx, domain.Plan{Image: img, Regions: []string{"ap-shanghai"}}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, img := range variants {
-		r := events.Replication{Image: img, DestinationRegion: "ap-shanghai"}
-		rec, _, err := s.Record(ctx, r)
-		if err != nil || rec.Copy != copyOf(r) {
+		r := domain.Copy{Image: img, DestinationRegion: "ap-shanghai"}
+		rec, err := s.Record(ctx, r)
+		if err != nil || rec.Copy != r {
 			t.Errorf("record of %+v reads back %+v (%v)", img, rec.Copy, err)
 		}
 		if p, err := s.Plan(ctx, img); err != nil || p.Image != img {
@@ -272,19 +271,19 @@ func testMigrateLegacyKeys(t *testing.T, s *state.Store) {
 			t.Fatal(err)
 		}
 	}
-	img := events.Image{Provider: "tencent", ImageID: "img-bad.0032", SourceRegion: "ap-guangzhou"}
-	inFlight := events.Replication{Image: img, DestinationRegion: "ap-shanghai"}
-	rewritten := events.Replication{Image: img, DestinationRegion: "ap-beijing"}
+	img := domain.Image{Provider: "tencent", ImageID: "img-bad.0032", SourceRegion: "ap-guangzhou"}
+	inFlight := domain.Copy{Image: img, DestinationRegion: "ap-shanghai"}
+	rewritten := domain.Copy{Image: img, DestinationRegion: "ap-beijing"}
 	// What an earlier version left: folded '/' keys.
-	put("repl/tencent/default/img-bad_0032/-/ap-shanghai", domain.Record{Key: events.ReplicationKey(inFlight), Copy: copyOf(inFlight),
+	put("repl/tencent/default/img-bad_0032/-/ap-shanghai", domain.Record{Key: inFlight.Key(), Copy: inFlight,
 		State: domain.StateInProgress, TaskID: "img-copy1"})
-	put("repl/tencent/default/img-bad_0032/-/ap-beijing", domain.Record{Key: events.ReplicationKey(rewritten), Copy: copyOf(rewritten),
+	put("repl/tencent/default/img-bad_0032/-/ap-beijing", domain.Record{Key: rewritten.Key(), Copy: rewritten,
 		State: domain.StateRequested})
-	put("plan/tencent/default/img-bad_0032/-", state.Plan{Image: img, Regions: []string{"ap-shanghai", "ap-beijing"}})
+	put("plan/tencent/default/img-bad_0032/-", domain.Plan{Image: img, Regions: []string{"ap-shanghai", "ap-beijing"}})
 	put("sem/huawei/default", map[string]map[string]time.Time{"holders": {"huawei/default/img-h/-/cn-east-3": time.Now().Add(time.Hour)}})
 	put("rebuild/rollout/office/x", counter{N: 1})
 	// The current version already wrote one of them under its new key: that one wins.
-	if err := s.CreateRecord(ctx, domain.Record{Key: events.ReplicationKey(rewritten), Copy: copyOf(rewritten),
+	if err := s.CreateRecord(ctx, domain.Record{Key: rewritten.Key(), Copy: rewritten,
 		State: domain.StateInProgress, TaskID: "img-new"}); err != nil {
 		t.Fatal(err)
 	}
@@ -293,10 +292,10 @@ func testMigrateLegacyKeys(t *testing.T, s *state.Store) {
 	if err != nil || moved != 4 {
 		t.Fatalf("MigrateLegacyKeys = %d, %v; want 4 moved", moved, err)
 	}
-	if rec, _, err := s.Record(ctx, inFlight); err != nil || rec.TaskID != "img-copy1" || rec.State != domain.StateInProgress {
+	if rec, err := s.Record(ctx, inFlight); err != nil || rec.TaskID != "img-copy1" || rec.State != domain.StateInProgress {
 		t.Errorf("migrated record %+v (%v)", rec, err)
 	}
-	if rec, _, err := s.Record(ctx, rewritten); err != nil || rec.TaskID != "img-new" {
+	if rec, err := s.Record(ctx, rewritten); err != nil || rec.TaskID != "img-new" {
 		t.Errorf("record written by the current version was replaced: %+v (%v)", rec, err)
 	}
 	if p, err := s.Plan(ctx, img); err != nil || len(p.Regions) != 2 {
@@ -378,8 +377,4 @@ func testSemaphoreLimitsHoldersAndRecoversExpiredLeases(t *testing.T, s *state.S
 	if _, ok := holders["copy-4"]; ok || len(holders) != 5 {
 		t.Errorf("holders %v: want five, without the expired copy-4", holders)
 	}
-}
-
-func copyOf(r events.Replication) domain.Copy {
-	return domain.Copy{Image: domain.Image(r.Image), DestinationRegion: r.DestinationRegion}
 }
