@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imagerelay/imagerelay/shared/dev/coretest"
 	"github.com/imagerelay/imagerelay/shared/dev/testenv"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
@@ -68,7 +69,7 @@ func (f *fakeReader) callLog() [][]domain.Task {
 	return slices.Clone(f.calls)
 }
 
-func newClock() *testenv.Clock { return testenv.NewClock(time.Now().UTC().Truncate(time.Second)) }
+func newClock() *coretest.Clock { return coretest.NewClock(time.Now().UTC().Truncate(time.Second)) }
 
 func inProgress(pct int, status string) domain.CopyStatus {
 	return domain.CopyStatus{Phase: domain.PhaseInProgress, Percent: pct, ProviderStatus: status}

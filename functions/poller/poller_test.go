@@ -18,6 +18,7 @@ import (
 	"github.com/imagerelay/imagerelay/functions/poller"
 	"github.com/imagerelay/imagerelay/shared/adapters/state"
 	"github.com/imagerelay/imagerelay/shared/core/fn"
+	"github.com/imagerelay/imagerelay/shared/dev/coretest"
 	"github.com/imagerelay/imagerelay/shared/dev/testenv"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
@@ -43,7 +44,7 @@ type copyOpts struct {
 
 // inFlight stores the record replicate leaves for a started copy and returns the
 // replication.started event that brings it to the poller.
-func inFlight(t *testing.T, store *state.Store, clk *testenv.Clock, r events.Replication, taskID string, o copyOpts) event.Event {
+func inFlight(t *testing.T, store *state.Store, clk *coretest.Clock, r events.Replication, taskID string, o copyOpts) event.Event {
 	t.Helper()
 	now := clk.Now()
 	if o.deadline.IsZero() {
@@ -73,7 +74,7 @@ func inFlight(t *testing.T, store *state.Store, clk *testenv.Clock, r events.Rep
 	return e
 }
 
-func newCore(store *state.Store, clk *testenv.Clock, provider string, reader poller.StatusReader) *poller.Core {
+func newCore(store *state.Store, clk *coretest.Clock, provider string, reader poller.StatusReader) *poller.Core {
 	return &poller.Core{
 		Readers:        map[string]poller.StatusReader{provider: reader},
 		Store:          store,
@@ -86,7 +87,7 @@ func newCore(store *state.Store, clk *testenv.Clock, provider string, reader pol
 // emitted checks every emitted event against the contract and groups them by type.
 func emitted(t *testing.T, res fn.Result) map[string][]event.Event {
 	t.Helper()
-	return testenv.Emitted(t, poller.Name, res)
+	return coretest.Emitted(t, poller.Name, res)
 }
 
 func wantOutcome(t *testing.T, res fn.Result, kind fn.Kind, delay time.Duration) {

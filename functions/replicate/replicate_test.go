@@ -18,11 +18,12 @@ import (
 	"github.com/imagerelay/imagerelay/functions/replicate"
 	"github.com/imagerelay/imagerelay/shared/adapters/state"
 	"github.com/imagerelay/imagerelay/shared/core/fn"
+	"github.com/imagerelay/imagerelay/shared/dev/coretest"
 	"github.com/imagerelay/imagerelay/shared/dev/testenv"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
-func newClock() *testenv.Clock { return testenv.NewClock(time.Now().UTC().Truncate(time.Second)) }
+func newClock() *coretest.Clock { return coretest.NewClock(time.Now().UTC().Truncate(time.Second)) }
 
 const timeoutSeconds = 3600
 
@@ -84,7 +85,7 @@ func copyOf(r events.Replication) domain.Copy {
 // emitted checks every emitted event against the contract and groups them by type.
 func emitted(t *testing.T, res fn.Result) map[string][]event.Event {
 	t.Helper()
-	return testenv.Emitted(t, replicate.Name, res)
+	return coretest.Emitted(t, replicate.Name, res)
 }
 
 func wantKind(t *testing.T, res fn.Result, kind fn.Kind) {
@@ -113,7 +114,7 @@ func started(t *testing.T, e event.Event) *events.ReplicationStarted {
 	return d
 }
 
-func newCore(store *state.Store, clk *testenv.Clock, provider string, c replicate.Copier) *replicate.Core {
+func newCore(store *state.Store, clk *coretest.Clock, provider string, c replicate.Copier) *replicate.Core {
 	return &replicate.Core{
 		Copiers:    map[string]replicate.Copier{provider: c},
 		Store:      store,
