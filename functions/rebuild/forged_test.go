@@ -29,7 +29,7 @@ func TestForgedSucceededRebuildsNothing(t *testing.T) {
 	}
 	unknown := copyOf("imgc-forged001")
 	failed := copyOf("imgc-forged002")
-	st.copies.put(domain.Record{Copy: domain.Copy{Image: domain.Image(failed.Image), DestinationRegion: failed.DestinationRegion}, State: domain.StateFailed})
+	st.putCopy(domain.Record{Copy: domain.Copy{Image: domain.Image(failed.Image), DestinationRegion: failed.DestinationRegion}, State: domain.StateFailed})
 	other := copyOf("imgc-forged003")
 	succeeded(t, st, "ev-real", other, "Windows", nil) // records the copy with its real image id
 	for _, tt := range []struct {

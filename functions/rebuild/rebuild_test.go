@@ -31,7 +31,7 @@ func copyOf(imageID string) events.Replication {
 // copy as succeeded in store, as the poller does before it emits the event.
 func succeeded(t *testing.T, store *memStore, id string, r events.Replication, osType string, tags map[string]string) event.Event {
 	t.Helper()
-	store.copies.put(domain.Record{Copy: domain.Copy{Image: domain.Image(r.Image), DestinationRegion: r.DestinationRegion}, State: domain.StateSucceeded, DestinationImageID: r.ImageID})
+	store.putCopy(domain.Record{Copy: domain.Copy{Image: domain.Image(r.Image), DestinationRegion: r.DestinationRegion}, State: domain.StateSucceeded, DestinationImageID: r.ImageID})
 	e, err := events.New(events.TypeReplicationSucceeded, events.ReplicationSucceeded{Replication: r, DestinationImageID: r.ImageID,
 		FinishedAt: time.Now(), OSType: osType, Tags: tags}, events.Meta{
 		ID: id, Source: "/imagerelay/poller", Provider: r.Provider, Region: r.DestinationRegion, ImageID: r.ImageID, CorrelationID: "pub-" + r.ImageID,

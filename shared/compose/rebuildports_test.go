@@ -115,13 +115,13 @@ func TestRebuildStoreOnJetStream(t *testing.T) {
 			want = append(want, events.ReplicationKey(r))
 		}
 	}
-	if _, err := st.Copies.Record(ctx, events.Replication{Image: img, DestinationRegion: "ap-southeast-1"}); !errors.Is(err, domain.ErrNotFound) {
+	if _, err := st.Copies.Record(ctx, domain.Copy{Image: domain.Image(img), DestinationRegion: "ap-southeast-1"}); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("record of an unknown copy: %v", err)
 	}
-	if rec, err := st.Copies.Record(ctx, events.Replication{Image: img, DestinationRegion: "cn-beijing"}); err != nil || rec.State != domain.StateSucceeded {
+	if rec, err := st.Copies.Record(ctx, domain.Copy{Image: domain.Image(img), DestinationRegion: "cn-beijing"}); err != nil || rec.State != domain.StateSucceeded {
 		t.Fatalf("record: %+v %v", rec, err)
 	}
-	recs, err := st.Copies.OfImage(ctx, img)
+	recs, err := st.Copies.RecordsOf(ctx, domain.Image(img))
 	if err != nil {
 		t.Fatal(err)
 	}

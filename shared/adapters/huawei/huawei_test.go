@@ -22,10 +22,11 @@ import (
 
 // The provider fills the ports of the three function cores.
 var (
-	_ replicate.LimitedCopier    = (*huawei.Provider)(nil)
-	_ poller.StatusReader        = (*huawei.Provider)(nil)
-	_ fanout.ConstraintChecker   = (*huawei.Provider)(nil)
-	_ interface{ Name() string } = (*huawei.Provider)(nil)
+	_ replicate.Copier               = (*huawei.Provider)(nil)
+	_ interface{ MaxInFlight() int } = (*huawei.Provider)(nil)
+	_ poller.StatusReader            = (*huawei.Provider)(nil)
+	_ fanout.ConstraintChecker       = (*huawei.Provider)(nil)
+	_ interface{ Name() string }     = (*huawei.Provider)(nil)
 )
 
 const (

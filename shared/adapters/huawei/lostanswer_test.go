@@ -16,11 +16,10 @@ import (
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/replicate"
 	"github.com/imagerelay/imagerelay/shared/adapters/huawei"
-	"github.com/imagerelay/imagerelay/shared/adapters/state"
+	"github.com/imagerelay/imagerelay/shared/adapters/state/memkv"
 	"github.com/imagerelay/imagerelay/shared/core/fn"
 	"github.com/imagerelay/imagerelay/shared/dev/emulators/emucore"
 	"github.com/imagerelay/imagerelay/shared/dev/emulators/huaweiemu"
-	"github.com/imagerelay/imagerelay/shared/dev/testenv"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
@@ -157,8 +156,8 @@ func TestLostAnswersMakeOneCopyPerRegion(t *testing.T) {
 		_, _ = w.Write(rec.Body.Bytes())
 		return true
 	})
-	env := testenv.Start(t)
-	core := &replicate.Core{Copiers: map[string]replicate.Copier{events.ProviderHuawei: p}, Store: env.Store,
+	store := memkv.NewStore()
+	core := &replicate.Core{Copiers: map[string]replicate.Copier{events.ProviderHuawei: p}, Store: store,
 		Log: slog.New(slog.DiscardHandler)}
 	ctx := context.Background()
 	targets := map[string][]string{
@@ -172,8 +171,8 @@ func TestLostAnswersMakeOneCopyPerRegion(t *testing.T) {
 	var pairs []pair
 	for id, regions := range targets {
 		img := events.Image{Provider: events.ProviderHuawei, Account: "demo", ImageID: id, ImageName: "golden " + id[:8], SourceRegion: src}
-		if err := env.Store.SavePlan(ctx, state.Plan{Image: img, Regions: regions, CorrelationID: "pub-" + id,
-			Attributes: &state.ImageAttributes{SizeGB: 40}}); err != nil {
+		if err := store.SavePlan(ctx, domain.Plan{Image: domain.Image(img), Regions: regions, CorrelationID: "pub-" + id,
+			Attributes: &domain.ImageAttributes{SizeGB: 40}}); err != nil {
 			t.Fatal(err)
 		}
 		for _, r := range regions {
@@ -213,7 +212,7 @@ func TestLostAnswersMakeOneCopyPerRegion(t *testing.T) {
 		if n := accepted[pr.img.ImageID+" → "+pr.region]; n != 1 {
 			t.Errorf("%s → %s: %d accepted copies, want exactly 1", pr.img.ImageID, pr.region, n)
 		}
-		rec, _, err := env.Store.Record(ctx, events.Replication{Image: pr.img, DestinationRegion: pr.region})
+		rec, err := store.Record(ctx, domain.Copy{Image: domain.Image(pr.img), DestinationRegion: pr.region})
 		if err != nil || rec.State != domain.StateInProgress || rec.Ambiguous() || rec.DestinationImageID == "" {
 			t.Errorf("%s → %s: record %+v (%v), want in progress on the found copy", pr.img.ImageID, pr.region, rec, err)
 		}
