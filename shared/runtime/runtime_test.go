@@ -258,7 +258,7 @@ func startFC(t *testing.T, s *stack, function string) (*rtapi.FC, *proc) {
 	return api, p
 }
 
-func lambdaInvoke(t *testing.T, api *rtapi.Lambda, payload []byte, timeout time.Duration) rtapi.Result {
+func lambdaInvoke(t *testing.T, api *rtapi.Lambda, payload []byte, timeout time.Duration) rtapi.Answer {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+5*time.Second)
 	defer cancel()
@@ -269,7 +269,7 @@ func lambdaInvoke(t *testing.T, api *rtapi.Lambda, payload []byte, timeout time.
 	return res
 }
 
-func fcInvoke(t *testing.T, api *rtapi.FC, payload []byte, o rtapi.FCInvocation) rtapi.Result {
+func fcInvoke(t *testing.T, api *rtapi.FC, payload []byte, o rtapi.FCInvocation) rtapi.Answer {
 	t.Helper()
 	if o.Timeout == 0 {
 		o.Timeout = 10 * time.Second
@@ -311,11 +311,11 @@ func (s *stack) none(t *testing.T, typ, imageID string) {
 }
 
 // dead returns the dead letters of function.
-func (s *stack) dead(function string) []rtapi.Result {
-	var out []rtapi.Result
+func (s *stack) dead(function string) []rtapi.Answer {
+	var out []rtapi.Answer
 	for _, m := range s.rec.DeadLetters() {
 		if m.Subject == events.DeadLetterSubject(function) {
-			out = append(out, rtapi.Result{Body: m.Data})
+			out = append(out, rtapi.Answer{Body: m.Data})
 		}
 	}
 	return out
@@ -403,7 +403,7 @@ type response struct {
 	} `json:"results"`
 }
 
-func decode[T any](t *testing.T, res rtapi.Result) T {
+func decode[T any](t *testing.T, res rtapi.Answer) T {
 	t.Helper()
 	var v T
 	if res.Failed {

@@ -103,7 +103,7 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) (any, error) {
 	resp := Response{Function: sess.Function, Trigger: TriggerEventBridge, Handled: len(results)}
 	var retry []error
 	for _, res := range results {
-		h.host.LogResult(ctx, res, "trigger", TriggerEventBridge)
+		h.host.LogSettled(ctx, res, "trigger", TriggerEventBridge)
 		resp.Results = append(resp.Results, res.Item())
 		if res.Status == host.StatusRetry {
 			retry = append(retry, res.Err)

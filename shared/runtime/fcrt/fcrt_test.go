@@ -75,11 +75,11 @@ func TestInvokeShapes(t *testing.T) {
 		{name: "RawData payload takes the request id", payload: rttest.PayloadJSON(t, "img-g"),
 			statuses: []host.Status{host.StatusDone}, plannedBy: []string{"req-1-0"}},
 		{name: "poison element fails only itself", payload: arrayOf(aliEvent(t, "ali-5", rttest.PayloadJSON(t, "img-h")), []byte(`"{broken"`), aliEvent(t, "ali-6", []byte(`{"x":1}`))),
-			statuses: []host.Status{host.StatusDone, host.StatusDeadLettered, host.StatusDeadLettered}, plannedBy: []string{"ali-5"}, dead: 2},
-		{name: "deferred", payload: aliEvent(t, "ali-7", rttest.PayloadJSON(t, "img-defer")), statuses: []host.Status{host.StatusDeferred}},
+			statuses: []host.Status{host.StatusDone, host.StatusReject, host.StatusReject}, plannedBy: []string{"ali-5"}, dead: 2},
+		{name: "deferred", payload: aliEvent(t, "ali-7", rttest.PayloadJSON(t, "img-defer")), statuses: []host.Status{host.StatusDefer}},
 		{name: "retry fails the invocation", payload: arrayOf(aliEvent(t, "ali-8", rttest.PayloadJSON(t, "img-ok8")), aliEvent(t, "ali-9", rttest.PayloadJSON(t, "img-retry"))),
 			wantErr: true, plannedBy: []string{"ali-8"}},
-		{name: "not an array of events", payload: []byte(`[1,`), statuses: []host.Status{host.StatusDeadLettered}, dead: 1},
+		{name: "not an array of events", payload: []byte(`[1,`), statuses: []host.Status{host.StatusReject}, dead: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

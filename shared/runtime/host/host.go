@@ -63,12 +63,13 @@ func New(function string, open Opener, log *slog.Logger) *Host {
 // Function returns the function's name.
 func (h *Host) Function() string { return h.function }
 
-// LogResult logs what became of one input: a warning with the reason when it was retried or
-// dead-lettered, info otherwise. attrs are added to the record (the trigger, a message id).
-func (h *Host) LogResult(ctx context.Context, res Result, attrs ...any) {
+// LogSettled logs what became of one input: a warning with the reason when it is to be
+// retried or was dead-lettered, info otherwise. attrs are added to the record (the trigger, a
+// message id).
+func (h *Host) LogSettled(ctx context.Context, res Settled, attrs ...any) {
 	attrs = append(attrs, "function", h.function, "event_id", res.EventID, "status", string(res.Status), "emitted", res.Emitted)
 	switch res.Status {
-	case StatusRetry, StatusDeadLettered:
+	case StatusRetry, StatusReject:
 		h.log.WarnContext(ctx, "not handled", append(attrs, "reason", res.Err.Error())...)
 	default:
 		h.log.InfoContext(ctx, "handled", attrs...)

@@ -146,7 +146,7 @@ func TestHandleOutcomes(t *testing.T) {
 		{Event: plannedEvent(t), Origin: "test:type", Deliveries: 1},
 	}
 	res := sess.Handle(ctx, ins)
-	want := []host.Status{host.StatusDone, host.StatusRetry, host.StatusDeferred, host.StatusDeadLettered, host.StatusDeadLettered, host.StatusDeadLettered}
+	want := []host.Status{host.StatusDone, host.StatusRetry, host.StatusDefer, host.StatusReject, host.StatusReject, host.StatusReject}
 	for i, r := range res {
 		if r.Status != want[i] {
 			t.Errorf("input %d: status %s (%v), want %s", i, r.Status, r.Err, want[i])
@@ -376,7 +376,7 @@ func TestRetriedDeliveryStoresOneDeadLetterPerInput(t *testing.T) {
 	}
 	for range 3 {
 		for i, r := range sess.Handle(ctx, ins) {
-			if r.Status != host.StatusDeadLettered {
+			if r.Status != host.StatusReject {
 				t.Fatalf("input %d: %s", i, r.Status)
 			}
 		}

@@ -131,7 +131,7 @@ func (h *Handler) single(ctx context.Context, trigger string, in host.Input) (an
 		return nil, err
 	}
 	res := sess.Handle(ctx, []host.Input{in})[0]
-	h.host.LogResult(ctx, res, "trigger", trigger)
+	h.host.LogSettled(ctx, res, "trigger", trigger)
 	if res.Status == host.StatusRetry {
 		return nil, res.Err
 	}
@@ -156,7 +156,7 @@ func (h *Handler) sqs(ctx context.Context, payload json.RawMessage) (any, error)
 	results := sess.Handle(ctx, ins)
 	resp := awsevents.SQSEventResponse{BatchItemFailures: []awsevents.SQSBatchItemFailure{}}
 	for i, res := range results {
-		h.host.LogResult(ctx, res, "trigger", TriggerSQS, "message_id", batch.Records[i].MessageId)
+		h.host.LogSettled(ctx, res, "trigger", TriggerSQS, "message_id", batch.Records[i].MessageId)
 		if res.Status == host.StatusRetry {
 			resp.BatchItemFailures = append(resp.BatchItemFailures, awsevents.SQSBatchItemFailure{ItemIdentifier: batch.Records[i].MessageId})
 		}
