@@ -342,7 +342,9 @@ func (b *Bus) reject(ctx context.Context, s Spec, in inbound, reason error) {
 }
 
 // Publish implements fn.Settlement.
-func (m settlement) Publish(ctx context.Context, evs ...event.Event) error { return m.b.Publish(ctx, evs...) }
+func (m settlement) Publish(ctx context.Context, evs ...event.Event) error {
+	return m.b.Publish(ctx, evs...)
+}
 
 // Ack implements fn.Settlement: it acknowledges the message and waits for the server to
 // confirm.

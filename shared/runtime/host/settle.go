@@ -222,7 +222,9 @@ func (st *settlement) DeadLetter(ctx context.Context, reason error) error {
 }
 
 // Redelivery implements fn.Settlement: the platform bounds redeliveries (Limit 0).
-func (st *settlement) Redelivery() fn.Redelivery { return fn.Redelivery{Count: max(st.in.Deliveries, 1)} }
+func (st *settlement) Redelivery() fn.Redelivery {
+	return fn.Redelivery{Count: max(st.in.Deliveries, 1)}
+}
 
 // Permanent implements fn.Settlement: every storage failure is left to the platform's retry
 // policy, which ends in the platform's own dead-letter queue.
