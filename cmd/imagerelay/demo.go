@@ -16,7 +16,7 @@ import (
 	"github.com/imagerelay/imagerelay/samples"
 	"github.com/imagerelay/imagerelay/shared/adapters/bus"
 	"github.com/imagerelay/imagerelay/shared/adapters/state"
-	"github.com/imagerelay/imagerelay/shared/compose"
+	"github.com/imagerelay/imagerelay/shared/compose/catalog"
 	"github.com/imagerelay/imagerelay/shared/config"
 	"github.com/imagerelay/imagerelay/shared/dev/emulators"
 	"github.com/imagerelay/imagerelay/shared/domain"
@@ -83,7 +83,7 @@ func runDemo(ctx context.Context, cfg *config.Config, timeout time.Duration) err
 		return err
 	}
 	defer stop()
-	if err := st.run(ctx, compose.FunctionNames); err != nil {
+	if err := st.run(ctx, catalog.FunctionNames); err != nil {
 		return err
 	}
 

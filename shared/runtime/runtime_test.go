@@ -16,6 +16,7 @@ import (
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/shared/adapters/bus"
 	"github.com/imagerelay/imagerelay/shared/compose"
+	"github.com/imagerelay/imagerelay/shared/compose/catalog"
 	"github.com/imagerelay/imagerelay/shared/config"
 	"github.com/imagerelay/imagerelay/shared/dev/emulators"
 	"github.com/imagerelay/imagerelay/shared/dev/emulators/alibabaemu"
@@ -45,7 +46,13 @@ func TestMain(m *testing.M) {
 	case scripted:
 		runScripted()
 	default:
-		runtime.Main(f)
+		// What functions/<f>/cmd/main.go does, with the wiring picked by name.
+		fn, err := catalog.Function(f)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		runtime.Main(fn)
 	}
 }
 
@@ -53,7 +60,7 @@ func TestMain(m *testing.M) {
 func runScripted() {
 	log := lambdart.NewLogger()
 	open := func(ctx context.Context) (*host.Session, error) {
-		cfg, err := config.LoadOrDefault(host.ConfigPath(os.Getenv))
+		cfg, err := config.LoadOrDefault(compose.ConfigPath(os.Getenv))
 		if err != nil {
 			return nil, err
 		}
@@ -191,7 +198,7 @@ func (s *stack) childEnv(function string, env ...string) []string {
 		}
 		out = append(out, kv)
 	}
-	out = append(out, envTestFunction+"="+function, host.EnvConfig+"="+s.cfgPath,
+	out = append(out, envTestFunction+"="+function, compose.EnvConfig+"="+s.cfgPath,
 		"TENCENTCLOUD_SECRET_ID="+tencentemu.DemoSecretID, "TENCENTCLOUD_SECRET_KEY="+tencentemu.DemoSecretKey,
 		"AWS_LAMBDA_LOG_FORMAT=JSON")
 	return append(out, env...)
