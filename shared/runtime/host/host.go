@@ -1,9 +1,9 @@
 // Package host is what the serverless runtimes (AWS Lambda and Alibaba Function Compute)
 // share: one NATS connection per process, opened lazily and safely from concurrent
 // invocations; the decoding of the JSON shapes the platforms deliver into CloudEvents; and the
-// one place where a core's outcome becomes "success" or "deliver again" for a serverless
-// platform, with deferrals handed to JetStream and poison events copied to
-// imagerelay.dlq.<function>.
+// serverless side of the one outcome mapping ([fn.Settle]): "success" or "deliver again" for
+// the platform, deferrals handed to JetStream, poison events copied to
+// imagerelay.dlq.<function>. It builds nothing: the function's main hands it a [Function].
 //
 // It never imports the embedded nats-server: function binaries connect to an external NATS.
 package host

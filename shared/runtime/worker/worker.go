@@ -1,6 +1,6 @@
 // Package worker runs a function as a NATS JetStream worker: a durable pull consumer on an
-// external NATS, acknowledged by the bus's own outcome mapping (Ack, NakWithDelay, defer,
-// Term plus dead letter). It is what a function binary does outside Lambda and Function
+// external NATS, each message settled by the outcome mapping every runtime shares (fn.Settle:
+// Ack, schedule, NakWithDelay, Term plus dead letter). It is what a function binary does outside Lambda and Function
 // Compute; start several to scale out. It never embeds a NATS server.
 package worker
 
