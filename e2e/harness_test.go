@@ -18,6 +18,7 @@ import (
 	"github.com/imagerelay/imagerelay/functions/poller"
 	"github.com/imagerelay/imagerelay/shared/adapters/bus"
 	"github.com/imagerelay/imagerelay/shared/compose"
+	"github.com/imagerelay/imagerelay/shared/compose/catalog"
 	"github.com/imagerelay/imagerelay/shared/config"
 	"github.com/imagerelay/imagerelay/shared/dev/emulators"
 	"github.com/imagerelay/imagerelay/shared/dev/emulators/emucore"
@@ -29,7 +30,7 @@ import (
 type stack struct {
 	env  *testenv.Env
 	emus *emulators.Set
-	rt   *compose.Runtime
+	rt   *catalog.Runtime
 	rec  *testenv.Recorder
 	cfg  *config.Config
 }
@@ -57,7 +58,7 @@ func startStack(t *testing.T, seed emulators.Seed, o stackOptions) *stack {
 	cfg.Replication.Policies = o.Policies
 	cfg.Rebuild.Policies = o.Rebuilds
 	env2 := testenv.Start(t, testenv.Options{Bus: &bc})
-	rt := &compose.Runtime{Config: cfg, Bus: env2.Bus, Store: env2.Store, Providers: compose.BuildProviders(cfg), Log: testenv.Logger(t)}
+	rt := &catalog.Runtime{Config: cfg, Bus: env2.Bus, Store: env2.Store, Providers: catalog.BuildProviders(cfg), Log: testenv.Logger(t)}
 	for name, err := range rt.Providers.Unavailable {
 		t.Fatalf("provider %s unavailable: %v", name, err)
 	}
@@ -65,7 +66,7 @@ func startStack(t *testing.T, seed emulators.Seed, o stackOptions) *stack {
 		t.Fatalf("desktop client: %v", rt.Providers.DesktopsErr)
 	}
 	s := &stack{env: env2, emus: emus, rt: rt, rec: env2.Record(t), cfg: cfg}
-	for _, name := range compose.FunctionNames {
+	for _, name := range catalog.FunctionNames {
 		spec, err := rt.Spec(name)
 		if err != nil {
 			t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/imagerelay/imagerelay/shared/adapters/ratelimit"
 	"github.com/imagerelay/imagerelay/shared/adapters/state/natskv"
 	"github.com/imagerelay/imagerelay/shared/compose"
+	"github.com/imagerelay/imagerelay/shared/compose/catalog"
 	"github.com/imagerelay/imagerelay/shared/config"
 	"github.com/imagerelay/imagerelay/shared/dev/emulators"
 	"github.com/imagerelay/imagerelay/shared/dev/emulators/emucore"
@@ -145,7 +146,7 @@ func startReplicateWorker(t *testing.T, env *testenv.Env, cfg *config.Config, bc
 		t.Fatal(err)
 	}
 	limits.inner = shared
-	rt := &compose.Runtime{Config: cfg, Bus: b, Store: store, Providers: compose.BuildProvidersWithLimits(cfg, limits), Log: log}
+	rt := &catalog.Runtime{Config: cfg, Bus: b, Store: store, Providers: catalog.BuildProvidersWithLimits(cfg, limits), Log: log}
 	// Warm the worker's client for the source region (its HTTP connection, the SDK's first
 	// request) with one DescribeImages there, as a worker that has been running would be:
 	// the limit spaces the calls as they leave, and a cold first request can take 100 ms
@@ -197,7 +198,7 @@ func TestRateLimitSharedByReplicateWorkers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt := &compose.Runtime{Config: cfg, Bus: env.Bus, Store: env.Store, Providers: compose.BuildProvidersWithLimits(cfg, limits), Log: testenv.Logger(t)}
+	rt := &catalog.Runtime{Config: cfg, Bus: env.Bus, Store: env.Store, Providers: catalog.BuildProvidersWithLimits(cfg, limits), Log: testenv.Logger(t)}
 	for _, name := range []string{fanout.Name, poller.Name} {
 		spec, err := rt.Spec(name)
 		if err != nil {

@@ -16,7 +16,8 @@ import (
 	"github.com/imagerelay/imagerelay/samples"
 	"github.com/imagerelay/imagerelay/shared/adapters/bus"
 	"github.com/imagerelay/imagerelay/shared/adapters/state"
-	"github.com/imagerelay/imagerelay/shared/compose"
+	"github.com/imagerelay/imagerelay/shared/compose/catalog"
+	"github.com/imagerelay/imagerelay/shared/compose/rebuildwire"
 	"github.com/imagerelay/imagerelay/shared/config"
 	"github.com/imagerelay/imagerelay/shared/dev/emulators"
 	"github.com/imagerelay/imagerelay/shared/domain"
@@ -74,7 +75,7 @@ func runDemo(ctx context.Context, cfg *config.Config, timeout time.Duration) err
 	}
 	defer st.close()
 
-	tracker := newDemoTracker(compose.RebuildPolicies(cfg))
+	tracker := newDemoTracker(rebuildwire.Policies(cfg))
 	stop, err := follow(ctx, st.nc, cfg.NATS.Stream, events.SubjectPrefix+">", func(m jetstream.Msg) {
 		printMsg(out, m)
 		tracker.observe(m)
@@ -83,7 +84,7 @@ func runDemo(ctx context.Context, cfg *config.Config, timeout time.Duration) err
 		return err
 	}
 	defer stop()
-	if err := st.run(ctx, compose.FunctionNames); err != nil {
+	if err := st.run(ctx, catalog.FunctionNames); err != nil {
 		return err
 	}
 

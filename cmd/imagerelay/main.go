@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/imagerelay/imagerelay/shared/compose"
+	"github.com/imagerelay/imagerelay/shared/compose/clouds"
 	"github.com/imagerelay/imagerelay/shared/config"
 )
 
@@ -64,7 +64,7 @@ func (g *globals) load() (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := compose.CheckRegions(cfg); err != nil {
+	if err := clouds.CheckRegions(cfg); err != nil {
 		return nil, err
 	}
 	if g.logLevel != "" {

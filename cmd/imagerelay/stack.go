@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/imagerelay/imagerelay/shared/compose"
+	"github.com/imagerelay/imagerelay/shared/compose/catalog"
 	"github.com/imagerelay/imagerelay/shared/config"
 	"github.com/imagerelay/imagerelay/shared/dev/natsembed"
 )
@@ -17,7 +18,7 @@ import (
 type stack struct {
 	server *natsembed.Server
 	nc     *nats.Conn
-	rt     *compose.Runtime
+	rt     *catalog.Runtime
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
 }
@@ -52,7 +53,7 @@ func startStack(ctx context.Context, cfg *config.Config, log *slog.Logger, owner
 	}
 	err = compose.Retry(ctx, log, "binding to the stream", func(octx context.Context) error {
 		var err error
-		s.rt, err = compose.Open(octx, cfg, s.nc, log)
+		s.rt, err = catalog.Open(octx, cfg, s.nc, log)
 		return err
 	})
 	if err != nil {

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/imagerelay/imagerelay/shared/compose"
+	"github.com/imagerelay/imagerelay/shared/compose/catalog"
 	"github.com/imagerelay/imagerelay/shared/dev/emulators"
 )
 
@@ -46,14 +46,14 @@ poller. With nats.url set it uses that NATS instead of the embedded one.`,
 				return err
 			}
 			defer st.close()
-			if err := st.run(cmd.Context(), compose.FunctionNames); err != nil {
+			if err := st.run(cmd.Context(), catalog.FunctionNames); err != nil {
 				return err
 			}
 			url := "in-process only"
 			if st.server != nil && st.server.ClientURL() != "" {
 				url = st.server.ClientURL()
 			}
-			log.Info("imagerelay up", "nats", url, "functions", compose.FunctionNames)
+			log.Info("imagerelay up", "nats", url, "functions", catalog.FunctionNames)
 			fmt.Fprintf(os.Stderr, "imagerelay is up (NATS: %s). Publish with `imagerelay publish --file samples/tencent-web.yaml`; Ctrl-C stops.\n", url)
 			<-cmd.Context().Done()
 			return nil

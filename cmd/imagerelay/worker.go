@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/imagerelay/imagerelay/shared/compose"
+	"github.com/imagerelay/imagerelay/shared/compose/catalog"
 )
 
 func newWorker(g *globals) *cobra.Command {
@@ -15,7 +15,7 @@ func newWorker(g *globals) *cobra.Command {
 		Short: "Run one function against NATS; start several to scale out",
 		Long: fmt.Sprintf(`worker runs one function (%v) on its durable JetStream consumer. Workers of the same
 function share the consumer, so starting more of them scales out. Set nats.url
-(IMAGERELAY_NATS_URL) to point at your NATS cluster; without it an embedded server is used.`, compose.FunctionNames),
+(IMAGERELAY_NATS_URL) to point at your NATS cluster; without it an embedded server is used.`, catalog.FunctionNames),
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := g.load()

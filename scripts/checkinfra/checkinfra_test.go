@@ -9,7 +9,7 @@ import (
 
 	"github.com/goccy/go-yaml"
 
-	"github.com/imagerelay/imagerelay/shared/compose"
+	"github.com/imagerelay/imagerelay/shared/compose/catalog"
 )
 
 const root = "../.."
@@ -45,7 +45,7 @@ func TestServerlessYAMLDeploysEveryFunction(t *testing.T) {
 	if sls.FrameworkVersion != "3" || sls.Provider.Runtime != "provided.al2023" || sls.Provider.Architecture != "arm64" {
 		t.Errorf("framework %q runtime %q architecture %q", sls.FrameworkVersion, sls.Provider.Runtime, sls.Provider.Architecture)
 	}
-	for _, name := range compose.FunctionNames {
+	for _, name := range catalog.FunctionNames {
 		f, ok := sls.Functions[name]
 		if !ok {
 			t.Errorf("serverless.yml does not deploy %s", name)
@@ -62,8 +62,8 @@ func TestServerlessYAMLDeploysEveryFunction(t *testing.T) {
 			t.Errorf("%s: no drain schedule with a retry policy and a dead-letter queue", name)
 		}
 	}
-	if len(sls.Functions) != len(compose.FunctionNames) {
-		t.Errorf("serverless.yml has %d functions, the code %d", len(sls.Functions), len(compose.FunctionNames))
+	if len(sls.Functions) != len(catalog.FunctionNames) {
+		t.Errorf("serverless.yml has %d functions, the code %d", len(sls.Functions), len(catalog.FunctionNames))
 	}
 }
 
@@ -90,7 +90,7 @@ func TestSYAMLDeploysEveryFunction(t *testing.T) {
 	if drain["triggerType"] != "timer" {
 		t.Fatalf("vars.drainTrigger is not a timer: %v", drain)
 	}
-	for _, name := range compose.FunctionNames {
+	for _, name := range catalog.FunctionNames {
 		r, ok := s.Resources[name]
 		if !ok {
 			t.Errorf("s.yaml does not deploy %s", name)

@@ -14,7 +14,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/imagerelay/imagerelay/shared/compose"
+	"github.com/imagerelay/imagerelay/shared/compose/catalog"
 )
 
 // Template is the part of a CloudFormation template the checks read.
@@ -63,14 +63,14 @@ func main() {
 		fmt.Fprintf(os.Stderr, "checkstack: %v (run `npx serverless package` first)\n", err)
 		os.Exit(1)
 	}
-	errs := Check(raw, compose.FunctionNames)
+	errs := Check(raw, catalog.FunctionNames)
 	for _, e := range errs {
 		fmt.Fprintln(os.Stderr, "checkstack:", e)
 	}
 	if len(errs) > 0 {
 		os.Exit(1)
 	}
-	fmt.Printf("checkstack: %s: %d functions with their triggers, the dead-letter queue and least-privilege roles\n", path, len(compose.FunctionNames))
+	fmt.Printf("checkstack: %s: %d functions with their triggers, the dead-letter queue and least-privilege roles\n", path, len(catalog.FunctionNames))
 }
 
 // Check returns every problem of the template.

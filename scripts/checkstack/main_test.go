@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imagerelay/imagerelay/shared/compose"
+	"github.com/imagerelay/imagerelay/shared/compose/catalog"
 )
 
 // testdata/template.json is what `serverless package` generated from serverless.yml.
@@ -85,7 +85,7 @@ func TestCheck(t *testing.T) {
 			m := load(t)
 			tt.mutate(m)
 			raw, _ := json.Marshal(m)
-			errs := Check(raw, compose.FunctionNames)
+			errs := Check(raw, catalog.FunctionNames)
 			if tt.want == "" {
 				for _, e := range errs {
 					t.Error(e)

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imagerelay/imagerelay/shared/compose"
+	"github.com/imagerelay/imagerelay/shared/compose/catalog"
 )
 
 func TestWriteZipIsReproducible(t *testing.T) {
@@ -96,7 +96,7 @@ func TestFunctionsCoverTheCompositionRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range compose.FunctionNames {
+	for _, name := range catalog.FunctionNames {
 		if !slices.Contains(got, name) {
 			t.Errorf("function %s would not be packaged (found %v)", name, got)
 		}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imagerelay/imagerelay/shared/compose"
+	"github.com/imagerelay/imagerelay/shared/compose/catalog"
 	"github.com/imagerelay/imagerelay/shared/dev/natsembed"
 	"github.com/imagerelay/imagerelay/shared/runtime/internal/rtapi"
 )
@@ -26,7 +26,7 @@ func BenchmarkColdStart(b *testing.B) {
 	}
 	defer srv.Shutdown()
 	dir := b.TempDir()
-	for _, fn := range compose.FunctionNames {
+	for _, fn := range catalog.FunctionNames {
 		bin := filepath.Join(dir, fn)
 		build := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-tags", "lambda.norpc", "-o", bin, "./functions/"+fn+"/cmd")
 		build.Dir = root

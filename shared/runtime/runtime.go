@@ -3,15 +3,17 @@
 // when FC_RUNTIME_API is set, otherwise the NATS JetStream worker — and runs the named
 // function's core on it. The core never knows which runtime hosts it.
 //
-// A function's main is one line:
+// The runtime does not build the application: a function's main hands it the function as its
+// wiring package (under shared/compose) builds it, in one line:
 //
-//	func main() { runtime.Main("fanout") }
+//	func main() { runtime.Main(fanoutwire.Function()) }
 package runtime
 
 import (
 	"os"
 
 	"github.com/imagerelay/imagerelay/shared/runtime/fcrt"
+	"github.com/imagerelay/imagerelay/shared/runtime/host"
 	"github.com/imagerelay/imagerelay/shared/runtime/lambdart"
 	"github.com/imagerelay/imagerelay/shared/runtime/worker"
 )
@@ -50,14 +52,18 @@ func Detect(getenv func(string) string) Kind {
 	return Worker
 }
 
-// Main runs function on the runtime the environment names. It does not return.
-func Main(function string) {
+// Function is what a function's main hands to [Main]: its name, how to open its session and
+// the platform hooks (see host.Function).
+type Function = host.Function
+
+// Main runs f on the runtime the environment names. It does not return.
+func Main(f Function) {
 	switch Detect(os.Getenv) {
 	case Lambda:
-		lambdart.Main(function)
+		lambdart.Main(f)
 	case FunctionCompute:
-		fcrt.Main(function)
+		fcrt.Main(f)
 	default:
-		os.Exit(worker.Main(function))
+		os.Exit(worker.Main(f))
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/shared/adapters/bus"
 	"github.com/imagerelay/imagerelay/shared/compose"
+	"github.com/imagerelay/imagerelay/shared/compose/catalog"
 	"github.com/imagerelay/imagerelay/shared/config"
 	"github.com/imagerelay/imagerelay/shared/dev/emulators"
 	"github.com/imagerelay/imagerelay/shared/dev/emulators/alibabaemu"
@@ -45,7 +46,13 @@ func TestMain(m *testing.M) {
 	case scripted:
 		runScripted()
 	default:
-		runtime.Main(f)
+		// What functions/<f>/cmd/main.go does, with the wiring picked by name.
+		fn, err := catalog.Function(f)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		runtime.Main(fn)
 	}
 }
 
@@ -53,7 +60,7 @@ func TestMain(m *testing.M) {
 func runScripted() {
 	log := lambdart.NewLogger()
 	open := func(ctx context.Context) (*host.Session, error) {
-		cfg, err := config.LoadOrDefault(host.ConfigPath(os.Getenv))
+		cfg, err := config.LoadOrDefault(compose.ConfigPath(os.Getenv))
 		if err != nil {
 			return nil, err
 		}
@@ -191,7 +198,7 @@ func (s *stack) childEnv(function string, env ...string) []string {
 		}
 		out = append(out, kv)
 	}
-	out = append(out, envTestFunction+"="+function, host.EnvConfig+"="+s.cfgPath,
+	out = append(out, envTestFunction+"="+function, compose.EnvConfig+"="+s.cfgPath,
 		"TENCENTCLOUD_SECRET_ID="+tencentemu.DemoSecretID, "TENCENTCLOUD_SECRET_KEY="+tencentemu.DemoSecretKey,
 		"AWS_LAMBDA_LOG_FORMAT=JSON")
 	return append(out, env...)
@@ -258,7 +265,7 @@ func startFC(t *testing.T, s *stack, function string) (*rtapi.FC, *proc) {
 	return api, p
 }
 
-func lambdaInvoke(t *testing.T, api *rtapi.Lambda, payload []byte, timeout time.Duration) rtapi.Result {
+func lambdaInvoke(t *testing.T, api *rtapi.Lambda, payload []byte, timeout time.Duration) rtapi.Answer {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+5*time.Second)
 	defer cancel()
@@ -269,7 +276,7 @@ func lambdaInvoke(t *testing.T, api *rtapi.Lambda, payload []byte, timeout time.
 	return res
 }
 
-func fcInvoke(t *testing.T, api *rtapi.FC, payload []byte, o rtapi.FCInvocation) rtapi.Result {
+func fcInvoke(t *testing.T, api *rtapi.FC, payload []byte, o rtapi.FCInvocation) rtapi.Answer {
 	t.Helper()
 	if o.Timeout == 0 {
 		o.Timeout = 10 * time.Second
@@ -311,11 +318,11 @@ func (s *stack) none(t *testing.T, typ, imageID string) {
 }
 
 // dead returns the dead letters of function.
-func (s *stack) dead(function string) []rtapi.Result {
-	var out []rtapi.Result
+func (s *stack) dead(function string) []rtapi.Answer {
+	var out []rtapi.Answer
 	for _, m := range s.rec.DeadLetters() {
 		if m.Subject == events.DeadLetterSubject(function) {
-			out = append(out, rtapi.Result{Body: m.Data})
+			out = append(out, rtapi.Answer{Body: m.Data})
 		}
 	}
 	return out
@@ -403,7 +410,7 @@ type response struct {
 	} `json:"results"`
 }
 
-func decode[T any](t *testing.T, res rtapi.Result) T {
+func decode[T any](t *testing.T, res rtapi.Answer) T {
 	t.Helper()
 	var v T
 	if res.Failed {

@@ -1,7 +1,11 @@
 // Command poller runs the poller function on AWS Lambda, Alibaba Cloud Function Compute or as a
-// NATS JetStream worker, whichever its environment names (see shared/runtime).
+// NATS JetStream worker, whichever its environment names (see shared/runtime). It links only
+// its own wiring (shared/compose/pollerwire): its core and the adapters it calls.
 package main
 
-import "github.com/imagerelay/imagerelay/shared/runtime"
+import (
+	"github.com/imagerelay/imagerelay/shared/compose/pollerwire"
+	"github.com/imagerelay/imagerelay/shared/runtime"
+)
 
-func main() { runtime.Main("poller") }
+func main() { runtime.Main(pollerwire.Function()) }

@@ -1,7 +1,11 @@
-// Command rebuild runs the rebuild function on AWS Lambda, Alibaba Cloud Function Compute or as
-// a NATS JetStream worker, whichever its environment names (see shared/runtime).
+// Command rebuild runs the rebuild function on AWS Lambda, Alibaba Cloud Function Compute or as a
+// NATS JetStream worker, whichever its environment names (see shared/runtime). It links only
+// its own wiring (shared/compose/rebuildwire): its core and the adapters it calls.
 package main
 
-import "github.com/imagerelay/imagerelay/shared/runtime"
+import (
+	"github.com/imagerelay/imagerelay/shared/compose/rebuildwire"
+	"github.com/imagerelay/imagerelay/shared/runtime"
+)
 
-func main() { runtime.Main("rebuild") }
+func main() { runtime.Main(rebuildwire.Function()) }

@@ -241,8 +241,8 @@ type inbound struct {
 	deferrals  int
 }
 
-// process decodes msgs, runs the core on the valid ones and settles each message. Every ack
-// decision of the NATS runtime is made here and in settle.
+// process decodes msgs, runs the core on the valid ones and settles each message through
+// [fn.Settle], the outcome mapping the worker shares with the serverless runtimes.
 func (b *Bus) process(ctx context.Context, s Spec, msgs []jetstream.Msg) {
 	var ready []inbound
 	for _, m := range msgs {
@@ -315,86 +315,87 @@ func (b *Bus) heartbeat(msgs []inbound) (stop func()) {
 	return func() { close(done) }
 }
 
-// settle publishes what the core emitted, then acknowledges, schedules or rejects the input
-// according to the outcome. Waiting work (Defer) and failed attempts (Retry) both come
-// back through a schedule, so neither holds an ack-pending slot while it waits.
+// settlement is one JetStream message in the worker's hands after its core ran: the worker's
+// side of [fn.Settle], which decides what becomes of it.
+type settlement struct {
+	b   *Bus
+	s   Spec
+	in  inbound
+	log *slog.Logger
+}
+
+// settle hands the message and the core's result to [fn.Settle], the one outcome mapping
+// every runtime shares, and logs what became of it.
 func (b *Bus) settle(ctx context.Context, s Spec, in inbound, r fn.Result) {
 	log := b.log.With("function", s.Function, "event_id", in.ev.ID(), "event_type", in.ev.Type(),
 		"correlation_id", events.CorrelationID(in.ev), "event_subject", in.ev.Subject(), "delivery", in.deliveries)
-	if err := b.Publish(ctx, r.Emit...); err != nil {
-		if tooLarge(err) || in.deliveries >= uint64(b.cfg.MaxDeliver) {
-			// Retrying can never store an event that is too large; and past MaxDeliver the
-			// dead letter says what failed rather than leaving the message to JetStream's
-			// max-deliveries advisory, which can only guess.
-			b.reject(ctx, s, in, fmt.Errorf("its results could not be stored: %w", err))
-			return
-		}
-		// Nothing is lost: the input comes back and the core runs again; the events it emits
-		// have the same ids, so whatever was already stored is dropped as a duplicate.
-		log.Warn("publishing results failed; will retry", "error", err)
-		_ = in.msg.NakWithDelay(b.retryDelay(in.deliveries))
-		return
-	}
-	o := r.Outcome
-	switch o.Kind {
-	case fn.KindDone:
-		if err := in.msg.DoubleAck(ctx); err != nil {
-			log.Warn("ack failed", "error", err)
-		}
-		log.Debug("handled", "emitted", len(r.Emit))
-	case fn.KindDefer:
-		log.Debug("deferred", "delay", o.Delay.String(), "emitted", len(r.Emit))
-		b.reschedule(ctx, s, in, log, Deferral{Function: s.Function, Event: in.ev, Key: o.Key, At: time.Now().Add(o.Delay),
-			Attempt: in.attempt, Deferrals: in.deferrals + 1, TTL: o.TTL})
-	case fn.KindRetry:
-		if in.deliveries >= uint64(b.cfg.MaxDeliver) {
-			b.reject(ctx, s, in, fmt.Errorf("gave up after %d deliveries: %w", in.deliveries, o.Err))
-			return
-		}
-		delay := o.Delay
-		if delay <= 0 {
-			delay = b.retryDelay(in.deliveries)
-		}
-		log.Info("retry later", "delay", delay.String(), "error", errString(o.Err))
-		b.reschedule(ctx, s, in, log, Deferral{Function: s.Function, Event: in.ev, Key: o.Key, At: time.Now().Add(delay),
-			Attempt: int(in.deliveries), Deferrals: in.deferrals, TTL: o.TTL})
-	case fn.KindReject:
-		b.reject(ctx, s, in, o.Err)
+	got := fn.Settle(ctx, settlement{b: b, s: s, in: in, log: log}, r)
+	if got.Kind == fn.KindDone || got.Kind == fn.KindDefer {
+		log.Debug("settled", "status", got.Kind.String(), "delay", got.Delay.String(), "emitted", len(r.Emit))
 	}
 }
 
-// reschedule writes d and acknowledges the input. If the schedule cannot be written the input
-// is not acknowledged, so it comes back: it is never lost between the two.
-func (b *Bus) reschedule(ctx context.Context, s Spec, in inbound, log *slog.Logger, d Deferral) {
-	if err := b.Schedule(ctx, d); err != nil {
-		if tooLarge(err) {
-			b.reject(ctx, s, in, fmt.Errorf("it cannot be scheduled again: %w", err))
-			return
-		}
-		log.Warn("schedule failed; will retry", "error", err)
-		_ = in.msg.NakWithDelay(b.retryDelay(in.deliveries))
-		return
-	}
-	if err := in.msg.DoubleAck(ctx); err != nil {
-		// The schedule is written; a redelivery writes it again under the same key.
-		log.Warn("ack failed", "error", err)
-	}
-}
-
-// reject terminates a message and stores a copy on the dead-letter subject with the reason.
-// If the copy cannot be stored the message is not terminated, so it is never lost.
+// reject dead-letters a message the core never saw (undecodable, or a stranger's message on
+// a defer subject), through the same mapping as the core's own rejections.
 func (b *Bus) reject(ctx context.Context, s Spec, in inbound, reason error) {
-	msg := in.msg
-	text := errString(reason)
-	b.log.Warn("dead-lettered", "function", s.Function, "event_id", in.ev.ID(), "correlation_id", events.StringExt(in.ev, events.ExtCorrelationID),
+	fn.Settle(ctx, settlement{b: b, s: s, in: in, log: b.log.With("function", s.Function, "subject", in.msg.Subject())}, fn.Reject(reason))
+}
+
+// Publish implements fn.Settlement.
+func (m settlement) Publish(ctx context.Context, evs ...event.Event) error {
+	return m.b.Publish(ctx, evs...)
+}
+
+// Ack implements fn.Settlement: it acknowledges the message and waits for the server to
+// confirm.
+func (m settlement) Ack(ctx context.Context) {
+	if err := m.in.msg.DoubleAck(ctx); err != nil {
+		// A redelivery finds the work done (or writes the same schedule again).
+		m.log.Warn("ack failed", "error", err)
+	}
+}
+
+// Schedule implements fn.Settlement: a failed attempt carries the delivery count in
+// HeaderAttempt, so that it keeps counting towards MaxDeliver when it comes back.
+func (m settlement) Schedule(ctx context.Context, sc fn.Schedule) error {
+	d := Deferral{Function: m.s.Function, Event: m.in.ev, Key: sc.Key, At: time.Now().Add(sc.Delay), TTL: sc.TTL,
+		Attempt: m.in.attempt, Deferrals: m.in.deferrals + 1}
+	if sc.Failure != nil {
+		d.Attempt, d.Deferrals = int(m.in.deliveries), m.in.deferrals
+		m.log.Info("retry later", "delay", sc.Delay.String(), "error", sc.Failure.Error())
+	}
+	return m.b.Schedule(ctx, d)
+}
+
+// Redeliver implements fn.Settlement with a nak: JetStream delivers the message again after
+// delay. Nothing is lost: the core runs again, and the events it emits have the same ids.
+func (m settlement) Redeliver(_ context.Context, delay time.Duration, cause error) {
+	m.log.Warn("not settled; will retry", "delay", delay.String(), "error", cause.Error())
+	_ = m.in.msg.NakWithDelay(delay)
+}
+
+// DeadLetter implements fn.Settlement: a copy of the message, unchanged, goes to the
+// dead-letter subject with the reason, then the message is terminated.
+func (m settlement) DeadLetter(ctx context.Context, reason error) error {
+	msg, text := m.in.msg, reason.Error()
+	m.log.Warn("dead-lettered", "function", m.s.Function, "event_id", m.in.ev.ID(), "correlation_id", events.StringExt(m.in.ev, events.ExtCorrelationID),
 		"subject", msg.Subject(), "reason", text)
-	if err := b.DeadLetter(ctx, s.Function, msg.Subject(), msg.Headers(), msg.Data(), in.deliveries, text); err != nil {
-		b.log.Error("dead-letter publish failed; message kept for redelivery", "function", s.Function, "error", err)
-		_ = msg.NakWithDelay(b.retryDelay(in.deliveries))
-		return
+	if err := m.b.DeadLetter(ctx, m.s.Function, msg.Subject(), msg.Headers(), msg.Data(), m.in.deliveries, text); err != nil {
+		return err
 	}
 	_ = msg.TermWithReason(asciiHeader(text))
+	return nil
 }
+
+// Redelivery implements fn.Settlement: the worker enforces MaxDeliver itself, counting the
+// failed attempts that came back through schedules.
+func (m settlement) Redelivery() fn.Redelivery {
+	return fn.Redelivery{Count: m.in.deliveries, Limit: uint64(max(m.b.cfg.MaxDeliver, 1)), Backoff: m.b.retryDelay(m.in.deliveries)}
+}
+
+// Permanent implements fn.Settlement: a message larger than the server takes can never be
+// stored.
+func (m settlement) Permanent(err error) bool { return tooLarge(err) }
 
 // retryDelay grows with the delivery count along the configured back-off.
 func (b *Bus) retryDelay(deliveries uint64) time.Duration {
@@ -403,11 +404,4 @@ func (b *Bus) retryDelay(deliveries uint64) time.Duration {
 	}
 	i := min(int(deliveries)-1, len(b.cfg.Backoff)-1)
 	return b.cfg.Backoff[max(i, 0)]
-}
-
-func errString(err error) string {
-	if err == nil {
-		return "no reason given"
-	}
-	return err.Error()
 }

@@ -1,7 +1,8 @@
 // Package fn is the contract between a function's pure core and the runtime that hosts it
 // (NATS worker, AWS Lambda, Alibaba Function Compute): a core takes one event and returns the
-// events to emit and an [Outcome]; each runtime maps the outcome onto its own mechanism, in
-// one place (JetStream Ack / NakWithDelay / Term, a Lambda batch item failure, an FC error).
+// events to emit and an [Outcome]; every runtime maps the outcome onto its own mechanism
+// (JetStream Ack / schedule / Term, a Lambda batch item failure, an FC error) through one
+// mapping, [Settle].
 package fn
 
 import (

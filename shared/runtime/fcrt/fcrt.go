@@ -6,8 +6,9 @@
 //   - the timer: pulls the function's in-flight work from JetStream for a bounded time.
 //
 // Every invocation carries the function role's STS keys; they are put on that invocation's
-// context for the Alibaba Cloud provider (alibaba.ContextWithCredentials) and never kept
-// beyond it, so an expired key is never used. Outcomes are settled by [host.Session.Handle];
+// context by the credentials hook the function's main hands over (host.Function's
+// WithCredentials: the Alibaba Cloud adapters read them there) and never kept beyond it, so
+// an expired key is never used. Outcomes are settled by [host.Session.Handle];
 // an input to deliver again fails the invocation, which EventBridge retries.
 package fcrt
 
@@ -26,7 +27,6 @@ import (
 	"github.com/aliyun/fc-runtime-go-sdk/fc"
 	"github.com/aliyun/fc-runtime-go-sdk/fccontext"
 
-	"github.com/imagerelay/imagerelay/shared/adapters/alibaba"
 	"github.com/imagerelay/imagerelay/shared/runtime/host"
 )
 
@@ -39,11 +39,15 @@ const (
 // Handler is the Function Compute handler of one function. It is safe for concurrent use:
 // the runtime runs every invocation in its own goroutine.
 type Handler struct {
-	host *host.Host
+	host            *host.Host
+	withCredentials func(context.Context, host.Credentials) context.Context
 }
 
-// New returns the handler of h's function.
-func New(h *host.Host) *Handler { return &Handler{host: h} }
+// New returns the handler of h's function. withCredentials puts an invocation's STS keys on
+// its context for the cloud adapters; nil drops them.
+func New(h *host.Host, withCredentials func(context.Context, host.Credentials) context.Context) *Handler {
+	return &Handler{host: h, withCredentials: withCredentials}
+}
 
 // Response is what an invocation returns.
 type Response = host.Response
@@ -55,7 +59,7 @@ type Item = host.Item
 type Invocation struct {
 	RequestID string
 	// Credentials are the function role's STS keys for this invocation (empty without a role).
-	Credentials alibaba.Credentials
+	Credentials host.Credentials
 	// RetryCount is how often Function Compute has retried this invocation.
 	RetryCount int
 }
@@ -69,7 +73,7 @@ func FromContext(ctx context.Context) Invocation {
 	}
 	return Invocation{
 		RequestID: fctx.RequestID,
-		Credentials: alibaba.Credentials{
+		Credentials: host.Credentials{
 			AccessKeyID:     fctx.Credentials.AccessKeyId,
 			AccessKeySecret: fctx.Credentials.AccessKeySecret,
 			SecurityToken:   fctx.Credentials.SecurityToken,
@@ -84,8 +88,8 @@ func FromContext(ctx context.Context) Invocation {
 func (h *Handler) Invoke(ctx context.Context, payload []byte) (any, error) {
 	inv := FromContext(ctx)
 	ctx = WithRequestID(ctx, inv.RequestID)
-	if inv.Credentials.AccessKeyID != "" {
-		ctx = alibaba.ContextWithCredentials(ctx, inv.Credentials)
+	if inv.Credentials.AccessKeyID != "" && h.withCredentials != nil {
+		ctx = h.withCredentials(ctx, inv.Credentials)
 	}
 	raw := bytes.TrimSpace(payload)
 	if isTimer(raw) {
@@ -103,7 +107,7 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) (any, error) {
 	resp := Response{Function: sess.Function, Trigger: TriggerEventBridge, Handled: len(results)}
 	var retry []error
 	for _, res := range results {
-		h.host.LogResult(ctx, res, "trigger", TriggerEventBridge)
+		h.host.LogSettled(ctx, res, "trigger", TriggerEventBridge)
 		resp.Results = append(resp.Results, res.Item())
 		if res.Status == host.StatusRetry {
 			retry = append(retry, res.Err)
@@ -228,19 +232,20 @@ func Start(h *Handler, onStop func(ctx context.Context)) {
 	fc.Start(h.Invoke)
 }
 
-// Main runs function on Function Compute: the bus connection is opened in the background at
-// start (and by the first invocation if that failed), and flushed and closed by the PreStop
-// hook. It never returns.
-func Main(function string) {
+// Main runs f on Function Compute: the bus connection is opened in the background at start
+// (and by the first invocation if that failed), and flushed and closed by the PreStop hook.
+// It never returns.
+func Main(f host.Function) {
+	function := f.Name
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(os.Getenv("IMAGERELAY_LOG_LEVEL"))); err != nil {
 		level = slog.LevelInfo
 	}
 	log := NewLogger(os.Stdout, level)
 	slog.SetDefault(log)
-	hst := host.New(function, host.FromEnv(function, log), log)
+	hst := host.New(function, f.Open(log), log)
 	hst.Warm(30 * time.Second)
-	Start(New(hst), func(ctx context.Context) {
+	Start(New(hst, f.WithCredentials), func(ctx context.Context) {
 		if err := hst.Close(ctx); err != nil {
 			log.WarnContext(ctx, "closing the bus connection", "function", function, "error", err)
 		}

@@ -51,7 +51,7 @@ func timerEvent() []byte {
 
 func TestInvokeShapes(t *testing.T) {
 	env := rttest.Start(t)
-	h := fc.NewHandler(fcrt.New(env.Host).Invoke)
+	h := fc.NewHandler(fcrt.New(env.Host, nil).Invoke)
 	ce := rttest.Published(t, "ce-fc", "img-a")
 	arrayOf := func(elems ...[]byte) []byte {
 		return append(append([]byte("["), bytes.Join(elems, []byte(","))...), ']')
@@ -75,11 +75,11 @@ func TestInvokeShapes(t *testing.T) {
 		{name: "RawData payload takes the request id", payload: rttest.PayloadJSON(t, "img-g"),
 			statuses: []host.Status{host.StatusDone}, plannedBy: []string{"req-1-0"}},
 		{name: "poison element fails only itself", payload: arrayOf(aliEvent(t, "ali-5", rttest.PayloadJSON(t, "img-h")), []byte(`"{broken"`), aliEvent(t, "ali-6", []byte(`{"x":1}`))),
-			statuses: []host.Status{host.StatusDone, host.StatusDeadLettered, host.StatusDeadLettered}, plannedBy: []string{"ali-5"}, dead: 2},
-		{name: "deferred", payload: aliEvent(t, "ali-7", rttest.PayloadJSON(t, "img-defer")), statuses: []host.Status{host.StatusDeferred}},
+			statuses: []host.Status{host.StatusDone, host.StatusReject, host.StatusReject}, plannedBy: []string{"ali-5"}, dead: 2},
+		{name: "deferred", payload: aliEvent(t, "ali-7", rttest.PayloadJSON(t, "img-defer")), statuses: []host.Status{host.StatusDefer}},
 		{name: "retry fails the invocation", payload: arrayOf(aliEvent(t, "ali-8", rttest.PayloadJSON(t, "img-ok8")), aliEvent(t, "ali-9", rttest.PayloadJSON(t, "img-retry"))),
 			wantErr: true, plannedBy: []string{"ali-8"}},
-		{name: "not an array of events", payload: []byte(`[1,`), statuses: []host.Status{host.StatusDeadLettered}, dead: 1},
+		{name: "not an array of events", payload: []byte(`[1,`), statuses: []host.Status{host.StatusReject}, dead: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,7 +124,7 @@ func TestInvokeShapes(t *testing.T) {
 
 func TestTimerDrainsWithinItsBudget(t *testing.T) {
 	env := rttest.Start(t)
-	h := fc.NewHandler(fcrt.New(env.Host).Invoke)
+	h := fc.NewHandler(fcrt.New(env.Host, nil).Invoke)
 	if err := env.Bus.Publish(context.Background(), rttest.Published(t, "nats-1", "img-n")); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestTimerDrainsWithinItsBudget(t *testing.T) {
 
 func TestDeliveriesComeFromTheRetryCount(t *testing.T) {
 	env := rttest.Start(t)
-	h := fc.NewHandler(fcrt.New(env.Host).Invoke)
+	h := fc.NewHandler(fcrt.New(env.Host, nil).Invoke)
 	if _, err := invoke(t, h, "r", 2, []byte(`{"not":"an event"}`), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestDeliveriesComeFromTheRetryCount(t *testing.T) {
 
 func TestConcurrentInvocations(t *testing.T) {
 	env := rttest.Start(t)
-	h := fc.NewHandler(fcrt.New(env.Host).Invoke)
+	h := fc.NewHandler(fcrt.New(env.Host, nil).Invoke)
 	var wg sync.WaitGroup
 	for i := range 12 {
 		wg.Go(func() {
@@ -204,5 +204,38 @@ func TestLoggerAddsRequestID(t *testing.T) {
 	}
 	if _, ok := second["requestId"]; ok {
 		t.Errorf("record without an invocation has a requestId: %v", second)
+	}
+}
+
+// The runtime links no cloud adapter: the STS keys of each invocation reach the adapters only
+// through the hook the function's main hands over, and an invocation without keys does not
+// call it.
+func TestCredentialsGoThroughTheHook(t *testing.T) {
+	env := rttest.Start(t)
+	var mu sync.Mutex
+	var got []host.Credentials
+	hook := func(ctx context.Context, c host.Credentials) context.Context {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, c)
+		return ctx
+	}
+	h := fc.NewHandler(fcrt.New(env.Host, hook).Invoke)
+	if _, err := invoke(t, h, "r1", 0, aliEvent(t, "cred-1", rttest.PayloadJSON(t, "img-a")), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(fccontext.NewContext(context.Background(), &fccontext.FcContext{RequestID: "r2"}), 5*time.Second)
+	defer cancel()
+	if _, err := h.Invoke(ctx, aliEvent(t, "cred-2", rttest.PayloadJSON(t, "img-b"))); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := host.Credentials{AccessKeyID: "STS.key", AccessKeySecret: "sts-secret", SecurityToken: "token"}
+	if len(got) != 1 || got[0] != want {
+		t.Fatalf("hook got %v, want the first invocation's keys only", got)
+	}
+	if s := fmt.Sprintf("%v %#v", got[0], got[0]); strings.Contains(s, "sts-secret") {
+		t.Errorf("credentials print their secret: %s", s)
 	}
 }

@@ -1,9 +1,9 @@
 // Package host is what the serverless runtimes (AWS Lambda and Alibaba Function Compute)
 // share: one NATS connection per process, opened lazily and safely from concurrent
 // invocations; the decoding of the JSON shapes the platforms deliver into CloudEvents; and the
-// one place where a core's outcome becomes "success" or "deliver again" for a serverless
-// platform, with deferrals handed to JetStream and poison events copied to
-// imagerelay.dlq.<function>.
+// serverless side of the one outcome mapping ([fn.Settle]): "success" or "deliver again" for
+// the platform, deferrals handed to JetStream, poison events copied to
+// imagerelay.dlq.<function>. It builds nothing: the function's main hands it a [Function].
 //
 // It never imports the embedded nats-server: function binaries connect to an external NATS.
 package host
@@ -63,12 +63,13 @@ func New(function string, open Opener, log *slog.Logger) *Host {
 // Function returns the function's name.
 func (h *Host) Function() string { return h.function }
 
-// LogResult logs what became of one input: a warning with the reason when it was retried or
-// dead-lettered, info otherwise. attrs are added to the record (the trigger, a message id).
-func (h *Host) LogResult(ctx context.Context, res Result, attrs ...any) {
+// LogSettled logs what became of one input: a warning with the reason when it is to be
+// retried or was dead-lettered, info otherwise. attrs are added to the record (the trigger, a
+// message id).
+func (h *Host) LogSettled(ctx context.Context, res Settled, attrs ...any) {
 	attrs = append(attrs, "function", h.function, "event_id", res.EventID, "status", string(res.Status), "emitted", res.Emitted)
 	switch res.Status {
-	case StatusRetry, StatusDeadLettered:
+	case StatusRetry, StatusReject:
 		h.log.WarnContext(ctx, "not handled", append(attrs, "reason", res.Err.Error())...)
 	default:
 		h.log.InfoContext(ctx, "handled", attrs...)

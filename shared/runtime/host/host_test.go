@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/imagerelay/imagerelay/events"
-	"github.com/imagerelay/imagerelay/shared/adapters/bus"
 	"github.com/imagerelay/imagerelay/shared/dev/testenv"
 	"github.com/imagerelay/imagerelay/shared/runtime/host"
 	"github.com/imagerelay/imagerelay/shared/runtime/internal/rttest"
@@ -146,7 +143,7 @@ func TestHandleOutcomes(t *testing.T) {
 		{Event: plannedEvent(t), Origin: "test:type", Deliveries: 1},
 	}
 	res := sess.Handle(ctx, ins)
-	want := []host.Status{host.StatusDone, host.StatusRetry, host.StatusDeferred, host.StatusDeadLettered, host.StatusDeadLettered, host.StatusDeadLettered}
+	want := []host.Status{host.StatusDone, host.StatusRetry, host.StatusDefer, host.StatusReject, host.StatusReject, host.StatusReject}
 	for i, r := range res {
 		if r.Status != want[i] {
 			t.Errorf("input %d: status %s (%v), want %s", i, r.Status, r.Err, want[i])
@@ -294,38 +291,9 @@ func TestHostOpensOnceAndReopensAfterClose(t *testing.T) {
 	_ = h.Close(cctx)
 }
 
-func TestFromEnvNeedsExternalNATS(t *testing.T) {
-	dir := t.TempDir()
-	t.Setenv(host.EnvConfig, filepath.Join(dir, "missing.yaml"))
-	t.Setenv("IMAGERELAY_NATS_URL", "")
-	_, err := host.FromEnv("fanout", nil)(context.Background())
-	if !errors.Is(err, host.ErrNoNATS) {
-		t.Fatalf("err = %v, want ErrNoNATS", err)
-	}
-}
-
-func TestFromEnvRejectsBrokenCredentialsContentByName(t *testing.T) {
-	// The contents are parsed in memory: a broken value fails before any connect, names the
-	// variable, and nothing is written to disk.
-	t.Setenv(host.EnvConfig, filepath.Join(t.TempDir(), "missing.yaml"))
-	t.Setenv("IMAGERELAY_NATS_URL", "nats://127.0.0.1:1")
-	t.Setenv(host.EnvNATSCreds, "not a creds file")
-	t.Setenv("TMPDIR", t.TempDir())
-	_, err := host.FromEnv("fanout", nil)(context.Background())
-	if !errors.Is(err, bus.ErrInvalidConfig) || !strings.Contains(err.Error(), host.EnvNATSCreds) {
-		t.Fatalf("err = %v, want ErrInvalidConfig naming %s", err, host.EnvNATSCreds)
-	}
-	if left, _ := os.ReadDir(os.Getenv("TMPDIR")); len(left) != 0 {
-		t.Errorf("files written while reading credentials: %v", left)
-	}
-}
-
-func TestConfigPathAndDrainCap(t *testing.T) {
-	env := map[string]string{host.EnvConfig: "/etc/x.yaml", host.EnvDrainBudget: "45s"}
+func TestDrainCap(t *testing.T) {
+	env := map[string]string{host.EnvDrainBudget: "45s"}
 	get := func(k string) string { return env[k] }
-	if p := host.ConfigPath(get); p != "/etc/x.yaml" {
-		t.Errorf("ConfigPath = %q", p)
-	}
 	if d, err := host.DrainCap(get); err != nil || d != 45*time.Second {
 		t.Errorf("DrainCap = %v, %v", d, err)
 	}
@@ -333,9 +301,9 @@ func TestConfigPathAndDrainCap(t *testing.T) {
 	if _, err := host.DrainCap(get); err == nil {
 		t.Error("bad budget accepted")
 	}
-	delete(env, host.EnvConfig)
-	if p := host.ConfigPath(get); filepath.Base(p) != "imagerelay.yaml" {
-		t.Errorf("default ConfigPath = %q", p)
+	delete(env, host.EnvDrainBudget)
+	if d, err := host.DrainCap(get); err != nil || d != 0 {
+		t.Errorf("no budget: %v, %v", d, err)
 	}
 }
 
@@ -376,7 +344,7 @@ func TestRetriedDeliveryStoresOneDeadLetterPerInput(t *testing.T) {
 	}
 	for range 3 {
 		for i, r := range sess.Handle(ctx, ins) {
-			if r.Status != host.StatusDeadLettered {
+			if r.Status != host.StatusReject {
 				t.Fatalf("input %d: %s", i, r.Status)
 			}
 		}

@@ -20,31 +20,35 @@ import (
 	"github.com/imagerelay/imagerelay/shared/core/fn"
 )
 
-// Status is what became of one input.
+// Status is what became of one input: the name of the outcome the runtime applied, in the
+// words of [fn.Kind.String].
 type Status string
 
 // The statuses of an input. Only StatusRetry asks the platform to deliver it again.
 const (
 	// StatusDone means the core handled it and its events are stored.
 	StatusDone Status = "done"
-	// StatusDeferred means it was handed to JetStream, to come back on the function's defer
-	// subject after a delay (picked up by the NATS worker or the next scheduled drain).
-	StatusDeferred Status = "deferred"
-	// StatusDeadLettered means it can never be handled and a copy is stored on
-	// imagerelay.dlq.<function> with the reason.
-	StatusDeadLettered Status = "dead-lettered"
 	// StatusRetry means it could not be handled now: the platform should deliver it again.
 	StatusRetry Status = "retry"
+	// StatusDefer means it was handed to JetStream, to come back on the function's defer
+	// subject after a delay (picked up by the NATS worker or the next scheduled drain).
+	StatusDefer Status = "defer"
+	// StatusReject means it can never be handled and a copy is stored on
+	// imagerelay.dlq.<function> with the reason.
+	StatusReject Status = "reject"
 )
 
-// Result is the fate of one input.
-type Result struct {
+// statusOf names the outcome [fn.Settle] applied.
+func statusOf(k fn.Kind) Status { return Status(k.String()) }
+
+// Settled is what became of one input.
+type Settled struct {
 	Status Status
 	// EventID is the input event's id, when it could be decoded.
 	EventID string
-	// Emitted is how many events the core emitted (and were stored).
+	// Emitted is how many events the core emitted and were stored.
 	Emitted int
-	// Err is the *RetryError of StatusRetry, or the dead-letter reason.
+	// Err is the *RetryError of StatusRetry, or the dead-letter reason of StatusReject.
 	Err error
 }
 
@@ -83,12 +87,12 @@ func (e *RetryError) Unwrap() error { return e.Err }
 // Is makes errors.Is(err, ErrRetry) true.
 func (e *RetryError) Is(target error) bool { return target == ErrRetry }
 
-// Handle runs the function's core on ins and settles each one. This is the one place where a
-// serverless runtime decides what an outcome means:
+// Handle runs the function's core on ins and settles each one through [fn.Settle], the one
+// outcome mapping every runtime shares; on a serverless platform it means:
 //   - Done: the emitted events are published, success.
-//   - Defer: emitted events published, the input re-published on the function's defer
-//     subject with its delay (JetStream keeps it; the NATS worker or the next scheduled
-//     drain handles it), success.
+//   - Defer: emitted events published, the input scheduled on JetStream to come back on the
+//     function's defer subject (the NATS worker or the next scheduled drain handles it),
+//     success.
 //   - Retry: StatusRetry, for the platform to deliver again (Lambda error or SQS batch
 //     item failure, Function Compute error).
 //   - Reject, an undecodable input, or an event of a type the function does not take: a copy
@@ -98,15 +102,15 @@ func (e *RetryError) Is(target error) bool { return target == ErrRetry }
 // Whenever something cannot be stored (results, deferral, dead letter), the input gets
 // StatusRetry, so nothing is acknowledged that is not safe on the bus. Results are in the
 // order of ins. Handle is safe for concurrent use.
-func (s *Session) Handle(ctx context.Context, ins []Input) []Result {
-	results := make([]Result, len(ins))
+func (s *Session) Handle(ctx context.Context, ins []Input) []Settled {
+	results := make([]Settled, len(ins))
 	var ready []int
 	for i, in := range ins {
 		switch {
 		case in.Err != nil:
-			results[i] = s.deadLetter(ctx, in, in.Err)
+			results[i] = s.settle(ctx, in, fn.Reject(in.Err))
 		case !slices.Contains(s.Spec.Types, in.Event.Type()):
-			results[i] = s.deadLetter(ctx, in, fmt.Errorf("%s handles %v, not %s", s.Function, s.Spec.Types, in.Event.Type()))
+			results[i] = s.settle(ctx, in, fn.Reject(fmt.Errorf("%s handles %v, not %s", s.Function, s.Spec.Types, in.Event.Type())))
 		default:
 			ready = append(ready, i)
 		}
@@ -146,55 +150,61 @@ func (s *Session) run(ctx context.Context, ins []Input, ready []int) []fn.Result
 	return outs
 }
 
-// settle stores what the core emitted and maps its outcome.
-func (s *Session) settle(ctx context.Context, in Input, r fn.Result) Result {
-	id := in.Event.ID()
-	if err := s.Bus.Publish(ctx, r.Emit...); err != nil {
-		// The input comes back and the core runs again; the events it emits have the same
-		// ids, so whatever was stored already is dropped as a duplicate.
-		return s.retry(id, 0, fmt.Errorf("store emitted events: %w", err))
+// settle hands one input and its core's result to [fn.Settle] and reports what became of it.
+func (s *Session) settle(ctx context.Context, in Input, r fn.Result) Settled {
+	st := &settlement{sess: s, in: in}
+	got := fn.Settle(ctx, st, r)
+	res := Settled{Status: statusOf(got.Kind), Emitted: st.emitted, Err: got.Err}
+	if in.Err == nil {
+		res.EventID = in.Event.ID()
 	}
-	o := r.Outcome
-	switch o.Kind {
-	case fn.KindDone:
-		return Result{Status: StatusDone, EventID: id, Emitted: len(r.Emit)}
-	case fn.KindDefer:
-		// A repeated deferral of the same input (after a redelivery) writes the same
-		// schedule key, so it replaces the pending schedule rather than adding one.
-		if err := s.Bus.Schedule(ctx, bus.Deferral{Function: s.Function, Event: in.Event, Key: o.Key,
-			At: time.Now().Add(o.Delay), Deferrals: 1, TTL: o.TTL}); err != nil {
-			return s.retry(id, 0, fmt.Errorf("defer: %w", err))
-		}
-		return Result{Status: StatusDeferred, EventID: id, Emitted: len(r.Emit)}
-	case fn.KindReject:
-		res := s.deadLetter(ctx, in, o.Err)
-		res.Emitted = len(r.Emit)
-		return res
-	default: // fn.KindRetry
-		res := s.retry(id, o.Delay, o.Err)
-		res.Emitted = len(r.Emit)
-		return res
+	if got.Kind == fn.KindRetry {
+		res.Err = &RetryError{Function: s.Function, EventID: res.EventID, Delay: got.Delay, Err: got.Err}
 	}
+	return res
 }
 
-func (s *Session) retry(eventID string, delay time.Duration, err error) Result {
-	if err == nil {
-		err = errors.New("no reason given")
-	}
-	return Result{Status: StatusRetry, EventID: eventID, Err: &RetryError{Function: s.Function, EventID: eventID, Delay: delay, Err: err}}
+// settlement is one input of an invocation: the serverless side of [fn.Settle]. The platform
+// redelivers and counts failed attempts itself, so Redeliver only lets the invocation (or its
+// SQS item) fail, and a failed attempt is never scheduled.
+type settlement struct {
+	sess    *Session
+	in      Input
+	emitted int
 }
 
-// deadLetter stores a copy of the input on imagerelay.dlq.<function>: the event in binary
-// mode when it could be decoded, else the payload as it was delivered.
-func (s *Session) deadLetter(ctx context.Context, in Input, reason error) Result {
-	if reason == nil {
-		reason = errors.New("rejected without a reason")
+// Publish implements fn.Settlement.
+func (st *settlement) Publish(ctx context.Context, evs ...event.Event) error {
+	if err := st.sess.Bus.Publish(ctx, evs...); err != nil {
+		return err
 	}
+	st.emitted = len(evs)
+	return nil
+}
+
+// Ack implements fn.Settlement: the invocation succeeds for this input.
+func (st *settlement) Ack(context.Context) {}
+
+// Schedule implements fn.Settlement.
+func (st *settlement) Schedule(ctx context.Context, sc fn.Schedule) error {
+	// Only deferrals come here (the platform retries failed attempts); this is the first one
+	// the bus sees, and later ones are counted by the worker or drain that handles it.
+	return st.sess.Bus.Schedule(ctx, bus.Deferral{Function: st.sess.Function, Event: st.in.Event, Key: sc.Key,
+		At: time.Now().Add(sc.Delay), Deferrals: 1, TTL: sc.TTL})
+}
+
+// Redeliver implements fn.Settlement: the StatusRetry that [Session.settle] reports fails
+// the invocation or its SQS item.
+func (st *settlement) Redeliver(context.Context, time.Duration, error) {}
+
+// DeadLetter implements fn.Settlement: it stores a copy of the input on
+// imagerelay.dlq.<function>, the event in binary mode when it could be decoded, else the
+// payload as it was delivered.
+func (st *settlement) DeadLetter(ctx context.Context, reason error) error {
+	in := st.in
 	header := nats.Header{}
 	var data []byte
-	id := ""
 	if in.Err == nil {
-		id = in.Event.ID()
 		for k, v := range events.ToHeaders(in.Event) {
 			header.Set(k, v)
 		}
@@ -208,12 +218,17 @@ func (s *Session) deadLetter(ctx context.Context, in Input, reason error) Result
 		sum := sha256.Sum256(in.Raw)
 		header.Set(jetstream.MsgIDHeader, bus.MsgIDOf("raw", in.Origin, hex.EncodeToString(sum[:])))
 	}
-	deliveries := max(in.Deliveries, 1)
-	if err := s.Bus.DeadLetter(ctx, s.Function, in.Origin, header, data, deliveries, reason.Error()); err != nil {
-		return s.retry(id, 0, fmt.Errorf("store dead letter: %w", err))
-	}
-	return Result{Status: StatusDeadLettered, EventID: id, Err: reason}
+	return st.sess.Bus.DeadLetter(ctx, st.sess.Function, in.Origin, header, data, max(in.Deliveries, 1), reason.Error())
 }
+
+// Redelivery implements fn.Settlement: the platform bounds redeliveries (Limit 0).
+func (st *settlement) Redelivery() fn.Redelivery {
+	return fn.Redelivery{Count: max(st.in.Deliveries, 1)}
+}
+
+// Permanent implements fn.Settlement: every storage failure is left to the platform's retry
+// policy, which ends in the platform's own dead-letter queue.
+func (st *settlement) Permanent(error) bool { return false }
 
 // Budget returns how long a scheduled invocation may pull work: the time left before ctx's
 // deadline minus a margin (2s plus a tenth of it) for settling the last batch and answering,
@@ -277,7 +292,7 @@ type Item struct {
 }
 
 // Item reports r for an invocation response.
-func (r Result) Item() Item {
+func (r Settled) Item() Item {
 	it := Item{EventID: r.EventID, Status: r.Status, Emitted: r.Emitted}
 	if r.Err != nil {
 		it.Reason = r.Err.Error()

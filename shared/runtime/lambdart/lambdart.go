@@ -131,7 +131,7 @@ func (h *Handler) single(ctx context.Context, trigger string, in host.Input) (an
 		return nil, err
 	}
 	res := sess.Handle(ctx, []host.Input{in})[0]
-	h.host.LogResult(ctx, res, "trigger", trigger)
+	h.host.LogSettled(ctx, res, "trigger", trigger)
 	if res.Status == host.StatusRetry {
 		return nil, res.Err
 	}
@@ -156,7 +156,7 @@ func (h *Handler) sqs(ctx context.Context, payload json.RawMessage) (any, error)
 	results := sess.Handle(ctx, ins)
 	resp := awsevents.SQSEventResponse{BatchItemFailures: []awsevents.SQSBatchItemFailure{}}
 	for i, res := range results {
-		h.host.LogResult(ctx, res, "trigger", TriggerSQS, "message_id", batch.Records[i].MessageId)
+		h.host.LogSettled(ctx, res, "trigger", TriggerSQS, "message_id", batch.Records[i].MessageId)
 		if res.Status == host.StatusRetry {
 			resp.BatchItemFailures = append(resp.BatchItemFailures, awsevents.SQSBatchItemFailure{ItemIdentifier: batch.Records[i].MessageId})
 		}
@@ -220,13 +220,15 @@ func NewLogger() *slog.Logger { return lambdacontext.NewLogger() }
 // ShutdownGrace bounds the SIGTERM hook: Lambda sends SIGKILL about 500 ms after SIGTERM.
 const ShutdownGrace = 400 * time.Millisecond
 
-// Main runs function on Lambda: the bus connection is opened in the background at start
-// (and by the first invocation if that failed), flushed and closed on SIGTERM, after which
-// the process exits. It never returns.
-func Main(function string) {
+// Main runs f on Lambda: the bus connection is opened in the background at start (and by the
+// first invocation if that failed), flushed and closed on SIGTERM, after which the process
+// exits. It never returns. Lambda hands no per-invocation credentials: the cloud adapters use
+// the function's environment.
+func Main(f host.Function) {
+	function := f.Name
 	log := NewLogger()
 	slog.SetDefault(log)
-	hst := host.New(function, host.FromEnv(function, log), log)
+	hst := host.New(function, f.Open(log), log)
 	hst.Warm(30 * time.Second)
 	Start(New(hst), func() {
 		ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)

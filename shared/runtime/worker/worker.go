@@ -1,6 +1,6 @@
 // Package worker runs a function as a NATS JetStream worker: a durable pull consumer on an
-// external NATS, acknowledged by the bus's own outcome mapping (Ack, NakWithDelay, defer,
-// Term plus dead letter). It is what a function binary does outside Lambda and Function
+// external NATS, each message settled by the outcome mapping every runtime shares (fn.Settle:
+// Ack, schedule, NakWithDelay, Term plus dead letter). It is what a function binary does outside Lambda and Function
 // Compute; start several to scale out. It never embeds a NATS server.
 package worker
 
@@ -33,8 +33,9 @@ func Run(ctx context.Context, h *host.Host) error {
 	return runErr
 }
 
-// Main runs function as a worker until SIGINT or SIGTERM and returns the process exit code.
-func Main(function string) int {
+// Main runs f as a worker until SIGINT or SIGTERM and returns the process exit code.
+func Main(f host.Function) int {
+	function := f.Name
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var level slog.Level
@@ -42,7 +43,7 @@ func Main(function string) int {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("function", function)
-	if err := Run(ctx, host.New(function, host.FromEnv(function, log), log)); err != nil {
+	if err := Run(ctx, host.New(function, f.Open(log), log)); err != nil {
 		log.Error("worker stopped", "error", err)
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -21,8 +21,8 @@ import (
 	"time"
 )
 
-// Result is what the function answered to one invocation.
-type Result struct {
+// Answer is what the function answered to one invocation.
+type Answer struct {
 	// Body is the response payload, or the error document for a failed invocation.
 	Body []byte
 	// Failed is true when the function reported an error.
@@ -31,7 +31,7 @@ type Result struct {
 
 // ErrorType returns the errorType of a failed Lambda invocation (the Go type name of the
 // returned error) or the errorType of a failed FC invocation.
-func (r Result) ErrorType() string {
+func (r Answer) ErrorType() string {
 	var e struct {
 		ErrorType string `json:"errorType"`
 	}
@@ -40,7 +40,7 @@ func (r Result) ErrorType() string {
 }
 
 // ErrorMessage returns the errorMessage of a failed invocation.
-func (r Result) ErrorMessage() string {
+func (r Answer) ErrorMessage() string {
 	var e struct {
 		ErrorMessage string `json:"errorMessage"`
 	}
@@ -53,7 +53,7 @@ type invocation struct {
 	id      string
 	payload []byte
 	header  http.Header
-	done    chan Result
+	done    chan Answer
 }
 
 // server is what both APIs share: a queue of invocations handed to long-polling /next calls.
@@ -143,23 +143,23 @@ func (s *server) finish(w http.ResponseWriter, r *http.Request, id string, faile
 		http.Error(w, "unknown request id "+id, http.StatusBadRequest)
 		return
 	}
-	inv.done <- Result{Body: body, Failed: failed}
+	inv.done <- Answer{Body: body, Failed: failed}
 	w.WriteHeader(status)
 }
 
 // invoke queues an invocation and waits for its answer.
-func (s *server) invoke(ctx context.Context, id string, payload []byte, header http.Header) (Result, error) {
-	inv := &invocation{id: id, payload: payload, header: header, done: make(chan Result, 1)}
+func (s *server) invoke(ctx context.Context, id string, payload []byte, header http.Header) (Answer, error) {
+	inv := &invocation{id: id, payload: payload, header: header, done: make(chan Answer, 1)}
 	select {
 	case s.queue <- inv:
 	case <-ctx.Done():
-		return Result{}, ctx.Err()
+		return Answer{}, ctx.Err()
 	}
 	select {
 	case res := <-inv.done:
 		return res, nil
 	case <-ctx.Done():
-		return Result{}, fmt.Errorf("invocation %s: %w", id, ctx.Err())
+		return Answer{}, fmt.Errorf("invocation %s: %w", id, ctx.Err())
 	}
 }
 
@@ -215,7 +215,7 @@ func (l *Lambda) InitErrors() int64 { return l.initErrors.Load() }
 
 // Invoke invokes the function with payload and a deadline timeout from now, and waits for
 // its answer.
-func (l *Lambda) Invoke(ctx context.Context, payload []byte, timeout time.Duration) (Result, error) {
+func (l *Lambda) Invoke(ctx context.Context, payload []byte, timeout time.Duration) (Answer, error) {
 	id := fmt.Sprintf("req-%d", l.seq.Add(1))
 	h := http.Header{}
 	h.Set("Lambda-Runtime-Aws-Request-Id", id)
@@ -266,7 +266,7 @@ type FCInvocation struct {
 }
 
 // Invoke invokes the function with payload and waits for its answer.
-func (f *FC) Invoke(ctx context.Context, payload []byte, o FCInvocation) (Result, error) {
+func (f *FC) Invoke(ctx context.Context, payload []byte, o FCInvocation) (Answer, error) {
 	id := fmt.Sprintf("fc-req-%d", f.seq.Add(1))
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second

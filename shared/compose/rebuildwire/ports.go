@@ -1,4 +1,4 @@
-package compose
+package rebuildwire
 
 import (
 	"github.com/imagerelay/imagerelay/functions/rebuild"
@@ -6,11 +6,11 @@ import (
 	"github.com/imagerelay/imagerelay/shared/config"
 )
 
-// RebuildPolicies maps the configuration's rebuild policies to the rebuild core's, in file
+// Policies maps the configuration's rebuild policies to the rebuild core's, in file
 // order. A maintenance window is parsed by the core's own rules; one with problems (which
 // validation reports when the file is loaded) never opens, so it cannot rebuild at the wrong
 // time.
-func RebuildPolicies(cfg *config.Config) []rebuild.Policy {
+func Policies(cfg *config.Config) []rebuild.Policy {
 	out := make([]rebuild.Policy, 0, len(cfg.Rebuild.Policies))
 	for _, p := range cfg.Rebuild.Policies {
 		rp := rebuild.Policy{Name: p.Name, Match: p.Match, Regions: p.Regions, Desktops: rebuild.Selector(p.Desktops),
@@ -25,11 +25,11 @@ func RebuildPolicies(cfg *config.Config) []rebuild.Policy {
 	return out
 }
 
-// RebuildStore gives the rebuild core its storage ports on the KV store: a table per record
+// Store gives the rebuild core its storage ports on the KV store: a table per record
 // type, whose key parts state.Key encodes (the core keeps that encoding in its records, so it
 // is passed in rather than copied), and the replication records, listed for an image with a
 // server-filtered prefix.
-func RebuildStore(s *state.Store) rebuild.Store {
+func Store(s *state.Store) rebuild.Store {
 	return rebuild.Store{Rollouts: state.NewTable[rebuild.Rollout](s), Desktops: state.NewTable[rebuild.DesktopRecord](s),
 		OnImage: state.NewTable[rebuild.OnImage](s), Copies: s, Key: state.Key}
 }

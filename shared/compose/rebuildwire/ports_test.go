@@ -1,4 +1,4 @@
-package compose
+package rebuildwire
 
 import (
 	"context"
@@ -18,11 +18,11 @@ import (
 // The shipped sample file, mapped to the rebuild core's policies, applies where the demo
 // expects: the Alibaba desktop image in cn-beijing, not in cn-hangzhou.
 func TestRebuildPoliciesOfTheSampleFile(t *testing.T) {
-	cfg, err := config.LoadWithEnv("../../imagerelay.yaml", func(string) string { return "" })
+	cfg, err := config.LoadWithEnv("../../../imagerelay.yaml", func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
-	pols := RebuildPolicies(cfg)
+	pols := Policies(cfg)
 	copyTo := func(region string) *events.ReplicationSucceeded {
 		return &events.ReplicationSucceeded{Replication: events.Replication{Image: events.Image{Provider: events.ProviderAlibaba,
 			ImageID: "imgc-1", ProductType: "CloudDesktop"}, DestinationRegion: region}}
@@ -49,7 +49,7 @@ func TestRebuildPoliciesMapTheWindow(t *testing.T) {
 	good.Window = &config.MaintenanceWindow{Start: "22:00", End: "06:00", TimeZone: "Asia/Shanghai"}
 	bad.Window = &config.MaintenanceWindow{Start: "22:00", End: "22:00"}
 	cfg.Rebuild.Policies = []config.RebuildPolicy{good, bad}
-	pols := RebuildPolicies(cfg)
+	pols := Policies(cfg)
 	night := time.Date(2024, 3, 1, 15, 0, 0, 0, time.UTC) // 23:00 in Shanghai
 	if !pols[0].Window.Open(night) || pols[0].Window.Open(night.Add(-2*time.Hour)) {
 		t.Errorf("22:00-06:00 Shanghai is not open at 23:00 there, or open at 21:00")
@@ -65,7 +65,7 @@ func TestRebuildPoliciesMapTheWindow(t *testing.T) {
 func TestRebuildStoreOnJetStream(t *testing.T) {
 	env := testenv.Start(t)
 	ctx := context.Background()
-	st := RebuildStore(env.Store)
+	st := Store(env.Store)
 	key := []string{"rebuild", "on", "cn-hangzhou", "ecd-1/x"}
 	if st.Key(key...) != state.Key(key...) {
 		t.Fatalf("Key(%q) = %q, want state.Key's %q", key, st.Key(key...), state.Key(key...))

@@ -1,0 +1,38 @@
+// Package pollerwire wires the poller function: its core on the three clouds' status
+// readers. The poller binary's main hands [Function] to the runtime.
+package pollerwire
+
+import (
+	"context"
+
+	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/functions/poller"
+	"github.com/imagerelay/imagerelay/shared/adapters/bus"
+	"github.com/imagerelay/imagerelay/shared/compose"
+	"github.com/imagerelay/imagerelay/shared/compose/alibabawire"
+	"github.com/imagerelay/imagerelay/shared/compose/clouds"
+	"github.com/imagerelay/imagerelay/shared/runtime/host"
+)
+
+// Function is what the poller binary hands to the runtime.
+func Function() host.Function {
+	return compose.Function(poller.Name, Open, alibabawire.WithCredentials)
+}
+
+// Open builds the poller on env, with the clouds it reads copies from.
+func Open(_ context.Context, env *compose.Env) (bus.Spec, error) {
+	c := clouds.Build(env.Config, env.Limits)
+	c.Warn(env.Log)
+	return Spec(env, c), nil
+}
+
+// Spec returns the poller's bus spec: its core on c, in batches of up to 100 checks.
+func Spec(env *compose.Env, c clouds.Clouds) bus.Spec {
+	return bus.Spec{Function: poller.Name, Types: []string{events.TypeReplicationStarted}, Handler: Core(env, c), BatchSize: 100}
+}
+
+// Core builds the poller core.
+func Core(env *compose.Env, c clouds.Clouds) *poller.Core {
+	return &poller.Core{Readers: clouds.Named[poller.StatusReader](c, c.Tencent, c.Alibaba, c.Huawei),
+		Store: env.Store, Log: env.Log, Unavailable: c.Unavailable, Slots: clouds.Slots(c, env.Store, env.Bus, env.Log)}
+}

@@ -1,0 +1,38 @@
+// Package replicatewire wires the replicate function: its core on the three clouds' copiers.
+// The replicate binary's main hands [Function] to the runtime.
+package replicatewire
+
+import (
+	"context"
+
+	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/functions/replicate"
+	"github.com/imagerelay/imagerelay/shared/adapters/bus"
+	"github.com/imagerelay/imagerelay/shared/compose"
+	"github.com/imagerelay/imagerelay/shared/compose/alibabawire"
+	"github.com/imagerelay/imagerelay/shared/compose/clouds"
+	"github.com/imagerelay/imagerelay/shared/runtime/host"
+)
+
+// Function is what the replicate binary hands to the runtime.
+func Function() host.Function {
+	return compose.Function(replicate.Name, Open, alibabawire.WithCredentials)
+}
+
+// Open builds replicate on env, with the clouds it copies on.
+func Open(_ context.Context, env *compose.Env) (bus.Spec, error) {
+	c := clouds.Build(env.Config, env.Limits)
+	c.Warn(env.Log)
+	return Spec(env, c), nil
+}
+
+// Spec returns replicate's bus spec: its core on c, eight events at a time.
+func Spec(env *compose.Env, c clouds.Clouds) bus.Spec {
+	return bus.Spec{Function: replicate.Name, Types: []string{events.TypeReplicationRequested}, Handler: Core(env, c), Concurrency: 8}
+}
+
+// Core builds the replicate core.
+func Core(env *compose.Env, c clouds.Clouds) *replicate.Core {
+	return &replicate.Core{Copiers: clouds.Named[replicate.Copier](c, c.Tencent, c.Alibaba, c.Huawei), Unavailable: c.Unavailable,
+		Store: env.Store, Log: env.Log, Slots: clouds.Slots(c, env.Store, env.Bus, env.Log)}
+}
