@@ -255,12 +255,12 @@ func (rt *Runtime) Replicate() *replicate.Core {
 
 // Poller builds the poller core.
 func (rt *Runtime) Poller() *poller.Core {
-	c := &poller.Core{Readers: map[string]poller.StatusReader{}, Store: rt.Store, Log: rt.Log,
+	c := poller.Config{Readers: map[string]poller.StatusReader{}, Store: rt.Store, Log: rt.Log,
 		Unavailable: rt.Providers.Unavailable, Slots: rt.Slots()}
 	for name, p := range rt.Providers.ByName {
 		c.Readers[name] = p
 	}
-	return c
+	return poller.New(c)
 }
 
 // Slots are the copy slots of the providers that limit copies in flight per account (Huawei
