@@ -761,3 +761,18 @@ func TestUnavailableProviderNamesTheCause(t *testing.T) {
 		t.Errorf("reason %q does not name the missing credentials", msg)
 	}
 }
+
+// New applies every default once, to the settings the configuration leaves at zero, and keeps
+// the ones it sets.
+func TestNewAppliesDefaults(t *testing.T) {
+	t.Parallel()
+	core := poller.New(poller.Config{})
+	if core.NotFoundChecks != 5 || core.SweepGrace != 2*time.Minute || core.Now == nil || core.Log == nil {
+		t.Errorf("defaults: %d unknown answers, grace %v, clock set %v, log set %v", core.NotFoundChecks, core.SweepGrace, core.Now != nil, core.Log != nil)
+	}
+	clk := newClock()
+	set := poller.New(config(memkv.NewStore(), clk, events.ProviderTencent, &fakeReader{batch: 1}))
+	if set.NotFoundChecks != 2 || !set.Now().Equal(clk.Now()) {
+		t.Errorf("set values overridden: %d unknown answers, clock %v", set.NotFoundChecks, set.Now())
+	}
+}
