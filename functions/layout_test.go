@@ -99,7 +99,7 @@ var allowed = map[string][]string{
 	"cloud":    {"domain", "core", "adapter", "cloud"},
 	"adapter":  {"contract", "domain", "core", "adapter"},
 	"runtime":  {"contract", "domain", "core", "adapter", "runtime"},
-	"compose":  {"contract", "domain", "core", "adapter", "cloud", "compose"},
+	"compose":  {"contract", "domain", "core", "adapter", "cloud", "runtime", "compose"},
 	"main":     {"contract", "domain", "core", "adapter", "cloud", "runtime", "compose"},
 	"dev":      {"contract", "domain", "core", "adapter", "cloud", "runtime", "compose", "dev"},
 	"edge":     {"contract", "domain", "core", "adapter", "cloud", "runtime", "compose", "dev", "edge"},

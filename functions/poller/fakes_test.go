@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/imagerelay/imagerelay/shared/dev/coretest"
-	"github.com/imagerelay/imagerelay/shared/dev/testenv"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
 

@@ -22,14 +22,15 @@ import (
 // Name is the function's name on the bus.
 const Name = "poller"
 
-// Core is the poller function. It is safe for concurrent use.
-type Core struct {
+// Config is what the poller core is built from; [New] sets the zero fields to their defaults.
+type Config struct {
 	// Readers holds the status reader of each configured provider.
 	Readers map[string]StatusReader
-	Store   Records
 	// Unavailable holds why each provider without a reader could not be built (missing
 	// credentials), for the dead-letter reason.
 	Unavailable map[string]error
+	// Store keeps the replication records the poller advances and the plans it completes.
+	Store Records
 	// Slots are the copy slots of providers that limit copies in flight (renewed at each
 	// check, released when the copy settles).
 	Slots lifecycle.Slots
@@ -42,8 +43,38 @@ type Core struct {
 	SweepGrace time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Log receives the core's logs (default slog.Default()).
 	Log *slog.Logger
 }
+
+// Core is the poller function. Build it with [New], which applies the defaults once, so the
+// core reads its settings as they are. It is safe for concurrent use; its settings must not
+// change once it handles events.
+type Core struct {
+	Config
+}
+
+// New returns the poller core for cfg. It is the one place where the core's defaults are
+// applied, to the settings cfg leaves at zero.
+func New(cfg Config) *Core {
+	if cfg.NotFoundChecks <= 0 {
+		cfg.NotFoundChecks = 5
+	}
+	if cfg.SweepGrace <= 0 {
+		cfg.SweepGrace = 2 * time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Core{Config: cfg}
+}
+
+// emit builds the poller's lifecycle events; their ids derive from the copy, so a redelivery
+// emits the same events again.
+var emit = lifecycle.Emitter{Function: Name}
 
 // Handle checks one in-flight copy.
 func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
@@ -56,6 +87,14 @@ type item struct {
 	data *events.ReplicationStarted
 	copy domain.Copy // data's copy, in the domain's terms
 	rec  domain.Record
+	// interval is the record's poll interval: the time to the next check.
+	interval time.Duration
+}
+
+// task is what the poller asks a provider about the item's copy: the domain's view of the
+// event, mapped here, at the core's edge.
+func (it item) task() domain.Task {
+	return domain.Task{Copy: it.copy, TaskID: it.data.TaskID, DestinationImageID: it.data.DestinationImageID}
 }
 
 // HandleBatch checks several copies, with one status call per provider/account/region group
@@ -68,32 +107,33 @@ func (c *Core) HandleBatch(ctx context.Context, evs []event.Event) []fn.Result {
 	for i, e := range evs {
 		res, it, ok := c.prepare(ctx, e)
 		if it.data != nil {
-			keys[i] = CheckKey(lifecycle.CopyOf(it.data.Replication))
+			keys[i] = CheckKey(it.copy)
 		}
 		if !ok {
 			results[i] = res
 			continue
 		}
 		items[i] = it
-		g := it.data.Provider + "/" + it.data.Account + "/" + it.data.DestinationRegion
+		g := it.copy.Provider + "/" + it.copy.Account + "/" + it.copy.DestinationRegion
 		groups[g] = append(groups[g], i)
 	}
 	for _, idx := range groups {
-		reader := c.Readers[items[idx[0]].data.Provider]
+		provider := items[idx[0]].copy.Provider
+		reader := c.Readers[provider]
 		size := max(reader.BatchSize(), 1)
 		for start := 0; start < len(idx); start += size {
 			chunk := idx[start:min(start+size, len(idx))]
 			tasks := make([]domain.Task, len(chunk))
 			for j, i := range chunk {
-				tasks[j] = taskOf(items[i].data)
+				tasks[j] = items[i].task()
 			}
 			statuses, err := reader.CopyStatus(ctx, tasks)
 			if err == nil && len(statuses) != len(tasks) {
-				err = fmt.Errorf("%s returned %d statuses for %d tasks", items[chunk[0]].data.Provider, len(statuses), len(tasks))
+				err = fmt.Errorf("%s returned %d statuses for %d tasks", provider, len(statuses), len(tasks))
 			}
 			for j, i := range chunk {
 				if err != nil {
-					results[i] = c.statusFailed(ctx, items[i], domain.AsProviderError(items[i].data.Provider, "CopyStatus", err))
+					results[i] = c.statusFailed(ctx, items[i], domain.AsProviderError(provider, "CopyStatus", err))
 					continue
 				}
 				results[i] = c.apply(ctx, items[i], statuses[j])
@@ -110,6 +150,9 @@ func (c *Core) HandleBatch(ctx context.Context, evs []event.Event) []fn.Result {
 	return results
 }
 
+// onlyReplicate ends the reason a started event without a matching record is rejected.
+const onlyReplicate = "replication.started is emitted by imagerelay's replicate only"
+
 // CheckKey is the schedule key of a copy's next check. One key per copy is what keeps its
 // checks a single chain however often the check is delivered.
 func CheckKey(c domain.Copy) string { return "check:" + c.Key() }
@@ -121,18 +164,20 @@ const CheckTTL = 24 * time.Hour
 
 // prepare decodes an event and decides whether its copy needs a status call now. The record,
 // not the event, is the truth about the copy: the task, deadline and poll interval come from
-// it, so a forged or outdated replication.started cannot redirect or hurry the checks.
+// it, so a forged or outdated replication.started cannot redirect or hurry the checks. The
+// item it returns carries the event's data when the outcome is to be scheduled under the
+// copy's [CheckKey].
 func (c *Core) prepare(ctx context.Context, e event.Event) (fn.Result, item, bool) {
 	d, res, ok := fn.Decode[events.ReplicationStarted](Name, events.TypeReplicationStarted, e)
 	if !ok {
 		return res, item{}, false
 	}
+	it := item{ev: e, data: d, copy: lifecycle.CopyOf(d.Replication)}
 	if _, err := domain.Pick(c.Readers, d.Provider, c.Unavailable); err != nil {
-		return fn.Reject(err), item{data: d}, false
+		return fn.Reject(err), it, false
 	}
-	cp := lifecycle.CopyOf(d.Replication)
 	polling := false
-	rec, err := c.Store.UpdateRecord(ctx, cp, func(r *domain.Record) error {
+	rec, err := c.Store.UpdateRecord(ctx, it.copy, func(r *domain.Record) error {
 		polling = false
 		if r.State != domain.StateInProgress || r.TaskID != d.TaskID {
 			return domain.ErrNoChange
@@ -140,38 +185,39 @@ func (c *Core) prepare(ctx context.Context, e event.Event) (fn.Result, item, boo
 		// Two checks of one copy can meet (a redelivered check, a sweeper's re-arm): the one
 		// that finds a check less than half an interval old leaves the provider alone and
 		// only makes sure the next check is scheduled.
-		if !r.LastPolledAt.IsZero() && c.now().Sub(r.LastPolledAt) < c.interval(r.PollIntervalSeconds)/2 {
+		now := c.Now()
+		if !r.LastPolledAt.IsZero() && now.Sub(r.LastPolledAt) < pollInterval(r.PollIntervalSeconds)/2 {
 			return domain.ErrNoChange
 		}
-		r.LastPolledAt, r.Polls = c.now(), r.Polls+1
+		r.LastPolledAt, r.Polls = now, r.Polls+1
 		polling = true
 		return nil
 	})
 	if errors.Is(err, domain.ErrNotFound) {
-		return fn.Reject(fmt.Errorf("no replication record for %s; replication.started is emitted by imagerelay's replicate only", events.ReplicationKey(d.Replication))), item{}, false
+		return fn.Reject(fmt.Errorf("no replication record for %s; %s", events.ReplicationKey(d.Replication), onlyReplicate)), item{}, false
 	}
 	if err != nil {
-		return fn.Retry(0, err), item{data: d}, false
+		return fn.Retry(0, err), it, false
 	}
 	if rec.State.Settled() {
 		// Settled by an earlier delivery that may have stopped before its events were stored:
 		// emit them again (same ids, so the bus keeps one of each).
-		return c.announce(ctx, item{ev: e, data: d, copy: cp}, rec), item{}, false
+		return c.announce(ctx, it, rec), item{}, false
 	}
 	if rec.State != domain.StateInProgress {
-		return fn.Reject(fmt.Errorf("taskId %q cannot be followed: replication %s is %s, not in progress; replication.started is emitted by imagerelay's replicate only",
-			d.TaskID, rec.Key, rec.State)), item{}, false
+		return fn.Reject(fmt.Errorf("taskId %q cannot be followed: replication %s is %s, not in progress; %s",
+			d.TaskID, rec.Key, rec.State, onlyReplicate)), item{}, false
 	}
 	if rec.TaskID != d.TaskID {
 		return fn.Reject(fmt.Errorf("taskId %q does not match the task %q recorded for %s; the event is forged or from an earlier attempt", d.TaskID, rec.TaskID, rec.Key)), item{}, false
 	}
 	d.DestinationImageID, d.StartedAt, d.Deadline, d.PollIntervalSeconds = rec.DestinationImageID, rec.StartedAt, rec.Deadline, rec.PollIntervalSeconds
-	interval := c.interval(rec.PollIntervalSeconds)
+	it.rec, it.interval = rec, pollInterval(rec.PollIntervalSeconds)
 	if !polling {
-		return fn.Defer(max(rec.LastPolledAt.Add(interval).Sub(c.now()), 0)), item{data: d}, false
+		return fn.Defer(max(rec.LastPolledAt.Add(it.interval).Sub(c.Now()), 0)), it, false
 	}
-	c.Slots.Renew(ctx, cp, interval)
-	return fn.Result{}, item{ev: e, data: d, copy: cp, rec: rec}, true
+	c.Slots.Renew(ctx, it.copy, it.interval)
+	return fn.Result{}, it, true
 }
 
 // apply records a status and decides what comes next.
@@ -198,13 +244,13 @@ func (c *Core) apply(ctx context.Context, it item, st domain.CopyStatus) fn.Resu
 	if err != nil {
 		return fn.Retry(0, err)
 	}
-	if st.Phase == domain.PhaseNotFound && rec.NotFound > c.notFoundChecks() {
+	if st.Phase == domain.PhaseNotFound && rec.NotFound > c.NotFoundChecks {
 		st.Code, st.Message = "TaskNotFound", fmt.Sprintf("%s has no trace of task %s after %d checks", it.data.Provider, it.data.TaskID, rec.NotFound)
 		return c.settle(ctx, it, domain.StateFailed, st, "check the copy in the provider's console; it may have been deleted")
 	}
-	if c.now().After(it.data.Deadline) && !it.data.Deadline.IsZero() {
+	if c.Now().After(it.data.Deadline) && !it.data.Deadline.IsZero() {
 		st.Code = "Timeout"
-		st.Message = fmt.Sprintf("copy still %s at %d%% after %s", st.ProviderStatus, st.Percent, c.now().Sub(it.data.StartedAt).Round(time.Second))
+		st.Message = fmt.Sprintf("copy still %s at %d%% after %s", st.ProviderStatus, st.Percent, c.Now().Sub(it.data.StartedAt).Round(time.Second))
 		return c.settle(ctx, it, domain.StateFailed, st, "the copy was not cancelled; raise replication.timeout if copies of this size take longer")
 	}
 	var out []event.Event
@@ -213,19 +259,19 @@ func (c *Core) apply(ctx context.Context, it item, st domain.CopyStatus) fn.Resu
 			if r.State.Settled() {
 				return domain.ErrNoChange
 			}
-			r.Percent, r.ProviderStatus, r.UpdatedAt = st.Percent, st.ProviderStatus, c.now()
+			r.Percent, r.ProviderStatus, r.UpdatedAt = st.Percent, st.ProviderStatus, c.Now()
 			return nil
 		})
 		if err != nil {
 			return fn.Retry(0, err)
 		}
-		ev, err := c.emitter().Progressed(it.ev, rec)
+		ev, err := emit.Progressed(it.ev, rec)
 		if err != nil {
 			return fn.Reject(err)
 		}
 		out = append(out, ev)
 	}
-	return fn.Defer(c.interval(it.data.PollIntervalSeconds), out...)
+	return fn.Defer(it.interval, out...)
 }
 
 // statusFailed handles a failed status call: terminal errors (wrong credentials, access
@@ -235,7 +281,7 @@ func (c *Core) statusFailed(ctx context.Context, it item, pe *domain.ProviderErr
 	if pe.Class == domain.Terminal {
 		return c.settle(ctx, it, domain.StateFailed, domain.CopyStatus{Code: pe.Code, Message: pe.Message}, pe.Hint)
 	}
-	c.log().Warn("status check failed; will check again", "event_id", it.ev.ID(), "correlation_id", events.CorrelationID(it.ev), "error", pe.Error())
+	c.Log.Warn("status check failed; will check again", "event_id", it.ev.ID(), "correlation_id", events.CorrelationID(it.ev), "error", pe.Error())
 	return c.apply(ctx, it, domain.CopyStatus{Phase: domain.PhaseInProgress, Percent: it.rec.Percent, ProviderStatus: it.rec.ProviderStatus})
 }
 
@@ -246,7 +292,7 @@ func (c *Core) settle(ctx context.Context, it item, to domain.State, st domain.C
 		if r.State.Settled() {
 			return domain.ErrNoChange
 		}
-		t := c.now()
+		t := c.Now()
 		r.State, r.FinishedAt, r.UpdatedAt = to, t, t
 		if st.DestinationImageID != "" {
 			r.DestinationImageID = st.DestinationImageID
@@ -279,15 +325,15 @@ func (c *Core) announce(ctx context.Context, it item, rec domain.Record) fn.Resu
 		err error
 	)
 	if rec.State == domain.StateSucceeded {
-		ev, err = c.emitter().Succeeded(it.ev, rec)
+		ev, err = emit.Succeeded(it.ev, rec)
 	} else {
-		ev, err = c.emitter().Failed(it.ev, rec, "")
+		ev, err = emit.Failed(it.ev, rec, "")
 	}
 	if err != nil {
 		return fn.Reject(err)
 	}
 	out := []event.Event{ev}
-	done, ok, err := c.emitter().Completed(ctx, c.Store, it.ev, it.copy.Image)
+	done, ok, err := emit.Completed(ctx, c.Store, it.ev, it.copy.Image)
 	if err != nil {
 		return fn.Retry(0, err, out...)
 	}
@@ -317,59 +363,25 @@ func (c *Core) Sweep(ctx context.Context) ([]fn.Wakeup, error) {
 		if last.IsZero() {
 			last = r.StartedAt
 		}
-		if c.now().Sub(last) < 3*c.interval(r.PollIntervalSeconds)+c.sweepGrace() {
+		if c.Now().Sub(last) < 3*pollInterval(r.PollIntervalSeconds)+c.SweepGrace {
 			continue
 		}
 		cause := event.New()
 		cause.SetID(r.CorrelationID)
 		cause.SetSource(events.SourceOf(Name))
-		ev, err := c.emitter().Started(cause, r)
+		ev, err := emit.Started(cause, r)
 		if err != nil {
 			return out, err
 		}
-		c.log().Warn("a copy in flight had no check scheduled; checking it again", "key", r.Key, "correlation_id", r.CorrelationID,
+		c.Log.Warn("a copy in flight had no check scheduled; checking it again", "key", r.Key, "correlation_id", r.CorrelationID,
 			"last_check", last)
 		out = append(out, fn.Wakeup{Event: ev, Key: CheckKey(r.Copy), TTL: CheckTTL})
 	}
 	return out, nil
 }
 
-// taskOf is what the poller asks a provider about a started copy: the domain's view of the
-// event, mapped here, at the core's edge.
-func taskOf(d *events.ReplicationStarted) domain.Task {
-	return domain.Task{Copy: lifecycle.CopyOf(d.Replication), TaskID: d.TaskID, DestinationImageID: d.DestinationImageID}
-}
-
-func (c *Core) sweepGrace() time.Duration {
-	if c.SweepGrace > 0 {
-		return c.SweepGrace
-	}
-	return 2 * time.Minute
-}
-
-func (c *Core) emitter() lifecycle.Emitter { return lifecycle.Emitter{Function: Name} }
-
-func (c *Core) interval(seconds int) time.Duration {
+// pollInterval is a record's poll interval; a record without one is checked every second
+// rather than in a busy loop.
+func pollInterval(seconds int) time.Duration {
 	return time.Duration(max(seconds, 1)) * time.Second
-}
-
-func (c *Core) notFoundChecks() int {
-	if c.NotFoundChecks > 0 {
-		return c.NotFoundChecks
-	}
-	return 5
-}
-
-func (c *Core) now() time.Time {
-	if c.Now != nil {
-		return c.Now()
-	}
-	return time.Now()
-}
-
-func (c *Core) log() *slog.Logger {
-	if c.Log != nil {
-		return c.Log
-	}
-	return slog.Default()
 }

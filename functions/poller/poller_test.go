@@ -17,9 +17,9 @@ import (
 	"github.com/imagerelay/imagerelay/functions/lifecycle"
 	"github.com/imagerelay/imagerelay/functions/poller"
 	"github.com/imagerelay/imagerelay/shared/adapters/state"
+	"github.com/imagerelay/imagerelay/shared/adapters/state/memkv"
 	"github.com/imagerelay/imagerelay/shared/core/fn"
 	"github.com/imagerelay/imagerelay/shared/dev/coretest"
-	"github.com/imagerelay/imagerelay/shared/dev/testenv"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
@@ -51,7 +51,7 @@ func inFlight(t *testing.T, store *state.Store, clk *coretest.Clock, r events.Re
 		o.deadline = now.Add(time.Hour)
 	}
 	rec := domain.Record{
-		Key: events.ReplicationKey(r), Copy: domain.Copy{Image: domain.Image(r.Image), DestinationRegion: r.DestinationRegion}, State: domain.StateInProgress, TaskID: taskID,
+		Key: events.ReplicationKey(r), Copy: lifecycle.CopyOf(r), State: domain.StateInProgress, TaskID: taskID,
 		DestinationImageID: o.imageID, StartCalls: 1, CorrelationID: "pub-" + r.ImageID,
 		RequestedAt: now, StartedAt: now, Deadline: o.deadline, UpdatedAt: now, PollIntervalSeconds: pollSeconds,
 		Tags: map[string]string{"team": "ops"}, OSType: "Linux",
@@ -74,14 +74,20 @@ func inFlight(t *testing.T, store *state.Store, clk *coretest.Clock, r events.Re
 	return e
 }
 
-func newCore(store *state.Store, clk *coretest.Clock, provider string, reader poller.StatusReader) *poller.Core {
-	return &poller.Core{
+// config is the poller's configuration for a test: one provider's reader, the store, the
+// test's clock, and two unknown answers tolerated.
+func config(store *state.Store, clk *coretest.Clock, provider string, reader poller.StatusReader) poller.Config {
+	return poller.Config{
 		Readers:        map[string]poller.StatusReader{provider: reader},
 		Store:          store,
 		NotFoundChecks: 2,
 		Now:            clk.Now,
 		Log:            slog.New(slog.DiscardHandler),
 	}
+}
+
+func newCore(store *state.Store, clk *coretest.Clock, provider string, reader poller.StatusReader) *poller.Core {
+	return poller.New(config(store, clk, provider, reader))
 }
 
 // emitted checks every emitted event against the contract and groups them by type.
@@ -100,7 +106,7 @@ func wantOutcome(t *testing.T, res fn.Result, kind fn.Kind, delay time.Duration)
 
 func record(t *testing.T, store *state.Store, r events.Replication) domain.Record {
 	t.Helper()
-	rec, _, err := store.Record(context.Background(), r)
+	rec, err := store.Record(context.Background(), lifecycle.CopyOf(r))
 	if err != nil {
 		t.Fatalf("read record: %v", err)
 	}
@@ -109,13 +115,13 @@ func record(t *testing.T, store *state.Store, r events.Replication) domain.Recor
 
 func TestProgress(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	ctx := context.Background()
 	clk := newClock()
 	reader := &fakeReader{batch: 100}
-	core := newCore(env.Store, clk, events.ProviderTencent, reader)
+	core := newCore(store, clk, events.ProviderTencent, reader)
 	r := replicationOf(image(events.ProviderTencent, "img-progress"), "ap-guangzhou")
-	started := inFlight(t, env.Store, clk, r, "img-copy", copyOpts{})
+	started := inFlight(t, store, clk, r, "img-copy", copyOpts{})
 	reader.set("img-copy", inProgress(10, "SYNCING"), inProgress(10, "SYNCING"), inProgress(10, "CREATING"), inProgress(40, "CREATING"), inProgress(40, "CREATING"))
 
 	steps := []struct {
@@ -164,7 +170,7 @@ func TestProgress(t *testing.T) {
 	if n := len(reader.callLog()); n != len(steps) {
 		t.Errorf("%d status calls, want %d", n, len(steps))
 	}
-	rec := record(t, env.Store, r)
+	rec := record(t, store, r)
 	if rec.State != domain.StateInProgress || rec.Percent != 40 || rec.ProviderStatus != "CREATING" || rec.Polls != len(steps) {
 		t.Errorf("record %s %d%% %q after %d polls", rec.State, rec.Percent, rec.ProviderStatus, rec.Polls)
 	}
@@ -172,7 +178,7 @@ func TestProgress(t *testing.T) {
 
 func TestOneCheck(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	cases := []struct {
 		name      string
 		status    *domain.CopyStatus // nil: the fake's default (in progress)
@@ -288,13 +294,13 @@ func TestOneCheck(t *testing.T) {
 			if tc.status != nil {
 				reader.set("task-1", *tc.status)
 			}
-			core := newCore(env.Store, clk, events.ProviderTencent, reader)
+			core := newCore(store, clk, events.ProviderTencent, reader)
 			r := replicationOf(image(events.ProviderTencent, fmt.Sprintf("img-one-%d", i)), "ap-guangzhou")
 			o := copyOpts{imageID: tc.startID}
 			if tc.deadline != 0 {
 				o.deadline = clk.Now().Add(tc.deadline)
 			}
-			started := inFlight(t, env.Store, clk, r, "task-1", o)
+			started := inFlight(t, store, clk, r, "task-1", o)
 
 			res := core.Handle(ctx, started)
 			if tc.wantKind == fn.KindDefer {
@@ -303,7 +309,7 @@ func TestOneCheck(t *testing.T) {
 				wantOutcome(t, res, tc.wantKind, 0)
 			}
 			evs := emitted(t, res)
-			rec := record(t, env.Store, r)
+			rec := record(t, store, r)
 			if rec.State != tc.wantState {
 				t.Errorf("record state %s, want %s", rec.State, tc.wantState)
 			}
@@ -341,18 +347,18 @@ func TestOneCheck(t *testing.T) {
 
 func TestCompletedAfterLastRegion(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	ctx := context.Background()
 	clk := newClock()
 	reader := &fakeReader{batch: 100}
-	core := newCore(env.Store, clk, events.ProviderHuawei, reader)
+	core := newCore(store, clk, events.ProviderHuawei, reader)
 	img := image(events.ProviderHuawei, "img-two")
 	regions := []string{"cn-north-4", "cn-east-3"}
-	if err := env.Store.SavePlan(ctx, state.Plan{Image: img, Regions: regions, CorrelationID: "pub-img-two"}); err != nil {
+	if err := store.SavePlan(ctx, domain.Plan{Image: domain.Image(img), Regions: regions, CorrelationID: "pub-img-two"}); err != nil {
 		t.Fatal(err)
 	}
-	first := inFlight(t, env.Store, clk, replicationOf(img, regions[0]), "job-1", copyOpts{})
-	second := inFlight(t, env.Store, clk, replicationOf(img, regions[1]), "job-2", copyOpts{})
+	first := inFlight(t, store, clk, replicationOf(img, regions[0]), "job-1", copyOpts{})
+	second := inFlight(t, store, clk, replicationOf(img, regions[1]), "job-2", copyOpts{})
 	reader.set("job-1", succeeded("img-north"))
 	reader.set("job-2", inProgress(50, "RUNNING"), domain.CopyStatus{Phase: domain.PhaseFailed, Code: "IMG.0010", Message: "quota exceeded"})
 
@@ -405,13 +411,13 @@ func TestCompletedAfterLastRegion(t *testing.T) {
 
 func TestNotFound(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	ctx := context.Background()
 	clk := newClock()
 	reader := &fakeReader{batch: 100}
-	core := newCore(env.Store, clk, events.ProviderHuawei, reader)
+	core := newCore(store, clk, events.ProviderHuawei, reader)
 	r := replicationOf(image(events.ProviderHuawei, "img-gone"), "cn-north-4")
-	started := inFlight(t, env.Store, clk, r, "job-gone", copyOpts{})
+	started := inFlight(t, store, clk, r, "job-gone", copyOpts{})
 	reader.set("job-gone", notFound())
 
 	// The provider may not know a task yet: NotFoundChecks unknown answers are tolerated.
@@ -440,13 +446,13 @@ func TestNotFound(t *testing.T) {
 
 func TestDuplicatePollChain(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	ctx := context.Background()
 	clk := newClock()
 	reader := &fakeReader{batch: 100}
-	core := newCore(env.Store, clk, events.ProviderTencent, reader)
+	core := newCore(store, clk, events.ProviderTencent, reader)
 	r := replicationOf(image(events.ProviderTencent, "img-dup"), "ap-guangzhou")
-	started := inFlight(t, env.Store, clk, r, "task-dup", copyOpts{})
+	started := inFlight(t, store, clk, r, "task-dup", copyOpts{})
 
 	steps := []struct {
 		name      string
@@ -470,8 +476,8 @@ func TestDuplicatePollChain(t *testing.T) {
 		if res.Outcome.Kind != step.wantKind || len(res.Emit) != 0 {
 			t.Fatalf("%s: outcome %v emitted %d, want %v and nothing", step.name, res.Outcome.Kind, len(res.Emit), step.wantKind)
 		}
-		if res.Outcome.Delay != step.wantDelay || res.Outcome.Key != poller.CheckKey(r) {
-			t.Fatalf("%s: next check in %v under key %q, want %v under %q", step.name, res.Outcome.Delay, res.Outcome.Key, step.wantDelay, poller.CheckKey(r))
+		if res.Outcome.Delay != step.wantDelay || res.Outcome.Key != poller.CheckKey(lifecycle.CopyOf(r)) {
+			t.Fatalf("%s: next check in %v under key %q, want %v under %q", step.name, res.Outcome.Delay, res.Outcome.Key, step.wantDelay, poller.CheckKey(lifecycle.CopyOf(r)))
 		}
 		if n := len(reader.callLog()); n != step.wantCalls {
 			t.Fatalf("%s: %d status calls, want %d", step.name, n, step.wantCalls)
@@ -481,11 +487,11 @@ func TestDuplicatePollChain(t *testing.T) {
 
 func TestHandleBatch(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	ctx := context.Background()
 	clk := newClock()
 	reader := &fakeReader{batch: 100}
-	core := newCore(env.Store, clk, events.ProviderTencent, reader)
+	core := newCore(store, clk, events.ProviderTencent, reader)
 	img := image(events.ProviderTencent, "img-batch")
 
 	var evs []event.Event
@@ -495,7 +501,7 @@ func TestHandleBatch(t *testing.T) {
 			task := fmt.Sprintf("%s-%03d", reg, i)
 			r := replicationOf(img, reg)
 			r.VersionID = fmt.Sprintf("v%d", i) // one copy per version, all to the same region
-			evs = append(evs, inFlight(t, env.Store, clk, r, task, copyOpts{}))
+			evs = append(evs, inFlight(t, store, clk, r, task, copyOpts{}))
 			region[task] = reg
 		}
 	}
@@ -549,33 +555,35 @@ func TestHandleBatch(t *testing.T) {
 
 func TestLimitedSlot(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
-	ctx := context.Background()
 	clk := newClock()
+	// The semaphore's leases follow the test's clock, so a slow run cannot expire them.
+	store := memkv.NewStore().WithClock(clk.Now)
+	ctx := context.Background()
 	reader := &fakeReader{batch: 1}
-	core := newCore(env.Store, clk, events.ProviderHuawei, reader)
-	core.Limited = map[string]bool{events.ProviderHuawei: true}
 	waker := &recordingWaker{}
-	core.Waker = waker
+	cfg := config(store, clk, events.ProviderHuawei, reader)
+	cfg.Slots = lifecycle.Slots{Limits: map[string]int{events.ProviderHuawei: 2}, Limiter: store, Waker: waker, Log: cfg.Log}
+	core := poller.New(cfg)
 	r := replicationOf(image(events.ProviderHuawei, "img-slot"), "cn-north-4")
 	other := replicationOf(image(events.ProviderHuawei, "img-slot-other"), "cn-north-4")
-	slot, key := lifecycle.SlotName(r), events.ReplicationKey(r)
+	waiting := lifecycle.CopyOf(replicationOf(image(events.ProviderHuawei, "img-slot-waiting"), "cn-north-4"))
+	slot, key := lifecycle.SlotName(lifecycle.CopyOf(r)), events.ReplicationKey(r)
 	// replicate took the slots when it started the copies, with a short lease.
 	for _, h := range []string{key, events.ReplicationKey(other)} {
-		if got, err := env.Store.Acquire(ctx, slot, h, 2, time.Second); err != nil || !got {
+		if got, err := store.Acquire(ctx, slot, h, 2, time.Second); err != nil || !got {
 			t.Fatalf("acquire: %v %v", got, err)
 		}
 	}
 	// A third copy waits for a slot.
-	if got, err := env.Store.Acquire(ctx, slot, "waiting-copy", 2, time.Second); err != nil || got {
+	if got, err := store.Acquire(ctx, slot, waiting.Key(), 2, time.Second); err != nil || got {
 		t.Fatalf("a third copy got a slot: %v %v", got, err)
 	}
-	started := inFlight(t, env.Store, clk, r, "job-slot", copyOpts{})
+	started := inFlight(t, store, clk, r, "job-slot", copyOpts{})
 	reader.set("job-slot", inProgress(30, "RUNNING"), succeeded("img-done"))
 
 	wantOutcome(t, core.Handle(ctx, started), fn.KindDefer, interval)
-	holders, _ := env.Store.Holders(ctx, slot)
-	if until, ok := holders[key]; !ok || time.Until(until) < lifecycle.SlotLease(interval)-time.Minute {
+	holders, _ := store.Holders(ctx, slot)
+	if until, ok := holders[key]; !ok || until.Sub(clk.Now()) < lifecycle.SlotLease(interval)-time.Minute {
 		t.Errorf("in-flight check left the slot %v, want it renewed for about %v", holders, lifecycle.SlotLease(interval))
 	}
 
@@ -585,7 +593,7 @@ func TestLimitedSlot(t *testing.T) {
 	if len(emitted(t, res)[events.TypeReplicationSucceeded]) != 1 {
 		t.Fatalf("emitted %v, want succeeded", res.Emit)
 	}
-	holders, _ = env.Store.Holders(ctx, slot)
+	holders, _ = store.Holders(ctx, slot)
 	if _, ok := holders[key]; ok {
 		t.Errorf("settled copy still holds its slot: %v", holders)
 	}
@@ -593,7 +601,7 @@ func TestLimitedSlot(t *testing.T) {
 		t.Errorf("settling one copy released another's slot: %v", holders)
 	}
 	// The freed slot is handed over at once: the waiting request's schedule is woken.
-	if want := []string{lifecycle.SlotWaitFunction + " " + lifecycle.SlotWaitKey("waiting-copy")}; !slices.Equal(waker.woken, want) {
+	if want := []string{lifecycle.SlotWaitFunction + " " + lifecycle.WaitKey(waiting)}; !slices.Equal(waker.woken, want) {
 		t.Errorf("woken %v, want %v", waker.woken, want)
 	}
 }
@@ -613,11 +621,11 @@ func (w *recordingWaker) Wake(_ context.Context, function, key string) error {
 
 func TestRejects(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	clk := newClock()
 	img := image(events.ProviderTencent, "img-reject")
-	known := inFlight(t, env.Store, clk, replicationOf(img, "ap-guangzhou"), "task-r", copyOpts{})
-	huawei := inFlight(t, env.Store, clk, replicationOf(image(events.ProviderHuawei, "img-hw"), "cn-north-4"), "job-r", copyOpts{})
+	known := inFlight(t, store, clk, replicationOf(img, "ap-guangzhou"), "task-r", copyOpts{})
+	huawei := inFlight(t, store, clk, replicationOf(image(events.ProviderHuawei, "img-hw"), "cn-north-4"), "job-r", copyOpts{})
 	orphan, err := events.Derive(known, "replicate", events.TypeReplicationStarted, events.ReplicationStarted{
 		Replication: replicationOf(img, "ap-beijing"), TaskID: "task-o", StartedAt: clk.Now(), Deadline: clk.Now().Add(time.Hour),
 	}, img.Provider, "ap-beijing", img.ImageID, "orphan")
@@ -653,7 +661,7 @@ func TestRejects(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			reader := &fakeReader{batch: 100}
-			res := newCore(env.Store, clk, events.ProviderTencent, reader).Handle(context.Background(), tc.in)
+			res := newCore(store, clk, events.ProviderTencent, reader).Handle(context.Background(), tc.in)
 			wantOutcome(t, res, fn.KindReject, 0)
 			if res.Outcome.Err == nil || !strings.Contains(res.Outcome.Err.Error(), tc.mention) {
 				t.Errorf("reject reason %v does not mention %q", res.Outcome.Err, tc.mention)
@@ -672,13 +680,13 @@ func TestRejects(t *testing.T) {
 // NotFoundChecks unknown answers in a row fail the copy, however many checks came before.
 func TestNotFoundCountsOnlyConsecutiveUnknownAnswers(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	ctx := context.Background()
 	clk := newClock()
 	reader := &fakeReader{batch: 100}
-	core := newCore(env.Store, clk, events.ProviderHuawei, reader)
+	core := newCore(store, clk, events.ProviderHuawei, reader)
 	r := replicationOf(image(events.ProviderHuawei, "img-flaky"), "cn-north-4")
-	started := inFlight(t, env.Store, clk, r, "job-flaky", copyOpts{})
+	started := inFlight(t, store, clk, r, "job-flaky", copyOpts{})
 	var script []domain.CopyStatus
 	for i := range 6 {
 		script = append(script, inProgress(10+i, "RUNNING"))
@@ -703,16 +711,16 @@ func TestNotFoundCountsOnlyConsecutiveUnknownAnswers(t *testing.T) {
 // the copies that are checked, settled or not started yet.
 func TestSweepRearmsCopiesWithoutChecks(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	ctx := context.Background()
 	clk := newClock()
 	reader := &fakeReader{batch: 100}
-	core := newCore(env.Store, clk, events.ProviderTencent, reader)
+	core := newCore(store, clk, events.ProviderTencent, reader)
 	img := image(events.ProviderTencent, "img-sweep")
 	lost := replicationOf(img, "ap-guangzhou")
-	inFlight(t, env.Store, clk, lost, "task-lost", copyOpts{})
+	inFlight(t, store, clk, lost, "task-lost", copyOpts{})
 	checked := replicationOf(img, "ap-beijing")
-	checkedStarted := inFlight(t, env.Store, clk, checked, "task-checked", copyOpts{})
+	checkedStarted := inFlight(t, store, clk, checked, "task-checked", copyOpts{})
 
 	if got, err := core.Sweep(ctx); err != nil || len(got) != 0 {
 		t.Fatalf("sweep right after the start: %d wakeups, %v; want none", len(got), err)
@@ -726,14 +734,14 @@ func TestSweepRearmsCopiesWithoutChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0].Key != poller.CheckKey(lost) || got[0].TTL == 0 {
-		t.Fatalf("wakeups %+v, want one for %s", got, poller.CheckKey(lost))
+	if len(got) != 1 || got[0].Key != poller.CheckKey(lifecycle.CopyOf(lost)) || got[0].TTL == 0 {
+		t.Fatalf("wakeups %+v, want one for %s", got, poller.CheckKey(lifecycle.CopyOf(lost)))
 	}
 	// The wakeup is a check like any other: it polls the copy and goes on.
-	if res := core.Handle(ctx, got[0].Event); res.Outcome.Kind != fn.KindDefer || res.Outcome.Key != poller.CheckKey(lost) {
+	if res := core.Handle(ctx, got[0].Event); res.Outcome.Kind != fn.KindDefer || res.Outcome.Key != poller.CheckKey(lifecycle.CopyOf(lost)) {
 		t.Fatalf("the re-armed check: %v under %q", res.Outcome.Kind, res.Outcome.Key)
 	}
-	if r := record(t, env.Store, lost); r.Polls != 1 {
+	if r := record(t, store, lost); r.Polls != 1 {
 		t.Errorf("the lost copy was polled %d times, want 1", r.Polls)
 	}
 }
@@ -742,14 +750,29 @@ func TestSweepRearmsCopiesWithoutChecks(t *testing.T) {
 // "not configured" for a provider whose credentials were missing).
 func TestUnavailableProviderNamesTheCause(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	clk := newClock()
-	started := inFlight(t, env.Store, clk, replicationOf(image(events.ProviderHuawei, "img-nocreds"), "cn-north-4"), "job-n", copyOpts{})
-	core := newCore(env.Store, clk, events.ProviderTencent, &fakeReader{batch: 100})
+	started := inFlight(t, store, clk, replicationOf(image(events.ProviderHuawei, "img-nocreds"), "cn-north-4"), "job-n", copyOpts{})
+	core := newCore(store, clk, events.ProviderTencent, &fakeReader{batch: 100})
 	core.Unavailable = map[string]error{events.ProviderHuawei: errors.New("huawei: no credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK")}
 	res := core.Handle(context.Background(), started)
 	wantOutcome(t, res, fn.KindReject, 0)
 	if msg := res.Outcome.Err.Error(); !strings.Contains(msg, "HUAWEICLOUD_SDK_AK") || strings.Contains(msg, "not configured") {
 		t.Errorf("reason %q does not name the missing credentials", msg)
+	}
+}
+
+// New applies every default once, to the settings the configuration leaves at zero, and keeps
+// the ones it sets.
+func TestNewAppliesDefaults(t *testing.T) {
+	t.Parallel()
+	core := poller.New(poller.Config{})
+	if core.NotFoundChecks != 5 || core.SweepGrace != 2*time.Minute || core.Now == nil || core.Log == nil {
+		t.Errorf("defaults: %d unknown answers, grace %v, clock set %v, log set %v", core.NotFoundChecks, core.SweepGrace, core.Now != nil, core.Log != nil)
+	}
+	clk := newClock()
+	set := poller.New(config(memkv.NewStore(), clk, events.ProviderTencent, &fakeReader{batch: 1}))
+	if set.NotFoundChecks != 2 || !set.Now().Equal(clk.Now()) {
+		t.Errorf("set values overridden: %d unknown answers, clock %v", set.NotFoundChecks, set.Now())
 	}
 }

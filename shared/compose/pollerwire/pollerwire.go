@@ -33,6 +33,6 @@ func Spec(env *compose.Env, c clouds.Clouds) bus.Spec {
 
 // Core builds the poller core.
 func Core(env *compose.Env, c clouds.Clouds) *poller.Core {
-	return &poller.Core{Readers: clouds.Named[poller.StatusReader](c, c.Tencent, c.Alibaba, c.Huawei),
-		Store: env.Store, Log: env.Log, Unavailable: c.Unavailable, Slots: clouds.Slots(c, env.Store, env.Bus, env.Log)}
+	return poller.New(poller.Config{Readers: clouds.Named[poller.StatusReader](c, c.Tencent, c.Alibaba, c.Huawei),
+		Store: env.Store, Log: env.Log, Unavailable: c.Unavailable, Slots: clouds.Slots(c, env.Store, env.Bus, env.Log)})
 }
