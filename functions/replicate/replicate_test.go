@@ -112,14 +112,15 @@ func started(t *testing.T, e event.Event) *events.ReplicationStarted {
 
 // newCore builds the core over store with one provider's copier. A copier that limits copies
 // in flight (limitedCopier) gets copy slots of that size on store's semaphores, the way
-// compose builds them from the provider's MaxInFlight.
-func newCore(store *state.Store, clk *coretest.Clock, provider string, c replicate.Copier) *replicate.Core {
+// compose builds them from the provider's MaxInFlight. set changes the configuration before
+// the core is built.
+func newCore(store *state.Store, clk *coretest.Clock, provider string, c replicate.Copier, set ...func(*replicate.Config)) *replicate.Core {
 	log := slog.New(slog.DiscardHandler)
 	slots := lifecycle.Slots{Limits: map[string]int{}, Limiter: store, Log: log}
 	if l, ok := c.(interface{ MaxInFlight() int }); ok {
 		slots.Limits[provider] = l.MaxInFlight()
 	}
-	return &replicate.Core{
+	cfg := replicate.Config{
 		Copiers:    map[string]replicate.Copier{provider: c},
 		Slots:      slots,
 		Store:      store,
@@ -128,6 +129,10 @@ func newCore(store *state.Store, clk *coretest.Clock, provider string, c replica
 		Now:        clk.Now,
 		Log:        log,
 	}
+	for _, f := range set {
+		f(&cfg)
+	}
+	return replicate.New(cfg)
 }
 
 // copiers are the kinds of provider every single-region behaviour must hold for.
@@ -322,8 +327,7 @@ func TestRetryableStartErrorGivesUp(t *testing.T) {
 	store := memkv.NewStore()
 	ctx := context.Background()
 	fake := &fakeCopier{alwaysErr: retryable("ServiceUnavailable")}
-	core := newCore(store, newClock(), events.ProviderHuawei, limitedCopier{fake})
-	core.MaxStartAttempts = 3
+	core := newCore(store, newClock(), events.ProviderHuawei, limitedCopier{fake}, func(c *replicate.Config) { c.MaxStartAttempts = 3 })
 	img := image(events.ProviderHuawei, "img-giveup")
 	r := replicationOf(img, "cn-east-3")
 	planned(t, store, img, "cn-east-3")
@@ -987,8 +991,9 @@ func TestSlotWaitBacksOff(t *testing.T) {
 	store := memkv.NewStore()
 	ctx := context.Background()
 	fake := &fakeCopier{}
-	core := newCore(store, newClock(), events.ProviderHuawei, limitedCopier{fake})
-	core.SlotWait, core.MaxSlotWait = 5*time.Second, time.Minute
+	core := newCore(store, newClock(), events.ProviderHuawei, limitedCopier{fake}, func(c *replicate.Config) {
+		c.SlotWait, c.MaxSlotWait = 5*time.Second, time.Minute
+	})
 	img := image(events.ProviderHuawei, "img-slot-backoff")
 	planned(t, store, img, "cn-north-4")
 	r := replicationOf(img, "cn-north-4")
@@ -1120,5 +1125,22 @@ func TestRequestLeftOutOfASiblingCallComesBack(t *testing.T) {
 	wantKind(t, core.Handle(ctx, request(t, img, regions[1], regions, "1")), fn.KindDone)
 	if rec := record(t, store, own); rec.State != domain.StateInProgress {
 		t.Errorf("own region %s, want in progress", rec.State)
+	}
+}
+
+// New applies every default once, to the settings left at zero, and keeps the ones given; a
+// MaxSlotWait below SlotWait is raised to it, so the wait never shrinks as it backs off.
+func TestNewAppliesDefaults(t *testing.T) {
+	t.Parallel()
+	c := replicate.New(replicate.Config{})
+	if c.StartLease != 2*time.Minute || c.SlotWait != 5*time.Second || c.MaxSlotWait != time.Minute || c.MaxStartAttempts != 20 ||
+		c.Now == nil || c.Log == nil {
+		t.Errorf("defaults: start lease %v, slot wait %v up to %v, %d attempts, clock set %v, log set %v",
+			c.StartLease, c.SlotWait, c.MaxSlotWait, c.MaxStartAttempts, c.Now != nil, c.Log != nil)
+	}
+	given := replicate.Config{StartLease: time.Minute, SlotWait: 2 * time.Minute, MaxSlotWait: time.Minute, MaxStartAttempts: 3}
+	c = replicate.New(given)
+	if c.StartLease != time.Minute || c.SlotWait != 2*time.Minute || c.MaxSlotWait != 2*time.Minute || c.MaxStartAttempts != 3 {
+		t.Errorf("given settings became: start lease %v, slot wait %v up to %v, %d attempts", c.StartLease, c.SlotWait, c.MaxSlotWait, c.MaxStartAttempts)
 	}
 }

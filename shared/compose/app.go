@@ -245,12 +245,12 @@ func (rt *Runtime) Fanout() *fanout.Core {
 
 // Replicate builds the replicate core.
 func (rt *Runtime) Replicate() *replicate.Core {
-	c := &replicate.Core{Copiers: map[string]replicate.Copier{}, Unavailable: rt.Providers.Unavailable, Store: rt.Store, Log: rt.Log,
+	c := replicate.Config{Copiers: map[string]replicate.Copier{}, Unavailable: rt.Providers.Unavailable, Store: rt.Store, Log: rt.Log,
 		Slots: rt.Slots()}
 	for name, p := range rt.Providers.ByName {
 		c.Copiers[name] = p
 	}
-	return c
+	return replicate.New(c)
 }
 
 // Poller builds the poller core.
