@@ -131,7 +131,7 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 		return fn.Done()
 	case rec.State == domain.StateStarting && !c.stale(rec):
 		// Another worker is calling the provider right now; look again shortly.
-		return fn.Defer(c.startLease(req.Provider) / 4)
+		return fn.Defer(c.busyWait(req.Provider))
 	case rec.State == domain.StateStarting || rec.Ambiguous():
 		// The worker that claimed it stopped mid-call, or an earlier call ended without an
 		// answer: the copy may exist. Look before calling.
@@ -285,13 +285,17 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 		res.Emit = append(res.Emit, found...)
 		return res
 	}
+	// failed gives the claimed regions back after a store error, for the request's retry.
+	failed := func(err error) fn.Result {
+		c.unclaim(ctx, req, claimed, time.Time{})
+		return with(fn.Retry(0, err))
+	}
 	for _, region := range regions {
 		regionLooked := looked
 		if region != req.DestinationRegion {
 			rec, err := c.ensureRecord(ctx, e, req, region)
 			if err != nil {
-				c.unclaim(ctx, req, claimed, time.Time{})
-				return with(fn.Retry(0, err))
+				return failed(err)
 			}
 			regionLooked = notLooked
 			if !rec.State.Settled() && rec.State != domain.StateInProgress && (rec.Ambiguous() || c.stale(rec)) {
@@ -310,8 +314,7 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 		}
 		won, busy, look, err := c.claim(ctx, req, region, regionLooked)
 		if err != nil {
-			c.unclaim(ctx, req, claimed, time.Time{})
-			return with(fn.Retry(0, err))
+			return failed(err)
 		}
 		switch {
 		case won:
@@ -323,21 +326,13 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 		case busy && len(claimed) == 0:
 			// Another worker is starting this image's regions (ours too, if it was free);
 			// it reports them. Look again shortly.
-			return with(fn.Defer(c.startLease(req.Provider) / 4))
+			return with(fn.Defer(c.busyWait(req.Provider)))
 		}
 		// Otherwise the region is already in flight or settled: nothing to start there.
 	}
 	if len(claimed) == 0 {
-		rec, err := c.Store.Record(ctx, copyOf(req))
-		switch {
-		case err != nil:
-			return with(fn.Retry(0, err))
-		case rec.State == domain.StateInProgress:
-			return with(c.ok(e, rec))
-		case rec.State.Settled():
-			return with(fn.Done())
-		}
-		return with(fn.Defer(c.startLease(req.Provider) / 4))
+		// Nothing to start: every region is in flight or settled, or left to its own request.
+		return c.ownRegion(ctx, e, req, c.busyWait(req.Provider), found)
 	}
 	if !slices.Contains(claimed, req.DestinationRegion) {
 		// This call is for sibling regions only: ours was left out (an attempt since our
@@ -354,17 +349,26 @@ func (c *Core) comeBackForOwn(ctx context.Context, e event.Event, req *events.Re
 	if res.Outcome.Kind != fn.KindDone {
 		return res
 	}
+	return c.ownRegion(ctx, e, req, time.Second, res.Emit)
+}
+
+// ownRegion is the result for a request whose own region this delivery has not started: it
+// says replication.started again when another call started the copy, is done when the copy
+// has settled, and otherwise comes back after wait. carried are events this delivery has
+// already built (for sibling regions); every result emits them.
+func (c *Core) ownRegion(ctx context.Context, e event.Event, req *events.ReplicationRequested, wait time.Duration, carried []event.Event) fn.Result {
 	rec, err := c.Store.Record(ctx, copyOf(req))
 	switch {
 	case err != nil:
-		return fn.Retry(0, err, res.Emit...)
+		return fn.Retry(0, err, carried...)
 	case rec.State == domain.StateInProgress:
-		ok := c.ok(e, rec)
-		return fn.Done(append(res.Emit, ok.Emit...)...)
-	case rec.State.Settled():
+		res := c.ok(e, rec)
+		res.Emit = slices.Concat(carried, res.Emit)
 		return res
+	case rec.State.Settled():
+		return fn.Done(carried...)
 	}
-	return fn.Defer(time.Second, res.Emit...)
+	return fn.Defer(wait, carried...)
 }
 
 // startClaimed makes the one provider call for the claimed regions and records its answer;
@@ -632,6 +636,11 @@ func (c *Core) startLease(provider string) time.Duration {
 	}
 	return c.StartLease
 }
+
+// busyWait is how long a request waits before it looks again at a copy another worker is
+// starting: a fraction of the start lease, so a crashed worker's claim is noticed soon after
+// it goes stale.
+func (c *Core) busyWait(provider string) time.Duration { return c.startLease(provider) / 4 }
 
 // slotWait is the wait before asking again for a concurrency slot after waits failed
 // attempts in a row: SlotWait, doubling, up to MaxSlotWait.
