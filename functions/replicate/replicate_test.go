@@ -1144,3 +1144,54 @@ func TestNewAppliesDefaults(t *testing.T) {
 		t.Errorf("given settings became: start lease %v, slot wait %v up to %v, %d attempts", c.StartLease, c.SlotWait, c.MaxSlotWait, c.MaxStartAttempts)
 	}
 }
+
+// A start that fails for good frees its copy slot and wakes the oldest request waiting for
+// one under the key it deferred with, so the waiter starts at once instead of after its
+// back-off.
+func TestFailedStartWakesTheNextWaiter(t *testing.T) {
+	t.Parallel()
+	store := memkv.NewStore()
+	ctx := context.Background()
+	fake := &fakeCopier{startErrs: []error{terminal("IMG.0001", "image is encrypted", "copy an unencrypted image")}}
+	fake.entered, fake.hold = make(chan struct{}, 1), make(chan struct{})
+	waker := &fakeWaker{}
+	core := newCore(store, newClock(), events.ProviderHuawei, limitedCopier{fake}, func(c *replicate.Config) { c.Slots.Waker = waker })
+	img := image(events.ProviderHuawei, "img-wake")
+	regions := []string{"cn-north-4", "cn-east-3"}
+	planned(t, store, img, regions...)
+	failing, waiting := replicationOf(img, regions[0]), replicationOf(img, regions[1])
+	// Another copy holds one of the two slots; the failing copy takes the other and is held
+	// inside its start call while the waiting copy asks for a slot.
+	if got, err := store.Acquire(ctx, lifecycle.SlotName(failing), "other", 2, time.Hour); err != nil || !got {
+		t.Fatalf("acquire: %v %v", got, err)
+	}
+	done := make(chan fn.Result, 1)
+	go func() { done <- core.Handle(ctx, request(t, img, regions[0], regions, "1")) }()
+	select {
+	case <-fake.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first request never called StartCopy")
+	}
+	res := core.Handle(ctx, request(t, img, regions[1], regions, "1"))
+	wantKind(t, res, fn.KindDefer)
+	if res.Outcome.Key != lifecycle.WaitKey(waiting) {
+		t.Fatalf("waiting copy deferred under %q, want %q", res.Outcome.Key, lifecycle.WaitKey(waiting))
+	}
+	if got := waker.calls(); len(got) != 0 {
+		t.Fatalf("woken %v before any slot freed", got)
+	}
+	close(fake.hold)
+	select {
+	case res = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the failing request never returned")
+	}
+	wantKind(t, res, fn.KindDone)
+	if evs := emitted(t, res); len(evs[events.TypeReplicationFailed]) != 1 {
+		t.Errorf("emitted %v, want replication.failed", res.Emit)
+	}
+	want := []string{lifecycle.SlotWaitFunction + " " + lifecycle.WaitKey(waiting)}
+	if got := waker.calls(); !slices.Equal(got, want) {
+		t.Errorf("woken %v, want %v", got, want)
+	}
+}
