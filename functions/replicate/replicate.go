@@ -567,6 +567,7 @@ func (c *Core) announceFailed(ctx context.Context, e event.Event, req *events.Re
 	return fn.Done(out...)
 }
 
+// ok announces rec started, with the same id every time it is said, so the bus keeps one.
 func (c *Core) ok(e event.Event, rec domain.Record) fn.Result {
 	ev, err := emit.Started(e, rec)
 	if err != nil {
