@@ -2,6 +2,7 @@ package replicate_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/imagerelay/imagerelay/shared/domain"
@@ -145,4 +146,23 @@ func retryable(code string) func() error {
 func terminal(code, msg, hint string) error {
 	return &domain.ProviderError{Provider: "huawei", Action: "StartCopy", Code: code, Message: msg,
 		RequestID: "req-123", Class: domain.Terminal, Hint: hint}
+}
+
+// fakeWaker records the schedules a freed copy slot wakes, in place of the bus.
+type fakeWaker struct {
+	mu    sync.Mutex
+	woken []string // function + " " + key
+}
+
+func (w *fakeWaker) Wake(_ context.Context, function, key string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.woken = append(w.woken, function+" "+key)
+	return nil
+}
+
+func (w *fakeWaker) calls() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.woken)
 }

@@ -33,8 +33,9 @@ import (
 // Name is the function's name on the bus.
 const Name = "replicate"
 
-// Core is the replicate function. It is safe for concurrent use.
-type Core struct {
+// Config is what the replicate core is built from; [New] sets the zero fields to their
+// defaults.
+type Config struct {
 	// Copiers holds the copier of each configured provider.
 	Copiers map[string]Copier
 	// Unavailable holds why each provider without a copier could not be built (missing
@@ -43,13 +44,15 @@ type Core struct {
 	// Slots are the copy slots of providers that limit copies in flight (Huawei): a start
 	// takes one, and a start that fails for good releases it.
 	Slots lifecycle.Slots
+	// Store keeps the replication records and reads the plans fanout stored.
 	Store Records
 	// StartLease is how long a "starting" claim is trusted before it is taken for a crash
 	// (default 2 minutes; keep it above the longest provider call).
 	StartLease time.Duration
 	// SlotWait is how long a request first waits before asking again for a concurrency slot
 	// (default 5 seconds); the wait doubles each time the slots are still taken, up to
-	// MaxSlotWait (default one minute), so waiting copies do not flood the bus.
+	// MaxSlotWait (default one minute, never below SlotWait), so waiting copies do not flood
+	// the bus.
 	SlotWait    time.Duration
 	MaxSlotWait time.Duration
 	// MaxStartAttempts bounds retryable failures of the start call before the replication is
@@ -57,32 +60,56 @@ type Core struct {
 	MaxStartAttempts int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Log receives the core's logs (default slog.Default()).
 	Log *slog.Logger
 }
 
-func (c *Core) now() time.Time {
-	if c.Now != nil {
-		return c.Now()
-	}
-	return time.Now()
+// Core is the replicate function. Build it with [New], which applies the defaults once, so
+// the core reads its settings as they are. It is safe for concurrent use; its settings must
+// not change once it handles events.
+type Core struct {
+	Config
 }
 
-func (c *Core) emitter() lifecycle.Emitter { return lifecycle.Emitter{Function: Name} }
+// New returns the replicate core for cfg. It is the one place where the core's defaults are
+// applied.
+func New(cfg Config) *Core {
+	if cfg.StartLease <= 0 {
+		cfg.StartLease = 2 * time.Minute
+	}
+	if cfg.SlotWait <= 0 {
+		cfg.SlotWait = 5 * time.Second
+	}
+	if cfg.MaxSlotWait <= 0 {
+		cfg.MaxSlotWait = time.Minute
+	}
+	cfg.MaxSlotWait = max(cfg.MaxSlotWait, cfg.SlotWait)
+	if cfg.MaxStartAttempts <= 0 {
+		cfg.MaxStartAttempts = 20
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Core{Config: cfg}
+}
+
+// emit builds the lifecycle events replicate emits.
+var emit = lifecycle.Emitter{Function: Name}
 
 // Handle starts (or recognises as started) one replication.
 func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
-	if e.Type() != events.TypeReplicationRequested {
-		return fn.Reject(fmt.Errorf("replicate handles %s, not %s", events.TypeReplicationRequested, e.Type()))
+	req, res, ok := fn.Decode[events.ReplicationRequested](Name, events.TypeReplicationRequested, e)
+	if !ok {
+		return res
 	}
-	req, err := events.DataAs[events.ReplicationRequested](e)
+	copier, err := domain.Pick(c.Copiers, req.Provider, c.Unavailable)
 	if err != nil {
 		return fn.Reject(err)
 	}
-	copier, ok := c.Copiers[req.Provider]
-	if !ok {
-		return fn.Reject(domain.Unavailable(req.Provider, c.Unavailable))
-	}
-	if res, ok := c.checkPlan(ctx, req); !ok {
+	if res, ok = c.checkPlan(ctx, req); !ok {
 		return res
 	}
 	rec, err := c.ensureRecord(ctx, e, req, req.DestinationRegion)
@@ -104,7 +131,7 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 		return fn.Done()
 	case rec.State == domain.StateStarting && !c.stale(rec):
 		// Another worker is calling the provider right now; look again shortly.
-		return fn.Defer(c.startLease(req.Provider) / 4)
+		return fn.Defer(c.busyWait(req.Provider))
 	case rec.State == domain.StateStarting || rec.Ambiguous():
 		// The worker that claimed it stopped mid-call, or an earlier call ended without an
 		// answer: the copy may exist. Look before calling.
@@ -180,7 +207,7 @@ func planMismatch(plan domain.Plan, req *events.ReplicationRequested) string {
 // ensureRecord creates the record of one region if it does not exist and returns it.
 func (c *Core) ensureRecord(ctx context.Context, e event.Event, req *events.ReplicationRequested, region string) (domain.Record, error) {
 	r := copyTo(req, region)
-	t := c.now()
+	t := c.Now()
 	timeout := time.Duration(req.TimeoutSeconds) * time.Second
 	if timeout <= 0 {
 		timeout = 6 * time.Hour
@@ -208,10 +235,10 @@ func (c *Core) recover(ctx context.Context, e event.Event, copier Copier, req *e
 	h, found, err := copier.FindCopy(ctx, c.copyRequest(req, []string{req.DestinationRegion}))
 	if err != nil {
 		pe := domain.AsProviderError(req.Provider, "FindCopy", err)
-		if pe.Class == domain.Retryable && c.now().Before(rec.Deadline) {
+		if pe.Class == domain.Retryable && c.Now().Before(rec.Deadline) {
 			// A lookup the provider could not answer now (throttled, a 5xx) is waited out
 			// like a start call, without using up deliveries, until the copy's deadline.
-			return fn.Defer(max(pe.RetryAfter, backoff(rec.StartCalls))), true
+			return waitOut(pe, rec.StartCalls), true
 		}
 		return fn.Retry(pe.RetryAfter, pe), true
 	}
@@ -258,13 +285,17 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 		res.Emit = append(res.Emit, found...)
 		return res
 	}
+	// failed gives the claimed regions back after a store error, for the request's retry.
+	failed := func(err error) fn.Result {
+		c.unclaim(ctx, req, claimed, time.Time{})
+		return with(fn.Retry(0, err))
+	}
 	for _, region := range regions {
 		regionLooked := looked
 		if region != req.DestinationRegion {
 			rec, err := c.ensureRecord(ctx, e, req, region)
 			if err != nil {
-				c.unclaim(ctx, req, claimed, time.Time{})
-				return with(fn.Retry(0, err))
+				return failed(err)
 			}
 			regionLooked = notLooked
 			if !rec.State.Settled() && rec.State != domain.StateInProgress && (rec.Ambiguous() || c.stale(rec)) {
@@ -283,8 +314,7 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 		}
 		won, busy, look, err := c.claim(ctx, req, region, regionLooked)
 		if err != nil {
-			c.unclaim(ctx, req, claimed, time.Time{})
-			return with(fn.Retry(0, err))
+			return failed(err)
 		}
 		switch {
 		case won:
@@ -296,21 +326,13 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 		case busy && len(claimed) == 0:
 			// Another worker is starting this image's regions (ours too, if it was free);
 			// it reports them. Look again shortly.
-			return with(fn.Defer(c.startLease(req.Provider) / 4))
+			return with(fn.Defer(c.busyWait(req.Provider)))
 		}
 		// Otherwise the region is already in flight or settled: nothing to start there.
 	}
 	if len(claimed) == 0 {
-		rec, err := c.Store.Record(ctx, copyOf(req))
-		switch {
-		case err != nil:
-			return with(fn.Retry(0, err))
-		case rec.State == domain.StateInProgress:
-			return with(c.ok(e, rec))
-		case rec.State.Settled():
-			return with(fn.Done())
-		}
-		return with(fn.Defer(c.startLease(req.Provider) / 4))
+		// Nothing to start: every region is in flight or settled, or left to its own request.
+		return c.ownRegion(ctx, e, req, c.busyWait(req.Provider), found)
 	}
 	if !slices.Contains(claimed, req.DestinationRegion) {
 		// This call is for sibling regions only: ours was left out (an attempt since our
@@ -327,17 +349,26 @@ func (c *Core) comeBackForOwn(ctx context.Context, e event.Event, req *events.Re
 	if res.Outcome.Kind != fn.KindDone {
 		return res
 	}
+	return c.ownRegion(ctx, e, req, time.Second, res.Emit)
+}
+
+// ownRegion is the result for a request whose own region this delivery has not started: it
+// says replication.started again when another call started the copy, is done when the copy
+// has settled, and otherwise comes back after wait. carried are events this delivery has
+// already built (for sibling regions); every result emits them.
+func (c *Core) ownRegion(ctx context.Context, e event.Event, req *events.ReplicationRequested, wait time.Duration, carried []event.Event) fn.Result {
 	rec, err := c.Store.Record(ctx, copyOf(req))
 	switch {
 	case err != nil:
-		return fn.Retry(0, err, res.Emit...)
+		return fn.Retry(0, err, carried...)
 	case rec.State == domain.StateInProgress:
-		ok := c.ok(e, rec)
-		return fn.Done(append(res.Emit, ok.Emit...)...)
-	case rec.State.Settled():
+		res := c.ok(e, rec)
+		res.Emit = slices.Concat(carried, res.Emit)
 		return res
+	case rec.State.Settled():
+		return fn.Done(carried...)
 	}
-	return fn.Defer(time.Second, res.Emit...)
+	return fn.Defer(wait, carried...)
 }
 
 // startClaimed makes the one provider call for the claimed regions and records its answer;
@@ -358,7 +389,7 @@ func (c *Core) startClaimed(ctx context.Context, e event.Event, copier Copier, r
 		if err != nil {
 			return fn.Retry(0, err, out...)
 		}
-		ev, err := c.emitter().Started(e, rec)
+		ev, err := emit.Started(e, rec)
 		if err != nil {
 			return fn.Reject(err)
 		}
@@ -384,7 +415,7 @@ func (c *Core) lookSibling(ctx context.Context, e event.Event, copier Copier, re
 	if err != nil {
 		return ev, false, err
 	}
-	ev, err = c.emitter().Started(e, started)
+	ev, err = emit.Started(e, started)
 	return ev, err == nil, err
 }
 
@@ -397,14 +428,14 @@ func (c *Core) claim(ctx context.Context, req *events.ReplicationRequested, regi
 	r := copyTo(req, region)
 	_, err = c.Store.UpdateRecord(ctx, r, func(rec *domain.Record) error {
 		won, busy, look = false, rec.State == domain.StateStarting && !c.stale(*rec), false
-		if rec.State != domain.StateRequested && rec.State != domain.StateWaiting && !c.stale(*rec) {
+		if !c.claimable(*rec) {
 			return domain.ErrNoChange
 		}
 		if (c.stale(*rec) || rec.Ambiguous()) && rec.StartCalls != looked {
 			look = region == req.DestinationRegion
 			return domain.ErrNoChange
 		}
-		t := c.now()
+		t := c.Now()
 		rec.State, rec.StartingSince, rec.UpdatedAt, rec.Message = domain.StateStarting, t, t, ""
 		rec.StartCalls++
 		rec.SlotWaits = 0
@@ -414,10 +445,16 @@ func (c *Core) claim(ctx context.Context, req *events.ReplicationRequested, regi
 	return won, busy, look, err
 }
 
+// claimable reports whether a worker may claim rec's copy to start it: nobody has started it,
+// or the worker that claimed it is taken to have stopped mid-call.
+func (c *Core) claimable(rec domain.Record) bool {
+	return rec.State == domain.StateRequested || rec.State == domain.StateWaiting || c.stale(rec)
+}
+
 // stale reports whether rec is a "starting" claim older than the start lease: its worker is
 // taken to have stopped mid-call.
 func (c *Core) stale(rec domain.Record) bool {
-	return rec.State == domain.StateStarting && c.now().Sub(rec.StartingSince) >= c.startLease(rec.Provider)
+	return rec.State == domain.StateStarting && c.Now().Sub(rec.StartingSince) >= c.startLease(rec.Provider)
 }
 
 // unclaim returns claimed regions to requested. A non-zero ambiguousAt records that the
@@ -430,7 +467,7 @@ func (c *Core) unclaim(ctx context.Context, req *events.ReplicationRequested, re
 			if rec.State != domain.StateStarting {
 				return domain.ErrNoChange
 			}
-			rec.State, rec.UpdatedAt = domain.StateRequested, c.now()
+			rec.State, rec.UpdatedAt = domain.StateRequested, c.Now()
 			if !ambiguousAt.IsZero() {
 				rec.AmbiguousAt = ambiguousAt
 			}
@@ -444,7 +481,7 @@ func (c *Core) markStarted(ctx context.Context, r domain.Copy, h domain.Handle) 
 		if rec.State == domain.StateInProgress || rec.State.Settled() {
 			return domain.ErrNoChange
 		}
-		t := c.now()
+		t := c.Now()
 		rec.State, rec.TaskID, rec.DestinationImageID = domain.StateInProgress, h.TaskID, h.DestinationImageID
 		rec.StartedAt, rec.UpdatedAt, rec.Code, rec.Message, rec.Hint = t, t, "", "", ""
 		rec.AmbiguousAt, rec.SlotWaits = time.Time{}, 0
@@ -463,35 +500,32 @@ func (c *Core) markStarted(ctx context.Context, r domain.Copy, h domain.Handle) 
 func (c *Core) startFailed(ctx context.Context, e event.Event, req *events.ReplicationRequested, claimed []string, pe *domain.ProviderError) fn.Result {
 	var ambiguousAt time.Time
 	if domain.MaybeStarted(pe) {
-		ambiguousAt = c.now()
+		ambiguousAt = c.Now()
 	}
 	if pe.Class == domain.Retryable {
 		rec, err := c.Store.Record(ctx, copyOf(req))
-		if err != nil {
-			// Without the attempt count we cannot tell whether to give up: try again rather
-			// than fail a copy for a store hiccup.
+		// Without the attempt count we cannot tell whether to give up: try again rather than
+		// fail a copy for a store hiccup.
+		if err != nil || rec.StartCalls < c.MaxStartAttempts {
 			c.unclaim(ctx, req, claimed, ambiguousAt)
-			if ambiguousAt.IsZero() {
+			// A copy that may exist keeps its slot (see above).
+			if ambiguousAt.IsZero() && (err != nil || !rec.Ambiguous()) {
 				c.Slots.Release(ctx, copyOf(req))
 			}
-			return fn.Retry(0, err)
-		}
-		if rec.StartCalls < c.maxStartAttempts() {
-			c.unclaim(ctx, req, claimed, ambiguousAt)
-			if ambiguousAt.IsZero() && !rec.Ambiguous() {
-				c.Slots.Release(ctx, copyOf(req))
+			if err != nil {
+				return fn.Retry(0, err)
 			}
-			c.log().Info("provider asked to retry later", "event_id", e.ID(), "correlation_id", events.CorrelationID(e), "code", pe.Code,
+			c.Log.Info("provider asked to retry later", "event_id", e.ID(), "correlation_id", events.CorrelationID(e), "code", pe.Code,
 				"attempt", rec.StartCalls, "maybe_started", !ambiguousAt.IsZero())
 			// Waiting out throttling is deferral, not failure: it must not use up deliveries.
-			return fn.Defer(max(pe.RetryAfter, backoff(rec.StartCalls)))
+			return waitOut(pe, rec.StartCalls)
 		}
 		// A copy, so that a provider error value reused across calls is not edited.
 		given := *pe
-		given.Hint = fmt.Sprintf("gave up after %d attempts; %s", c.maxStartAttempts(), pe.Hint)
+		given.Hint = fmt.Sprintf("gave up after %d attempts; %s", c.MaxStartAttempts, pe.Hint)
 		if !ambiguousAt.IsZero() || rec.Ambiguous() {
 			given.Hint = fmt.Sprintf("gave up after %d attempts, the last answers lost or unclear: a copy named %q may exist in the destination region; check for it before publishing the image again; %s",
-				c.maxStartAttempts(), domain.CopyName(copyOf(req)), pe.Hint)
+				c.MaxStartAttempts, domain.CopyName(copyOf(req)), pe.Hint)
 		}
 		pe = &given
 	}
@@ -499,7 +533,7 @@ func (c *Core) startFailed(ctx context.Context, e event.Event, req *events.Repli
 	for _, region := range claimed {
 		r := copyTo(req, region)
 		rec, err := c.Store.UpdateRecord(ctx, r, func(rec *domain.Record) error {
-			t := c.now()
+			t := c.Now()
 			rec.State, rec.Code, rec.Message, rec.Hint, rec.FinishedAt, rec.UpdatedAt = domain.StateFailed, pe.Code, pe.Message, pe.Hint, t, t
 			return nil
 		})
@@ -517,13 +551,13 @@ func (c *Core) startFailed(ctx context.Context, e event.Event, req *events.Repli
 func (c *Core) announceFailed(ctx context.Context, e event.Event, req *events.ReplicationRequested, recs []domain.Record, requestID string) fn.Result {
 	var out []event.Event
 	for _, rec := range recs {
-		ev, err := c.emitter().Failed(e, rec, requestID)
+		ev, err := emit.Failed(e, rec, requestID)
 		if err != nil {
 			return fn.Reject(err)
 		}
 		out = append(out, ev)
 	}
-	done, ok, err := c.emitter().Completed(ctx, c.Store, e, domain.Image(req.Image))
+	done, ok, err := emit.Completed(ctx, c.Store, e, domain.Image(req.Image))
 	if err != nil {
 		return fn.Retry(0, err, out...)
 	}
@@ -533,8 +567,9 @@ func (c *Core) announceFailed(ctx context.Context, e event.Event, req *events.Re
 	return fn.Done(out...)
 }
 
+// ok announces rec started, with the same id every time it is said, so the bus keeps one.
 func (c *Core) ok(e event.Event, rec domain.Record) fn.Result {
-	ev, err := c.emitter().Started(e, rec)
+	ev, err := emit.Started(e, rec)
 	if err != nil {
 		return fn.Reject(err)
 	}
@@ -549,10 +584,10 @@ func (c *Core) waitForSlot(ctx context.Context, req *events.ReplicationRequested
 	rec, err := c.Store.UpdateRecord(ctx, copyOf(req), func(r *domain.Record) error {
 		// A stale claim gets here only after FindCopy found no copy, so it waits too; left
 		// "starting", every later delivery would look at the provider again.
-		if r.State != domain.StateRequested && r.State != domain.StateWaiting && !c.stale(*r) {
+		if !c.claimable(*r) {
 			return domain.ErrNoChange
 		}
-		r.State, r.Message, r.UpdatedAt = domain.StateWaiting, fmt.Sprintf("waiting for one of %d copy slots", c.Slots.Limit(req.Provider)), c.now()
+		r.State, r.Message, r.UpdatedAt = domain.StateWaiting, fmt.Sprintf("waiting for one of %d copy slots", c.Slots.Limit(req.Provider)), c.Now()
 		r.SlotWaits++
 		return nil
 	})
@@ -597,41 +632,27 @@ func (c *Core) copyRequest(req *events.ReplicationRequested, regions []string) d
 // but never less than the longest call the provider's copier can make plus a margin, so a
 // slow call is never taken for a crash (and its copy never started twice).
 func (c *Core) startLease(provider string) time.Duration {
-	lease := 2 * time.Minute
-	if c.StartLease > 0 {
-		lease = c.StartLease
-	}
 	if bc, ok := c.Copiers[provider].(BoundedCopier); ok {
-		lease = max(lease, bc.MaxCallDuration()+30*time.Second)
+		return max(c.StartLease, bc.MaxCallDuration()+30*time.Second)
 	}
-	return lease
+	return c.StartLease
 }
+
+// busyWait is how long a request waits before it looks again at a copy another worker is
+// starting: a fraction of the start lease, so a crashed worker's claim is noticed soon after
+// it goes stale.
+func (c *Core) busyWait(provider string) time.Duration { return c.startLease(provider) / 4 }
 
 // slotWait is the wait before asking again for a concurrency slot after waits failed
 // attempts in a row: SlotWait, doubling, up to MaxSlotWait.
 func (c *Core) slotWait(waits int) time.Duration {
-	first, most := 5*time.Second, time.Minute
-	if c.SlotWait > 0 {
-		first = c.SlotWait
-	}
-	if c.MaxSlotWait > 0 {
-		most = c.MaxSlotWait
-	}
-	return min(first<<min(max(waits-1, 0), 16), max(most, first))
+	return min(c.SlotWait<<min(max(waits-1, 0), 16), c.MaxSlotWait)
 }
 
-func (c *Core) maxStartAttempts() int {
-	if c.MaxStartAttempts > 0 {
-		return c.MaxStartAttempts
-	}
-	return 20
-}
-
-func (c *Core) log() *slog.Logger {
-	if c.Log != nil {
-		return c.Log
-	}
-	return slog.Default()
+// waitOut defers a request after a retryable provider error, for as long as the provider asked
+// or the back-off after calls start calls, whichever is longer.
+func waitOut(pe *domain.ProviderError, calls int) fn.Result {
+	return fn.Defer(max(pe.RetryAfter, backoff(calls)))
 }
 
 // backoff grows the wait after each retryable failure, from 500 ms to one minute.

@@ -17,9 +17,9 @@ import (
 	"github.com/imagerelay/imagerelay/functions/lifecycle"
 	"github.com/imagerelay/imagerelay/functions/replicate"
 	"github.com/imagerelay/imagerelay/shared/adapters/state"
+	"github.com/imagerelay/imagerelay/shared/adapters/state/memkv"
 	"github.com/imagerelay/imagerelay/shared/core/fn"
 	"github.com/imagerelay/imagerelay/shared/dev/coretest"
-	"github.com/imagerelay/imagerelay/shared/dev/testenv"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
@@ -67,19 +67,15 @@ func request(t *testing.T, img events.Image, region string, regions []string, de
 // refuses a request that no plan covers.
 func planned(t *testing.T, store *state.Store, img events.Image, regions ...string) {
 	t.Helper()
-	if err := store.SavePlan(context.Background(), state.Plan{Image: img, Regions: regions, CorrelationID: "pub-" + img.ImageID,
-		Attributes: &state.ImageAttributes{}}); err != nil {
+	if err := store.SavePlan(context.Background(), domain.Plan{Image: domain.Image(img), Regions: regions, CorrelationID: "pub-" + img.ImageID,
+		Attributes: &domain.ImageAttributes{}}); err != nil {
 		t.Fatalf("save plan: %v", err)
 	}
 }
 
-func replicationOf(img events.Image, region string) events.Replication {
-	return events.Replication{Image: img, DestinationRegion: region}
-}
-
-// copyOf is the domain copy of r, as records and providers see it.
-func copyOf(r events.Replication) domain.Copy {
-	return domain.Copy{Image: domain.Image(r.Image), DestinationRegion: r.DestinationRegion}
+// replicationOf is the copy of img to region, as records, slots and providers see it.
+func replicationOf(img events.Image, region string) domain.Copy {
+	return lifecycle.CopyOf(events.Replication{Image: img, DestinationRegion: region})
 }
 
 // emitted checks every emitted event against the contract and groups them by type.
@@ -96,11 +92,11 @@ func wantKind(t *testing.T, res fn.Result, kind fn.Kind) {
 	emitted(t, res) // whatever the outcome, every emitted event must meet the contract
 }
 
-func record(t *testing.T, store *state.Store, r events.Replication) domain.Record {
+func record(t *testing.T, store *state.Store, r domain.Copy) domain.Record {
 	t.Helper()
-	rec, _, err := store.Record(context.Background(), r)
+	rec, err := store.Record(context.Background(), r)
 	if err != nil {
-		t.Fatalf("read record %s: %v", events.ReplicationKey(r), err)
+		t.Fatalf("read record %s: %v", r.Key(), err)
 	}
 	return rec
 }
@@ -114,15 +110,29 @@ func started(t *testing.T, e event.Event) *events.ReplicationStarted {
 	return d
 }
 
-func newCore(store *state.Store, clk *coretest.Clock, provider string, c replicate.Copier) *replicate.Core {
-	return &replicate.Core{
+// newCore builds the core over store with one provider's copier. A copier that limits copies
+// in flight (limitedCopier) gets copy slots of that size on store's semaphores, the way
+// compose builds them from the provider's MaxInFlight. set changes the configuration before
+// the core is built.
+func newCore(store *state.Store, clk *coretest.Clock, provider string, c replicate.Copier, set ...func(*replicate.Config)) *replicate.Core {
+	log := slog.New(slog.DiscardHandler)
+	slots := lifecycle.Slots{Limits: map[string]int{}, Limiter: store, Log: log}
+	if l, ok := c.(interface{ MaxInFlight() int }); ok {
+		slots.Limits[provider] = l.MaxInFlight()
+	}
+	cfg := replicate.Config{
 		Copiers:    map[string]replicate.Copier{provider: c},
+		Slots:      slots,
 		Store:      store,
 		StartLease: 2 * time.Minute,
 		SlotWait:   3 * time.Second,
 		Now:        clk.Now,
-		Log:        slog.New(slog.DiscardHandler),
+		Log:        log,
 	}
+	for _, f := range set {
+		f(&cfg)
+	}
+	return replicate.New(cfg)
 }
 
 // copiers are the kinds of provider every single-region behaviour must hold for.
@@ -144,16 +154,16 @@ func copiers() []struct {
 
 func TestFirstRequestStartsAndDuplicateDoesNot(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	for _, tc := range copiers() {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			clk := newClock()
 			copier, fake := tc.make()
-			core := newCore(env.Store, clk, tc.provider, copier)
+			core := newCore(store, clk, tc.provider, copier)
 			img := image(tc.provider, "img-first-"+tc.provider)
-			planned(t, env.Store, img, "cn-beijing")
+			planned(t, store, img, "cn-beijing")
 			first := request(t, img, "cn-beijing", []string{"cn-beijing"}, "1")
 
 			res := core.Handle(ctx, first)
@@ -163,10 +173,10 @@ func TestFirstRequestStartsAndDuplicateDoesNot(t *testing.T) {
 				t.Fatalf("StartCopy calls = %d (per region %v), want exactly one for cn-beijing", calls, starts)
 			}
 			req := fake.lastRequest()
-			if !slices.Equal(req.Regions, []string{"cn-beijing"}) || req.Name != domain.CopyName(copyOf(replicationOf(img, "cn-beijing"))) {
+			if !slices.Equal(req.Regions, []string{"cn-beijing"}) || req.Name != domain.CopyName(replicationOf(img, "cn-beijing")) {
 				t.Errorf("copy request regions %v name %q", req.Regions, req.Name)
 			}
-			rec := record(t, env.Store, replicationOf(img, "cn-beijing"))
+			rec := record(t, store, replicationOf(img, "cn-beijing"))
 			if rec.State != domain.StateInProgress || rec.TaskID != "task-cn-beijing" || rec.DestinationImageID != "m-cn-beijing" {
 				t.Errorf("record = %s task %q image %q, want in-progress task-cn-beijing m-cn-beijing", rec.State, rec.TaskID, rec.DestinationImageID)
 			}
@@ -211,14 +221,14 @@ func TestFirstRequestStartsAndDuplicateDoesNot(t *testing.T) {
 
 func TestConcurrentDeliveriesStartOnce(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	for _, tc := range copiers() {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			copier, fake := tc.make()
-			core := newCore(env.Store, newClock(), tc.provider, copier)
+			core := newCore(store, newClock(), tc.provider, copier)
 			img := image(tc.provider, "img-race-"+tc.provider)
-			planned(t, env.Store, img, "cn-hangzhou")
+			planned(t, store, img, "cn-hangzhou")
 			const workers = 20
 			evs := make([]event.Event, workers)
 			for i := range evs {
@@ -273,7 +283,7 @@ func TestConcurrentDeliveriesStartOnce(t *testing.T) {
 			if len(startedIDs) != 1 {
 				t.Errorf("started event ids %v, want exactly one id", startedIDs)
 			}
-			if rec := record(t, env.Store, replicationOf(img, "cn-hangzhou")); rec.State != domain.StateInProgress || rec.StartCalls != 1 {
+			if rec := record(t, store, replicationOf(img, "cn-hangzhou")); rec.State != domain.StateInProgress || rec.StartCalls != 1 {
 				t.Errorf("record %s with %d start calls, want in-progress after 1", rec.State, rec.StartCalls)
 			}
 		})
@@ -282,12 +292,12 @@ func TestConcurrentDeliveriesStartOnce(t *testing.T) {
 
 func TestRetryableStartError(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	ctx := context.Background()
 	fake := &fakeCopier{startErrs: []error{retryable("Throttling")()}}
-	core := newCore(env.Store, newClock(), events.ProviderHuawei, fake)
+	core := newCore(store, newClock(), events.ProviderHuawei, fake)
 	img := image(events.ProviderHuawei, "img-retry")
-	planned(t, env.Store, img, "cn-east-3")
+	planned(t, store, img, "cn-east-3")
 	r := replicationOf(img, "cn-east-3")
 
 	res := core.Handle(ctx, request(t, img, "cn-east-3", nil, "1"))
@@ -295,7 +305,7 @@ func TestRetryableStartError(t *testing.T) {
 	if res.Outcome.Delay <= 0 || len(res.Emit) != 0 {
 		t.Errorf("retryable error: delay %v, emitted %d events; want a positive delay and nothing", res.Outcome.Delay, len(res.Emit))
 	}
-	if rec := record(t, env.Store, r); rec.State != domain.StateRequested || rec.StartCalls != 1 {
+	if rec := record(t, store, r); rec.State != domain.StateRequested || rec.StartCalls != 1 {
 		t.Errorf("after a retryable error the record is %s with %d calls, want requested with 1", rec.State, rec.StartCalls)
 	}
 
@@ -307,21 +317,20 @@ func TestRetryableStartError(t *testing.T) {
 	if evs := emitted(t, res); len(evs[events.TypeReplicationStarted]) != 1 {
 		t.Errorf("second delivery emitted %v, want replication.started", res.Emit)
 	}
-	if rec := record(t, env.Store, r); rec.State != domain.StateInProgress || rec.TaskID != "task-cn-east-3" {
+	if rec := record(t, store, r); rec.State != domain.StateInProgress || rec.TaskID != "task-cn-east-3" {
 		t.Errorf("record %s task %q, want in-progress", rec.State, rec.TaskID)
 	}
 }
 
 func TestRetryableStartErrorGivesUp(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	ctx := context.Background()
 	fake := &fakeCopier{alwaysErr: retryable("ServiceUnavailable")}
-	core := newCore(env.Store, newClock(), events.ProviderHuawei, limitedCopier{fake})
-	core.MaxStartAttempts = 3
+	core := newCore(store, newClock(), events.ProviderHuawei, limitedCopier{fake}, func(c *replicate.Config) { c.MaxStartAttempts = 3 })
 	img := image(events.ProviderHuawei, "img-giveup")
 	r := replicationOf(img, "cn-east-3")
-	planned(t, env.Store, img, "cn-east-3")
+	planned(t, store, img, "cn-east-3")
 	for attempt := 1; attempt < core.MaxStartAttempts; attempt++ {
 		res := core.Handle(ctx, request(t, img, "cn-east-3", nil, "1"))
 		wantKind(t, res, fn.KindDefer)
@@ -342,11 +351,11 @@ func TestRetryableStartErrorGivesUp(t *testing.T) {
 	if failed.Code != "ServiceUnavailable" || !strings.Contains(failed.Hint, "gave up after 3 attempts") {
 		t.Errorf("failed code %q hint %q, want ServiceUnavailable and 'gave up after 3 attempts'", failed.Code, failed.Hint)
 	}
-	if rec := record(t, env.Store, r); rec.State != domain.StateFailed {
+	if rec := record(t, store, r); rec.State != domain.StateFailed {
 		t.Errorf("record %s, want failed", rec.State)
 	}
-	holders, _ := env.Store.Holders(ctx, lifecycle.SlotName(r))
-	if _, held := holders[events.ReplicationKey(r)]; held {
+	holders, _ := store.Holders(ctx, lifecycle.SlotName(r))
+	if _, held := holders[r.Key()]; held {
 		t.Error("a replication that gave up still holds its copy slot")
 	}
 	// A late delivery of a settled replication calls nobody.
@@ -358,7 +367,7 @@ func TestRetryableStartErrorGivesUp(t *testing.T) {
 
 func TestTerminalStartError(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	cases := []struct {
 		name          string
 		plan          []string // regions of the stored plan
@@ -372,10 +381,10 @@ func TestTerminalStartError(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			fake := &fakeCopier{startErrs: []error{terminal("InvalidImageId.NotFound", "image img-x does not exist", "publish an existing image")}}
-			core := newCore(env.Store, newClock(), events.ProviderTencent, fake)
+			core := newCore(store, newClock(), events.ProviderTencent, fake)
 			img := image(events.ProviderTencent, fmt.Sprintf("img-terminal-%d", i))
 			r := replicationOf(img, "ap-guangzhou")
-			planned(t, env.Store, img, tc.plan...)
+			planned(t, store, img, tc.plan...)
 			res := core.Handle(ctx, request(t, img, "ap-guangzhou", tc.plan, "1"))
 			wantKind(t, res, fn.KindDone)
 			evs := emitted(t, res)
@@ -397,7 +406,7 @@ func TestTerminalStartError(t *testing.T) {
 					t.Errorf("completed data = %+v", done)
 				}
 			}
-			rec := record(t, env.Store, r)
+			rec := record(t, store, r)
 			if rec.State != domain.StateFailed || rec.Code != "InvalidImageId.NotFound" {
 				t.Errorf("record %s code %q, want failed", rec.State, rec.Code)
 			}
@@ -425,7 +434,7 @@ func TestTerminalStartError(t *testing.T) {
 
 func TestCrashRecovery(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	lease := 2 * time.Minute
 	cases := []struct {
 		name       string
@@ -455,13 +464,13 @@ func TestCrashRecovery(t *testing.T) {
 			ctx := context.Background()
 			clk := newClock()
 			fake := &fakeCopier{found: tc.found, findErr: tc.findErr}
-			core := newCore(env.Store, clk, events.ProviderHuawei, fake)
+			core := newCore(store, clk, events.ProviderHuawei, fake)
 			img := image(events.ProviderHuawei, fmt.Sprintf("img-crash-%d", i))
-			planned(t, env.Store, img, "cn-north-4")
+			planned(t, store, img, "cn-north-4")
 			r := replicationOf(img, "cn-north-4")
 			// What a worker that crashed inside StartCopy leaves behind.
-			if err := env.Store.CreateRecord(ctx, domain.Record{
-				Key: events.ReplicationKey(r), Copy: copyOf(r), State: domain.StateStarting, StartCalls: 1,
+			if err := store.CreateRecord(ctx, domain.Record{
+				Key: r.Key(), Copy: r, State: domain.StateStarting, StartCalls: 1,
 				StartingSince: clk.Now().Add(-tc.since), Deadline: clk.Now().Add(time.Hour), PollIntervalSeconds: 20,
 			}); err != nil {
 				t.Fatal(err)
@@ -473,7 +482,7 @@ func TestCrashRecovery(t *testing.T) {
 				t.Errorf("StartCopy calls %d FindCopy calls %d, want %d and %d", calls, finds["cn-north-4"], tc.wantStarts, tc.wantFinds)
 			}
 			evs := emitted(t, res)[events.TypeReplicationStarted]
-			rec := record(t, env.Store, r)
+			rec := record(t, store, r)
 			if tc.wantTask == "" {
 				if len(evs) != 0 {
 					t.Errorf("emitted %v, want nothing", res.Emit)
@@ -495,23 +504,23 @@ func TestCrashRecovery(t *testing.T) {
 
 func TestCrashRecoveryWaitsForASlot(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	ctx := context.Background()
 	clk := newClock()
 	fake := &fakeCopier{}
-	core := newCore(env.Store, clk, events.ProviderHuawei, limitedCopier{fake})
+	core := newCore(store, clk, events.ProviderHuawei, limitedCopier{fake})
 	img := image(events.ProviderHuawei, "img-crash-full")
-	planned(t, env.Store, img, "cn-north-4")
+	planned(t, store, img, "cn-north-4")
 	r := replicationOf(img, "cn-north-4")
 	slot := lifecycle.SlotName(r)
 	// The crashed worker's slot lapsed and two other copies took both slots meanwhile.
 	for _, other := range []string{"other-1", "other-2"} {
-		if got, err := env.Store.Acquire(ctx, slot, other, 2, time.Hour); err != nil || !got {
+		if got, err := store.Acquire(ctx, slot, other, 2, time.Hour); err != nil || !got {
 			t.Fatalf("acquire %s: %v %v", other, got, err)
 		}
 	}
-	if err := env.Store.CreateRecord(ctx, domain.Record{
-		Key: events.ReplicationKey(r), Copy: copyOf(r), State: domain.StateStarting, StartCalls: 1,
+	if err := store.CreateRecord(ctx, domain.Record{
+		Key: r.Key(), Copy: r, State: domain.StateStarting, StartCalls: 1,
 		StartingSince: clk.Now().Add(-time.Hour), Deadline: clk.Now().Add(time.Hour),
 	}); err != nil {
 		t.Fatal(err)
@@ -526,7 +535,7 @@ func TestCrashRecoveryWaitsForASlot(t *testing.T) {
 		{"lookup finds nothing, slots full", nil, fn.KindDefer, domain.StateWaiting, 0},
 		{"still full", nil, fn.KindDefer, domain.StateWaiting, 0},
 		{"a slot frees", func() {
-			if _, err := env.Store.Release(ctx, slot, "other-1"); err != nil {
+			if _, err := store.Release(ctx, slot, "other-1"); err != nil {
 				t.Fatal(err)
 			}
 		}, fn.KindDone, domain.StateInProgress, 1},
@@ -540,7 +549,7 @@ func TestCrashRecoveryWaitsForASlot(t *testing.T) {
 		if calls != step.wantStarts || finds["cn-north-4"] != 1 {
 			t.Errorf("%s: StartCopy %d FindCopy %d, want %d and 1 (one lookup in all)", step.name, calls, finds["cn-north-4"], step.wantStarts)
 		}
-		if rec := record(t, env.Store, r); rec.State != step.wantState {
+		if rec := record(t, store, r); rec.State != step.wantState {
 			t.Errorf("%s: record %s, want %s", step.name, rec.State, step.wantState)
 		}
 	}
@@ -548,13 +557,13 @@ func TestCrashRecoveryWaitsForASlot(t *testing.T) {
 
 func TestLimitedCopierWaitsForASlot(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	ctx := context.Background()
 	fake := &fakeCopier{}
-	core := newCore(env.Store, newClock(), events.ProviderHuawei, limitedCopier{fake})
+	core := newCore(store, newClock(), events.ProviderHuawei, limitedCopier{fake})
 	img := image(events.ProviderHuawei, "img-limited")
 	regions := []string{"cn-north-4", "cn-east-3", "cn-south-1"}
-	planned(t, env.Store, img, regions...)
+	planned(t, store, img, regions...)
 	slot := lifecycle.SlotName(replicationOf(img, regions[0]))
 
 	for _, region := range regions[:2] {
@@ -569,10 +578,10 @@ func TestLimitedCopierWaitsForASlot(t *testing.T) {
 	if calls, starts, _ := fake.counts(); calls != 2 || starts[regions[2]] != 0 {
 		t.Fatalf("StartCopy calls %d (%v), want 2 and none for %s", calls, starts, regions[2])
 	}
-	if rec := record(t, env.Store, third); rec.State != domain.StateWaiting || !strings.Contains(rec.Message, "2 copy slots") {
+	if rec := record(t, store, third); rec.State != domain.StateWaiting || !strings.Contains(rec.Message, "2 copy slots") {
 		t.Errorf("third record %s %q, want waiting for a slot", rec.State, rec.Message)
 	}
-	holders, _ := env.Store.Holders(ctx, slot)
+	holders, _ := store.Holders(ctx, slot)
 	if len(holders) != 2 {
 		t.Errorf("slot holders %v, want 2", holders)
 	}
@@ -582,7 +591,7 @@ func TestLimitedCopierWaitsForASlot(t *testing.T) {
 
 	// The poller releases a slot when a copy settles; the waiting one then starts.
 	first := replicationOf(img, regions[0])
-	if _, err := env.Store.Release(ctx, slot, events.ReplicationKey(first)); err != nil {
+	if _, err := store.Release(ctx, slot, first.Key()); err != nil {
 		t.Fatal(err)
 	}
 	res = core.Handle(ctx, request(t, img, regions[2], regions, "1"))
@@ -593,18 +602,18 @@ func TestLimitedCopierWaitsForASlot(t *testing.T) {
 	if calls, starts, _ := fake.counts(); calls != 3 || starts[regions[2]] != 1 {
 		t.Errorf("StartCopy calls %d (%v), want 3", calls, starts)
 	}
-	holders, _ = env.Store.Holders(ctx, slot)
-	if _, ok := holders[events.ReplicationKey(third)]; !ok || len(holders) != 2 {
+	holders, _ = store.Holders(ctx, slot)
+	if _, ok := holders[third.Key()]; !ok || len(holders) != 2 {
 		t.Errorf("slot holders %v, want the second and third copies", holders)
 	}
-	if rec := record(t, env.Store, third); rec.State != domain.StateInProgress {
+	if rec := record(t, store, third); rec.State != domain.StateInProgress {
 		t.Errorf("third record %s, want in-progress", rec.State)
 	}
 }
 
 func TestLimitedCopierReleasesSlotOnFailure(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	cases := []struct {
 		name string
 		err  error
@@ -617,16 +626,16 @@ func TestLimitedCopierReleasesSlotOnFailure(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			core := newCore(env.Store, newClock(), events.ProviderHuawei, limitedCopier{&fakeCopier{startErrs: []error{tc.err}}})
+			core := newCore(store, newClock(), events.ProviderHuawei, limitedCopier{&fakeCopier{startErrs: []error{tc.err}}})
 			img := image(events.ProviderHuawei, fmt.Sprintf("img-slotfail-%d", i))
-			planned(t, env.Store, img, "cn-north-4")
+			planned(t, store, img, "cn-north-4")
 			r := replicationOf(img, "cn-north-4")
 			wantKind(t, core.Handle(ctx, request(t, img, "cn-north-4", nil, "1")), tc.kind)
-			holders, err := env.Store.Holders(ctx, lifecycle.SlotName(r))
+			holders, err := store.Holders(ctx, lifecycle.SlotName(r))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, held := holders[events.ReplicationKey(r)]; held {
+			if _, held := holders[r.Key()]; held {
 				t.Errorf("slot still held after a %s failure: %v", tc.name, holders)
 			}
 		})
@@ -635,13 +644,13 @@ func TestLimitedCopierReleasesSlotOnFailure(t *testing.T) {
 
 func TestMultiRegionCopierStartsAllRegionsInOneCall(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	ctx := context.Background()
 	fake := &fakeCopier{}
-	core := newCore(env.Store, newClock(), events.ProviderAlibaba, multiCopier{fake})
+	core := newCore(store, newClock(), events.ProviderAlibaba, multiCopier{fake})
 	img := image(events.ProviderAlibaba, "img-multi")
 	regions := []string{"cn-hangzhou", "cn-beijing", "cn-shenzhen"}
-	planned(t, env.Store, img, regions...)
+	planned(t, store, img, regions...)
 
 	res := core.Handle(ctx, request(t, img, regions[0], regions, "1"))
 	wantKind(t, res, fn.KindDone)
@@ -657,7 +666,7 @@ func TestMultiRegionCopierStartsAllRegionsInOneCall(t *testing.T) {
 		t.Fatalf("started events for %v, want one per region of %v", first, regions)
 	}
 	for _, region := range regions {
-		if rec := record(t, env.Store, replicationOf(img, region)); rec.State != domain.StateInProgress || rec.TaskID != "task-"+region {
+		if rec := record(t, store, replicationOf(img, region)); rec.State != domain.StateInProgress || rec.TaskID != "task-"+region {
 			t.Errorf("%s record %s task %q, want in-progress", region, rec.State, rec.TaskID)
 		}
 	}
@@ -684,20 +693,20 @@ func TestMultiRegionCopierStartsAllRegionsInOneCall(t *testing.T) {
 
 func TestMultiRegionCopierRegionWithoutHandle(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	ctx := context.Background()
 	fake := &fakeCopier{skip: map[string]bool{"cn-shenzhen": true}}
-	core := newCore(env.Store, newClock(), events.ProviderAlibaba, multiCopier{fake})
+	core := newCore(store, newClock(), events.ProviderAlibaba, multiCopier{fake})
 	img := image(events.ProviderAlibaba, "img-partial")
 	regions := []string{"cn-hangzhou", "cn-beijing", "cn-shenzhen"}
-	planned(t, env.Store, img, regions...)
+	planned(t, store, img, regions...)
 
 	res := core.Handle(ctx, request(t, img, regions[0], regions, "1"))
 	wantKind(t, res, fn.KindDone)
 	if n := len(emitted(t, res)[events.TypeReplicationStarted]); n != 2 {
 		t.Errorf("%d started events, want 2 (no handle for cn-shenzhen)", n)
 	}
-	if rec := record(t, env.Store, replicationOf(img, "cn-shenzhen")); rec.State != domain.StateRequested {
+	if rec := record(t, store, replicationOf(img, "cn-shenzhen")); rec.State != domain.StateRequested {
 		t.Errorf("region without a handle is %s, want back to requested", rec.State)
 	}
 	// Its own request starts it, alone.
@@ -716,7 +725,7 @@ func TestMultiRegionCopierRegionWithoutHandle(t *testing.T) {
 
 func TestRejects(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	img := image(events.ProviderHuawei, "img-reject")
 	cases := []struct {
 		name    string
@@ -730,7 +739,7 @@ func TestRejects(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			fake := &fakeCopier{}
-			res := newCore(env.Store, newClock(), events.ProviderTencent, fake).Handle(context.Background(), tc.in)
+			res := newCore(store, newClock(), events.ProviderTencent, fake).Handle(context.Background(), tc.in)
 			wantKind(t, res, fn.KindReject)
 			if res.Outcome.Err == nil || !strings.Contains(res.Outcome.Err.Error(), tc.mention) {
 				t.Errorf("reject reason %v does not mention %q", res.Outcome.Err, tc.mention)
@@ -743,7 +752,7 @@ func TestRejects(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := env.Store.Record(context.Background(), replicationOf(img, "cn-north-4")); !errors.Is(err, state.ErrNotFound) {
+	if _, err := store.Record(context.Background(), replicationOf(img, "cn-north-4")); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("a rejected request left a record: %v", err)
 	}
 }
@@ -753,13 +762,13 @@ func TestRejects(t *testing.T) {
 // off instead of starting a part of the image.
 func TestMultiRegionSiblingRequestsRacingMakeOneCall(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	ctx := context.Background()
 	fake := &fakeCopier{}
-	core := newCore(env.Store, newClock(), events.ProviderAlibaba, multiCopier{fake})
+	core := newCore(store, newClock(), events.ProviderAlibaba, multiCopier{fake})
 	img := image(events.ProviderAlibaba, "img-race")
 	regions := []string{"cn-hangzhou", "cn-beijing", "cn-shenzhen", "cn-shanghai"}
-	planned(t, env.Store, img, regions...)
+	planned(t, store, img, regions...)
 	var wg sync.WaitGroup
 	for i, r := range regions {
 		wg.Add(1)
@@ -797,7 +806,7 @@ func providerError(code string, status int) error {
 // reason to look.
 func TestAmbiguousStartLooksBeforeCallingAgain(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	cases := []struct {
 		name      string
 		err       error
@@ -827,19 +836,19 @@ func TestAmbiguousStartLooksBeforeCallingAgain(t *testing.T) {
 				} else {
 					fake.startErrs = []error{tc.err}
 				}
-				core := newCore(env.Store, newClock(), events.ProviderHuawei, limitedCopier{fake})
+				core := newCore(store, newClock(), events.ProviderHuawei, limitedCopier{fake})
 				img := image(events.ProviderHuawei, fmt.Sprintf("img-ambiguous-%d-%v", i, landed))
 				img.Account = img.ImageID // a tenant, and so a set of copy slots, per case
-				planned(t, env.Store, img, "cn-north-4")
+				planned(t, store, img, "cn-north-4")
 				r := replicationOf(img, "cn-north-4")
 
 				wantKind(t, core.Handle(ctx, request(t, img, "cn-north-4", nil, "1")), fn.KindDefer)
-				rec := record(t, env.Store, r)
+				rec := record(t, store, r)
 				if rec.State != domain.StateRequested || rec.Ambiguous() != tc.ambiguous {
 					t.Fatalf("after the failed call: record %s ambiguous=%v, want requested ambiguous=%v", rec.State, rec.Ambiguous(), tc.ambiguous)
 				}
-				holders, _ := env.Store.Holders(ctx, lifecycle.SlotName(r))
-				if _, held := holders[events.ReplicationKey(r)]; held != tc.ambiguous {
+				holders, _ := store.Holders(ctx, lifecycle.SlotName(r))
+				if _, held := holders[r.Key()]; held != tc.ambiguous {
 					t.Errorf("copy slot held = %v, want %v (a copy that may exist keeps its slot)", held, tc.ambiguous)
 				}
 
@@ -859,7 +868,7 @@ func TestAmbiguousStartLooksBeforeCallingAgain(t *testing.T) {
 				if evs := emitted(t, res)[events.TypeReplicationStarted]; len(evs) != 1 {
 					t.Errorf("emitted %v, want replication.started", res.Emit)
 				}
-				if rec := record(t, env.Store, r); rec.State != domain.StateInProgress || rec.Ambiguous() || rec.TaskID != "task-cn-north-4" {
+				if rec := record(t, store, r); rec.State != domain.StateInProgress || rec.Ambiguous() || rec.TaskID != "task-cn-north-4" {
 					t.Errorf("record %s ambiguous=%v task %q, want in-progress, clear, task-cn-north-4", rec.State, rec.Ambiguous(), rec.TaskID)
 				}
 			})
@@ -872,12 +881,12 @@ func TestAmbiguousStartLooksBeforeCallingAgain(t *testing.T) {
 // lookup and its claim sends that worker back to look.
 func TestAmbiguousStartRacingDeliveriesStartOnce(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	ctx := context.Background()
 	fake := &fakeCopier{lostAnswers: 3, lostErr: providerError("NetworkError", 0)}
-	core := newCore(env.Store, newClock(), events.ProviderHuawei, limitedCopier{fake})
+	core := newCore(store, newClock(), events.ProviderHuawei, limitedCopier{fake})
 	img := image(events.ProviderHuawei, "img-ambiguous-race")
-	planned(t, env.Store, img, "cn-north-4")
+	planned(t, store, img, "cn-north-4")
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Add(1)
@@ -902,9 +911,9 @@ func TestAmbiguousStartRacingDeliveriesStartOnce(t *testing.T) {
 // plan fanout stored for the image.
 func TestRequestsOutsideThePlanAreRefused(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	img := image(events.ProviderTencent, "img-policy")
-	planned(t, env.Store, img, "ap-guangzhou", "ap-beijing")
+	planned(t, store, img, "ap-guangzhou", "ap-beijing")
 	withData := func(region string, mut func(*events.ReplicationRequested)) event.Event {
 		e := request(t, img, region, nil, "forged")
 		d, err := events.DataAs[events.ReplicationRequested](e)
@@ -936,7 +945,7 @@ func TestRequestsOutsideThePlanAreRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			fake := &fakeCopier{}
-			res := newCore(env.Store, newClock(), events.ProviderTencent, fake).Handle(context.Background(), tc.in)
+			res := newCore(store, newClock(), events.ProviderTencent, fake).Handle(context.Background(), tc.in)
 			wantKind(t, res, fn.KindReject)
 			msg := fmt.Sprint(res.Outcome.Err)
 			if !strings.Contains(msg, tc.mention) || !strings.Contains(msg, "publish io.imagerelay.image.published; replication.requested is emitted by fanout only") {
@@ -948,8 +957,8 @@ func TestRequestsOutsideThePlanAreRefused(t *testing.T) {
 		})
 	}
 	t.Run("no record is left", func(t *testing.T) {
-		for _, r := range []events.Replication{replicationOf(img, "eu-frankfurt"), replicationOf(unplanned, "ap-guangzhou")} {
-			if _, _, err := env.Store.Record(context.Background(), r); !errors.Is(err, state.ErrNotFound) {
+		for _, r := range []domain.Copy{replicationOf(img, "eu-frankfurt"), replicationOf(unplanned, "ap-guangzhou")} {
+			if _, err := store.Record(context.Background(), r); !errors.Is(err, domain.ErrNotFound) {
 				t.Errorf("a refused request left a record for %s: %v", r.DestinationRegion, err)
 			}
 		}
@@ -960,13 +969,13 @@ func TestRequestsOutsideThePlanAreRefused(t *testing.T) {
 // the image and the regions, and an in-flight copy is not refused after an upgrade.
 func TestLegacyPlanWithoutAttributes(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	img := image(events.ProviderTencent, "img-legacy-plan")
-	if err := env.Store.SavePlan(context.Background(), state.Plan{Image: img, Regions: []string{"ap-guangzhou"}}); err != nil {
+	if err := store.SavePlan(context.Background(), domain.Plan{Image: domain.Image(img), Regions: []string{"ap-guangzhou"}}); err != nil {
 		t.Fatal(err)
 	}
 	fake := &fakeCopier{}
-	core := newCore(env.Store, newClock(), events.ProviderTencent, fake)
+	core := newCore(store, newClock(), events.ProviderTencent, fake)
 	wantKind(t, core.Handle(context.Background(), request(t, img, "ap-guangzhou", nil, "1")), fn.KindDone)
 	wantKind(t, core.Handle(context.Background(), request(t, img, "ap-beijing", nil, "1")), fn.KindReject)
 	if calls, _, _ := fake.counts(); calls != 1 {
@@ -979,17 +988,18 @@ func TestLegacyPlanWithoutAttributes(t *testing.T) {
 // seconds for hours, and they never fail for waiting.
 func TestSlotWaitBacksOff(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	ctx := context.Background()
 	fake := &fakeCopier{}
-	core := newCore(env.Store, newClock(), events.ProviderHuawei, limitedCopier{fake})
-	core.SlotWait, core.MaxSlotWait = 5*time.Second, time.Minute
+	core := newCore(store, newClock(), events.ProviderHuawei, limitedCopier{fake}, func(c *replicate.Config) {
+		c.SlotWait, c.MaxSlotWait = 5*time.Second, time.Minute
+	})
 	img := image(events.ProviderHuawei, "img-slot-backoff")
-	planned(t, env.Store, img, "cn-north-4")
+	planned(t, store, img, "cn-north-4")
 	r := replicationOf(img, "cn-north-4")
 	slot := lifecycle.SlotName(r)
 	for _, other := range []string{"other-1", "other-2"} {
-		if got, err := env.Store.Acquire(ctx, slot, other, 2, time.Hour); err != nil || !got {
+		if got, err := store.Acquire(ctx, slot, other, 2, time.Hour); err != nil || !got {
 			t.Fatalf("acquire %s: %v %v", other, got, err)
 		}
 	}
@@ -997,21 +1007,21 @@ func TestSlotWaitBacksOff(t *testing.T) {
 	for i, w := range want {
 		res := core.Handle(ctx, request(t, img, "cn-north-4", nil, "1"))
 		wantKind(t, res, fn.KindDefer)
-		if res.Outcome.Key != lifecycle.SlotWaitKey(events.ReplicationKey(r)) {
+		if res.Outcome.Key != lifecycle.WaitKey(r) {
 			t.Errorf("wait %d: deferred under key %q, want the copy's slot-wait key (so a freed slot can wake it)", i+1, res.Outcome.Key)
 		}
 		if res.Outcome.Delay != w*time.Second {
 			t.Errorf("wait %d: deferred %v, want %v", i+1, res.Outcome.Delay, w*time.Second)
 		}
-		if rec := record(t, env.Store, r); rec.State != domain.StateWaiting || rec.SlotWaits != i+1 {
+		if rec := record(t, store, r); rec.State != domain.StateWaiting || rec.SlotWaits != i+1 {
 			t.Errorf("wait %d: record %s with %d slot waits, want waiting with %d", i+1, rec.State, rec.SlotWaits, i+1)
 		}
 	}
-	if _, err := env.Store.Release(ctx, slot, "other-1"); err != nil {
+	if _, err := store.Release(ctx, slot, "other-1"); err != nil {
 		t.Fatal(err)
 	}
 	wantKind(t, core.Handle(ctx, request(t, img, "cn-north-4", nil, "1")), fn.KindDone)
-	if rec := record(t, env.Store, r); rec.State != domain.StateInProgress || rec.SlotWaits != 0 {
+	if rec := record(t, store, r); rec.State != domain.StateInProgress || rec.SlotWaits != 0 {
 		t.Errorf("after a slot freed: record %s with %d slot waits, want in-progress with 0", rec.State, rec.SlotWaits)
 	}
 	if calls, _, _ := fake.counts(); calls != 1 {
@@ -1024,7 +1034,7 @@ func TestSlotWaitBacksOff(t *testing.T) {
 // without one in a single call.
 func TestAmbiguousMultiRegionStartLooksAtEveryRegion(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	regions := []string{"cn-beijing", "cn-hangzhou", "cn-shenzhen"}
 	for _, landed := range []bool{false, true} {
 		t.Run(fmt.Sprintf("landed=%v", landed), func(t *testing.T) {
@@ -1036,12 +1046,12 @@ func TestAmbiguousMultiRegionStartLooksAtEveryRegion(t *testing.T) {
 			} else {
 				fake.startErrs = []error{providerError("NetworkError", 0)}
 			}
-			core := newCore(env.Store, newClock(), events.ProviderAlibaba, multiCopier{fake})
+			core := newCore(store, newClock(), events.ProviderAlibaba, multiCopier{fake})
 			img := image(events.ProviderAlibaba, fmt.Sprintf("img-ambiguous-multi-%v", landed))
-			planned(t, env.Store, img, regions...)
+			planned(t, store, img, regions...)
 			wantKind(t, core.Handle(ctx, request(t, img, regions[0], regions, "1")), fn.KindDefer)
 			for _, r := range regions {
-				if rec := record(t, env.Store, replicationOf(img, r)); !rec.Ambiguous() {
+				if rec := record(t, store, replicationOf(img, r)); !rec.Ambiguous() {
 					t.Fatalf("%s: record %s not ambiguous after a lost answer to a call naming it", r, rec.State)
 				}
 			}
@@ -1070,7 +1080,7 @@ func TestAmbiguousMultiRegionStartLooksAtEveryRegion(t *testing.T) {
 				}
 			}
 			for _, r := range regions {
-				if rec := record(t, env.Store, replicationOf(img, r)); rec.State != domain.StateInProgress || rec.Ambiguous() {
+				if rec := record(t, store, replicationOf(img, r)); rec.State != domain.StateInProgress || rec.Ambiguous() {
 					t.Errorf("%s: record %s ambiguous=%v, want in-progress and clear", r, rec.State, rec.Ambiguous())
 				}
 			}
@@ -1084,13 +1094,13 @@ func TestAmbiguousMultiRegionStartLooksAtEveryRegion(t *testing.T) {
 // region stayed "requested" for ever (found by the chaos test).
 func TestRequestLeftOutOfASiblingCallComesBack(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t)
+	store := memkv.NewStore()
 	ctx := context.Background()
 	regions := []string{"cn-beijing", "cn-hangzhou"}
 	fake := &fakeCopier{startErrs: []error{providerError("NetworkError", 0)}}
-	core := newCore(env.Store, newClock(), events.ProviderAlibaba, multiCopier{fake})
+	core := newCore(store, newClock(), events.ProviderAlibaba, multiCopier{fake})
 	img := image(events.ProviderAlibaba, "img-left-out")
-	planned(t, env.Store, img, regions...)
+	planned(t, store, img, regions...)
 	own := replicationOf(img, regions[1])
 	wantKind(t, core.Handle(ctx, request(t, img, regions[0], regions, "1")), fn.KindDefer)
 	// Between this request's lookup of its own region and its claim, another worker calls
@@ -1099,7 +1109,7 @@ func TestRequestLeftOutOfASiblingCallComesBack(t *testing.T) {
 		if region != own.DestinationRegion {
 			return
 		}
-		if _, err := env.Store.UpdateRecord(ctx, own, func(r *domain.Record) error { r.StartCalls++; return nil }); err != nil {
+		if _, err := store.UpdateRecord(ctx, own, func(r *domain.Record) error { r.StartCalls++; return nil }); err != nil {
 			t.Error(err)
 		}
 	}
@@ -1107,13 +1117,81 @@ func TestRequestLeftOutOfASiblingCallComesBack(t *testing.T) {
 	if res.Outcome.Kind != fn.KindDefer {
 		t.Fatalf("outcome %v, want the request deferred so that it comes back for %s", res.Outcome.Kind, own.DestinationRegion)
 	}
-	if rec := record(t, env.Store, replicationOf(img, regions[0])); rec.State != domain.StateInProgress {
+	if rec := record(t, store, replicationOf(img, regions[0])); rec.State != domain.StateInProgress {
 		t.Errorf("sibling %s is %s, want in progress (started by this call)", regions[0], rec.State)
 	}
 	fake.onFind = nil
 	// When it comes back, it looks again and starts its own region.
 	wantKind(t, core.Handle(ctx, request(t, img, regions[1], regions, "1")), fn.KindDone)
-	if rec := record(t, env.Store, own); rec.State != domain.StateInProgress {
+	if rec := record(t, store, own); rec.State != domain.StateInProgress {
 		t.Errorf("own region %s, want in progress", rec.State)
+	}
+}
+
+// New applies every default once, to the settings left at zero, and keeps the ones given; a
+// MaxSlotWait below SlotWait is raised to it, so the wait never shrinks as it backs off.
+func TestNewAppliesDefaults(t *testing.T) {
+	t.Parallel()
+	c := replicate.New(replicate.Config{})
+	if c.StartLease != 2*time.Minute || c.SlotWait != 5*time.Second || c.MaxSlotWait != time.Minute || c.MaxStartAttempts != 20 ||
+		c.Now == nil || c.Log == nil {
+		t.Errorf("defaults: start lease %v, slot wait %v up to %v, %d attempts, clock set %v, log set %v",
+			c.StartLease, c.SlotWait, c.MaxSlotWait, c.MaxStartAttempts, c.Now != nil, c.Log != nil)
+	}
+	given := replicate.Config{StartLease: time.Minute, SlotWait: 2 * time.Minute, MaxSlotWait: time.Minute, MaxStartAttempts: 3}
+	c = replicate.New(given)
+	if c.StartLease != time.Minute || c.SlotWait != 2*time.Minute || c.MaxSlotWait != 2*time.Minute || c.MaxStartAttempts != 3 {
+		t.Errorf("given settings became: start lease %v, slot wait %v up to %v, %d attempts", c.StartLease, c.SlotWait, c.MaxSlotWait, c.MaxStartAttempts)
+	}
+}
+
+// A start that fails for good frees its copy slot and wakes the oldest request waiting for
+// one under the key it deferred with, so the waiter starts at once instead of after its
+// back-off.
+func TestFailedStartWakesTheNextWaiter(t *testing.T) {
+	t.Parallel()
+	store := memkv.NewStore()
+	ctx := context.Background()
+	fake := &fakeCopier{startErrs: []error{terminal("IMG.0001", "image is encrypted", "copy an unencrypted image")}}
+	fake.entered, fake.hold = make(chan struct{}, 1), make(chan struct{})
+	waker := &fakeWaker{}
+	core := newCore(store, newClock(), events.ProviderHuawei, limitedCopier{fake}, func(c *replicate.Config) { c.Slots.Waker = waker })
+	img := image(events.ProviderHuawei, "img-wake")
+	regions := []string{"cn-north-4", "cn-east-3"}
+	planned(t, store, img, regions...)
+	failing, waiting := replicationOf(img, regions[0]), replicationOf(img, regions[1])
+	// Another copy holds one of the two slots; the failing copy takes the other and is held
+	// inside its start call while the waiting copy asks for a slot.
+	if got, err := store.Acquire(ctx, lifecycle.SlotName(failing), "other", 2, time.Hour); err != nil || !got {
+		t.Fatalf("acquire: %v %v", got, err)
+	}
+	done := make(chan fn.Result, 1)
+	go func() { done <- core.Handle(ctx, request(t, img, regions[0], regions, "1")) }()
+	select {
+	case <-fake.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first request never called StartCopy")
+	}
+	res := core.Handle(ctx, request(t, img, regions[1], regions, "1"))
+	wantKind(t, res, fn.KindDefer)
+	if res.Outcome.Key != lifecycle.WaitKey(waiting) {
+		t.Fatalf("waiting copy deferred under %q, want %q", res.Outcome.Key, lifecycle.WaitKey(waiting))
+	}
+	if got := waker.calls(); len(got) != 0 {
+		t.Fatalf("woken %v before any slot freed", got)
+	}
+	close(fake.hold)
+	select {
+	case res = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the failing request never returned")
+	}
+	wantKind(t, res, fn.KindDone)
+	if evs := emitted(t, res); len(evs[events.TypeReplicationFailed]) != 1 {
+		t.Errorf("emitted %v, want replication.failed", res.Emit)
+	}
+	want := []string{lifecycle.SlotWaitFunction + " " + lifecycle.WaitKey(waiting)}
+	if got := waker.calls(); !slices.Equal(got, want) {
+		t.Errorf("woken %v, want %v", got, want)
 	}
 }

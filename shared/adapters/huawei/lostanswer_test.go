@@ -157,8 +157,8 @@ func TestLostAnswersMakeOneCopyPerRegion(t *testing.T) {
 		return true
 	})
 	store := memkv.NewStore()
-	core := &replicate.Core{Copiers: map[string]replicate.Copier{events.ProviderHuawei: p}, Store: store,
-		Log: slog.New(slog.DiscardHandler)}
+	core := replicate.New(replicate.Config{Copiers: map[string]replicate.Copier{events.ProviderHuawei: p}, Store: store,
+		Log: slog.New(slog.DiscardHandler)})
 	ctx := context.Background()
 	targets := map[string][]string{
 		huaweiemu.DemoImageLinux:   {"cn-east-3", "cn-south-1", "ap-southeast-1"},

@@ -33,6 +33,6 @@ func Spec(env *compose.Env, c clouds.Clouds) bus.Spec {
 
 // Core builds the replicate core.
 func Core(env *compose.Env, c clouds.Clouds) *replicate.Core {
-	return &replicate.Core{Copiers: clouds.Named[replicate.Copier](c, c.Tencent, c.Alibaba, c.Huawei), Unavailable: c.Unavailable,
-		Store: env.Store, Log: env.Log, Slots: clouds.Slots(c, env.Store, env.Bus, env.Log)}
+	return replicate.New(replicate.Config{Copiers: clouds.Named[replicate.Copier](c, c.Tencent, c.Alibaba, c.Huawei), Unavailable: c.Unavailable,
+		Store: env.Store, Log: env.Log, Slots: clouds.Slots(c, env.Store, env.Bus, env.Log)})
 }
