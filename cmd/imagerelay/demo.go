@@ -13,6 +13,7 @@ import (
 
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/rebuild"
+	"github.com/imagerelay/imagerelay/functions/rebuild/rules"
 	"github.com/imagerelay/imagerelay/samples"
 	"github.com/imagerelay/imagerelay/shared/adapters/bus"
 	"github.com/imagerelay/imagerelay/shared/adapters/state"
@@ -176,12 +177,12 @@ func rolloutBatches(ro rebuild.Rollout) string {
 type demoTracker struct {
 	mu       sync.Mutex
 	pending  map[string]bool // correlation id, or rollout key → still waiting
-	policies []rebuild.Policy
+	policies []rules.Policy
 	dlq      []string
 	changed  chan struct{}
 }
 
-func newDemoTracker(policies []rebuild.Policy) *demoTracker {
+func newDemoTracker(policies []rules.Policy) *demoTracker {
 	return &demoTracker{pending: map[string]bool{}, policies: policies, changed: make(chan struct{}, 1)}
 }
 
@@ -225,7 +226,7 @@ func (t *demoTracker) observe(m jetstream.Msg) {
 			return
 		}
 		if d, err := events.DataAs[events.ReplicationSucceeded](e); err == nil {
-			for _, p := range rebuild.Applies(t.policies, d) {
+			for _, p := range rules.Applies(t.policies, d) {
 				if !p.DryRun {
 					t.pending[state.Key(rebuild.RolloutKey(p.Name, d.Replication)...)] = true
 				}

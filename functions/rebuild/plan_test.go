@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/imagerelay/imagerelay/functions/rebuild"
+	"github.com/imagerelay/imagerelay/functions/rebuild/rules"
 )
 
 func win(id string) rebuild.Desktop {
@@ -15,7 +16,7 @@ func win(id string) rebuild.Desktop {
 
 func TestDecide(t *testing.T) {
 	target := rebuild.Target{Region: "cn-hangzhou", ImageID: "imgc-new", VersionID: "iv-2", OSType: "Windows"}
-	pol := rebuild.DefaultPolicy()
+	pol := rules.DefaultPolicy()
 	wipe := pol
 	wipe.AllowDataDiskWipe = true
 	replace := wipe
@@ -153,7 +154,7 @@ func TestMakePlanBatches(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := rebuild.DefaultPolicy()
+			p := rules.DefaultPolicy()
 			p.Desktops.Tags = map[string]string{"team": "design"}
 			p.Canary, p.BatchSize = tt.canary, tt.batch
 			plan := rebuild.MakePlan(p, target, fleet, rebuild.History{})

@@ -23,6 +23,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/imagerelay/imagerelay/events"
+	"github.com/imagerelay/imagerelay/functions/rebuild/rules"
 	"github.com/imagerelay/imagerelay/shared/core/fn"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
@@ -126,7 +127,7 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 	if err != nil {
 		return fn.Reject(err)
 	}
-	pols := Applies(c.Policies, d)
+	pols := rules.Applies(c.Policies, d)
 	if len(pols) == 0 {
 		return fn.Done()
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/rebuild"
+	"github.com/imagerelay/imagerelay/functions/rebuild/rules"
 	"github.com/imagerelay/imagerelay/shared/core/fn"
 	"github.com/imagerelay/imagerelay/shared/core/policy"
 	"github.com/imagerelay/imagerelay/shared/domain"
@@ -44,7 +45,7 @@ func succeeded(t *testing.T, store *memStore, id string, r events.Replication, o
 
 // policyFor selects the desktops tagged team=design in region.
 func policyFor(name string, f func(*rebuild.Policy)) rebuild.Policy {
-	p := rebuild.DefaultPolicy()
+	p := rules.DefaultPolicy()
 	p.Timeout = time.Minute
 	p.Name = name
 	p.Match = policy.Match{Provider: "alibaba", ProductType: "CloudDesktop"}
@@ -397,7 +398,7 @@ func TestMaintenanceWindowWaits(t *testing.T) {
 	clk := newClock() // Wednesday 12:00 UTC = 20:00 in Shanghai
 	f := newFleet(clk, fleetOf(3)...)
 	c := newCore(st, f, clk, policyFor("window", func(p *rebuild.Policy) {
-		p.Window = mustWindow(t, rebuild.WindowSpec{Start: "22:00", End: "02:00", TimeZone: "Asia/Shanghai"})
+		p.Window = mustWindow(t, rules.WindowSpec{Start: "22:00", End: "02:00", TimeZone: "Asia/Shanghai"})
 	}))
 	r := copyOf("imgc-win0001")
 	ev := succeeded(t, st, "ev-win", r, "Windows", nil)
@@ -583,9 +584,9 @@ func TestNewVersionOfTheSameImageID(t *testing.T) {
 }
 
 // mustWindow parses a window the test knows to be well formed.
-func mustWindow(t *testing.T, s rebuild.WindowSpec) *rebuild.Window {
+func mustWindow(t *testing.T, s rules.WindowSpec) *rebuild.Window {
 	t.Helper()
-	w, problems := rebuild.ParseWindow(s)
+	w, problems := rules.ParseWindow(s)
 	if len(problems) > 0 {
 		t.Fatalf("window %+v: %v", s, problems)
 	}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/imagerelay/imagerelay/events"
-	"github.com/imagerelay/imagerelay/functions/rebuild"
+	"github.com/imagerelay/imagerelay/functions/rebuild/rules"
 	"github.com/imagerelay/imagerelay/shared/core/policy"
 )
 
@@ -245,7 +245,7 @@ type RebuildPolicy struct {
 	// canary. Default 1.
 	Canary int `yaml:"canary" json:"canary"`
 	// BatchSize is how many desktops one RebuildDesktops call names, 1..20 (the API's limit,
-	// rebuild.MaxBatchSize).
+	// rules.MaxBatchSize).
 	// Default 20.
 	BatchSize int `yaml:"batchSize" json:"batchSize"`
 	// FailureBudget is how many desktops may fail before the rollout stops. Default 0: stop
@@ -289,7 +289,7 @@ type DesktopSelector struct {
 
 // IsZero reports whether the selector sets nothing (the rebuild core's rule, which selects
 // nothing then).
-func (s DesktopSelector) IsZero() bool { return rebuild.Selector(s).IsZero() }
+func (s DesktopSelector) IsZero() bool { return rules.Selector(s).IsZero() }
 
 // Log configures logging.
 type Log struct {
@@ -328,7 +328,7 @@ func Defaults() *Config {
 // canary 1, batches of 20, stop at the first failure, status checks every 10s, 1h per
 // desktop); a policy read from YAML starts from it, and so should one built in code.
 func DefaultRebuildPolicy() RebuildPolicy {
-	d := rebuild.DefaultPolicy()
+	d := rules.DefaultPolicy()
 	return RebuildPolicy{
 		Canary:        d.Canary,
 		BatchSize:     d.BatchSize,

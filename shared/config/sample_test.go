@@ -69,7 +69,7 @@ func TestSampleFile(t *testing.T) {
 			t.Errorf("policy %s did not inherit timings: %s %s", p.Name, p.Timeout, p.PollInterval)
 		}
 	}
-	// Which policies apply to a copy is the rebuild core's rule (rebuild.Applies, tested
+	// Which policies apply to a copy is the rebuild core's rule (rules.Applies, tested
 	// there and on this file in compose); here the file must say what the demo relies on.
 	if len(cfg.Rebuild.Policies) != 1 {
 		t.Fatalf("rebuild policies: %+v", cfg.Rebuild.Policies)

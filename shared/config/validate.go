@@ -14,7 +14,7 @@ import (
 	"strings"
 
 	"github.com/imagerelay/imagerelay/events"
-	"github.com/imagerelay/imagerelay/functions/rebuild"
+	"github.com/imagerelay/imagerelay/functions/rebuild/rules"
 	"github.com/imagerelay/imagerelay/shared/core/policy"
 )
 
@@ -212,9 +212,9 @@ func (v *validator) rebuild(p fieldPath, r *Rebuild) {
 		if pol.Canary < 0 {
 			v.add(pp.key("canary"), ErrInvalid, fmt.Sprintf("canary is %d", pol.Canary), "use 0 for no canary, or the number of desktops to rebuild first (default 1)")
 		}
-		if pol.BatchSize < 1 || pol.BatchSize > rebuild.MaxBatchSize {
-			v.add(pp.key("batchSize"), ErrInvalid, fmt.Sprintf("batchSize is %d; RebuildDesktops takes 1 to %d desktops a call", pol.BatchSize, rebuild.MaxBatchSize),
-				fmt.Sprintf("use a number from 1 to %d", rebuild.MaxBatchSize))
+		if pol.BatchSize < 1 || pol.BatchSize > rules.MaxBatchSize {
+			v.add(pp.key("batchSize"), ErrInvalid, fmt.Sprintf("batchSize is %d; RebuildDesktops takes 1 to %d desktops a call", pol.BatchSize, rules.MaxBatchSize),
+				fmt.Sprintf("use a number from 1 to %d", rules.MaxBatchSize))
 		}
 		if pol.FailureBudget < 0 {
 			v.add(pp.key("failureBudget"), ErrInvalid, fmt.Sprintf("failureBudget is %d", pol.FailureBudget), "use 0 to stop at the first failed desktop, or how many failures to tolerate")
@@ -237,16 +237,16 @@ func (v *validator) rebuild(p fieldPath, r *Rebuild) {
 }
 
 // windowKeys are the YAML keys of a maintenance window's fields.
-var windowKeys = map[rebuild.WindowField]string{
-	rebuild.WindowStart: "start", rebuild.WindowEnd: "end", rebuild.WindowTimeZone: "timeZone", rebuild.WindowDays: "days",
+var windowKeys = map[rules.WindowField]string{
+	rules.WindowStart: "start", rules.WindowEnd: "end", rules.WindowTimeZone: "timeZone", rules.WindowDays: "days",
 }
 
 // window reports the problems the rebuild core finds in a maintenance window, each at its key.
 func (v *validator) window(p fieldPath, w MaintenanceWindow) {
-	_, problems := rebuild.ParseWindow(w.Spec())
+	_, problems := rules.ParseWindow(w.Spec())
 	for _, pr := range problems {
 		wp := p.key(windowKeys[pr.Field])
-		if pr.Field == rebuild.WindowDays {
+		if pr.Field == rules.WindowDays {
 			wp = wp.index(pr.Index)
 		}
 		v.add(wp, ErrInvalid, pr.Problem, pr.Fix)

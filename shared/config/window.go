@@ -1,6 +1,6 @@
 package config
 
-import "github.com/imagerelay/imagerelay/functions/rebuild"
+import "github.com/imagerelay/imagerelay/functions/rebuild/rules"
 
 // MaintenanceWindow is a daily period in which desktops may be rebuilt, in a given time zone.
 // A window whose End is not after its Start runs across midnight (22:00–02:00), and then Days
@@ -17,9 +17,9 @@ type MaintenanceWindow struct {
 	Days []string `yaml:"days,omitempty" json:"days,omitempty"`
 }
 
-// Spec returns the window as the rebuild core reads it; [rebuild.ParseWindow] parses and
+// Spec returns the window as the rebuild core reads it; [rules.ParseWindow] parses and
 // checks it (validation reports its problems, the composition root hands the parsed window
 // to the core), so the window rules exist once, in the core.
-func (w MaintenanceWindow) Spec() rebuild.WindowSpec {
-	return rebuild.WindowSpec{Start: w.Start, End: w.End, TimeZone: w.TimeZone, Days: w.Days}
+func (w MaintenanceWindow) Spec() rules.WindowSpec {
+	return rules.WindowSpec{Start: w.Start, End: w.End, TimeZone: w.TimeZone, Days: w.Days}
 }

@@ -2,6 +2,7 @@ package rebuildwire
 
 import (
 	"github.com/imagerelay/imagerelay/functions/rebuild"
+	"github.com/imagerelay/imagerelay/functions/rebuild/rules"
 	"github.com/imagerelay/imagerelay/shared/adapters/state"
 	"github.com/imagerelay/imagerelay/shared/config"
 )
@@ -10,15 +11,15 @@ import (
 // order. A maintenance window is parsed by the core's own rules; one with problems (which
 // validation reports when the file is loaded) never opens, so it cannot rebuild at the wrong
 // time.
-func Policies(cfg *config.Config) []rebuild.Policy {
-	out := make([]rebuild.Policy, 0, len(cfg.Rebuild.Policies))
+func Policies(cfg *config.Config) []rules.Policy {
+	out := make([]rules.Policy, 0, len(cfg.Rebuild.Policies))
 	for _, p := range cfg.Rebuild.Policies {
-		rp := rebuild.Policy{Name: p.Name, Match: p.Match, Regions: p.Regions, Desktops: rebuild.Selector(p.Desktops),
+		rp := rules.Policy{Name: p.Name, Match: p.Match, Regions: p.Regions, Desktops: rules.Selector(p.Desktops),
 			Canary: p.Canary, BatchSize: p.BatchSize, FailureBudget: p.FailureBudget, OperateType: p.OperateType,
 			Language: p.Language, AllowDataDiskWipe: p.AllowDataDiskWipe, DryRun: p.DryRun,
 			CheckInterval: p.CheckInterval.Std(), Timeout: p.Timeout.Std()}
 		if p.Window != nil {
-			rp.Window, _ = rebuild.ParseWindow(p.Window.Spec())
+			rp.Window, _ = rules.ParseWindow(p.Window.Spec())
 		}
 		out = append(out, rp)
 	}

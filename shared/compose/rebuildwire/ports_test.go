@@ -9,6 +9,7 @@ import (
 
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/rebuild"
+	"github.com/imagerelay/imagerelay/functions/rebuild/rules"
 	"github.com/imagerelay/imagerelay/shared/adapters/state"
 	"github.com/imagerelay/imagerelay/shared/config"
 	"github.com/imagerelay/imagerelay/shared/dev/testenv"
@@ -27,7 +28,7 @@ func TestRebuildPoliciesOfTheSampleFile(t *testing.T) {
 		return &events.ReplicationSucceeded{Replication: events.Replication{Image: events.Image{Provider: events.ProviderAlibaba,
 			ImageID: "imgc-1", ProductType: "CloudDesktop"}, DestinationRegion: region}}
 	}
-	got := rebuild.Applies(pols, copyTo("cn-beijing"))
+	got := rules.Applies(pols, copyTo("cn-beijing"))
 	if len(got) != 1 {
 		t.Fatalf("policies for cn-beijing: %+v", got)
 	}
@@ -36,7 +37,7 @@ func TestRebuildPoliciesOfTheSampleFile(t *testing.T) {
 		p.FailureBudget != 1 || p.CheckInterval != time.Second || p.DryRun || p.Window != nil {
 		t.Errorf("office-desktops = %+v", p)
 	}
-	if got := rebuild.Applies(pols, copyTo("cn-hangzhou")); len(got) != 0 {
+	if got := rules.Applies(pols, copyTo("cn-hangzhou")); len(got) != 0 {
 		t.Errorf("rebuild applies in cn-hangzhou: %+v", got)
 	}
 }

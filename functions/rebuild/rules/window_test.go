@@ -1,10 +1,10 @@
-package rebuild_test
+package rules_test
 
 import (
 	"testing"
 	"time"
 
-	"github.com/imagerelay/imagerelay/functions/rebuild"
+	"github.com/imagerelay/imagerelay/functions/rebuild/rules"
 )
 
 func mustZone(t *testing.T, name string) *time.Location {
@@ -23,18 +23,18 @@ func TestMaintenanceWindow(t *testing.T) {
 	in := func(loc *time.Location, y int, m time.Month, d, h, min int) time.Time {
 		return time.Date(y, m, d, h, min, 0, 0, loc)
 	}
-	office := mustWindow(t, rebuild.WindowSpec{Start: "09:00", End: "17:00"})
-	night := mustWindow(t, rebuild.WindowSpec{Start: "22:00", End: "06:00", TimeZone: "Asia/Shanghai"})
-	friNight := mustWindow(t, rebuild.WindowSpec{Start: "22:00", End: "02:00", TimeZone: "Asia/Shanghai", Days: []string{"Fri"}})
-	sunNight := mustWindow(t, rebuild.WindowSpec{Start: "23:00", End: "01:00", Days: []string{"sunday"}})
-	toMidnight := mustWindow(t, rebuild.WindowSpec{Start: "22:00", End: "00:00"})
-	dst := mustWindow(t, rebuild.WindowSpec{Start: "01:00", End: "03:00", TimeZone: "America/New_York"})
-	weekdays := mustWindow(t, rebuild.WindowSpec{Start: "09:00", End: "17:00", Days: []string{"Mon", "Tue", "Wed", "Thu", "Fri"}})
+	office := mustWindow(t, rules.WindowSpec{Start: "09:00", End: "17:00"})
+	night := mustWindow(t, rules.WindowSpec{Start: "22:00", End: "06:00", TimeZone: "Asia/Shanghai"})
+	friNight := mustWindow(t, rules.WindowSpec{Start: "22:00", End: "02:00", TimeZone: "Asia/Shanghai", Days: []string{"Fri"}})
+	sunNight := mustWindow(t, rules.WindowSpec{Start: "23:00", End: "01:00", Days: []string{"sunday"}})
+	toMidnight := mustWindow(t, rules.WindowSpec{Start: "22:00", End: "00:00"})
+	dst := mustWindow(t, rules.WindowSpec{Start: "01:00", End: "03:00", TimeZone: "America/New_York"})
+	weekdays := mustWindow(t, rules.WindowSpec{Start: "09:00", End: "17:00", Days: []string{"Mon", "Tue", "Wed", "Thu", "Fri"}})
 
 	// 2024-03-01 is a Friday.
 	tests := []struct {
 		name string
-		w    *rebuild.Window
+		w    *rules.Window
 		at   time.Time
 		open bool
 		next time.Time // zero = same as at
@@ -71,7 +71,7 @@ func TestMaintenanceWindow(t *testing.T) {
 		{"weekend skips to monday", weekdays, utc(2024, 3, 2, 12, 0), false, utc(2024, 3, 4, 9, 0)},
 		{"friday evening skips weekend", weekdays, utc(2024, 3, 1, 18, 0), false, utc(2024, 3, 4, 9, 0)},
 
-		{"nil window is always open", (*rebuild.Window)(nil), utc(2024, 3, 1, 3, 0), true, time.Time{}},
+		{"nil window is always open", (*rules.Window)(nil), utc(2024, 3, 1, 3, 0), true, time.Time{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -102,17 +102,17 @@ func TestMaintenanceWindow(t *testing.T) {
 func TestMaintenanceWindowMalformed(t *testing.T) {
 	now := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
 	for _, tt := range []struct {
-		spec  rebuild.WindowSpec
-		field rebuild.WindowField
+		spec  rules.WindowSpec
+		field rules.WindowField
 		index int
 	}{
-		{rebuild.WindowSpec{Start: "9:00", End: "17:00"}, rebuild.WindowStart, 0},
-		{rebuild.WindowSpec{Start: "09:00", End: "24:00"}, rebuild.WindowEnd, 0},
-		{rebuild.WindowSpec{Start: "09:00", End: "09:00"}, rebuild.WindowEnd, 0},
-		{rebuild.WindowSpec{Start: "00:00", End: "23:59", TimeZone: "Nowhere/Land"}, rebuild.WindowTimeZone, 0},
-		{rebuild.WindowSpec{Start: "00:00", End: "23:59", Days: []string{"Mon", "Someday"}}, rebuild.WindowDays, 1},
+		{rules.WindowSpec{Start: "9:00", End: "17:00"}, rules.WindowStart, 0},
+		{rules.WindowSpec{Start: "09:00", End: "24:00"}, rules.WindowEnd, 0},
+		{rules.WindowSpec{Start: "09:00", End: "09:00"}, rules.WindowEnd, 0},
+		{rules.WindowSpec{Start: "00:00", End: "23:59", TimeZone: "Nowhere/Land"}, rules.WindowTimeZone, 0},
+		{rules.WindowSpec{Start: "00:00", End: "23:59", Days: []string{"Mon", "Someday"}}, rules.WindowDays, 1},
 	} {
-		w, problems := rebuild.ParseWindow(tt.spec)
+		w, problems := rules.ParseWindow(tt.spec)
 		if len(problems) != 1 || problems[0].Field != tt.field || problems[0].Index != tt.index || problems[0].Fix == "" {
 			t.Errorf("%+v: problems %+v, want one in field %d at %d with a fix", tt.spec, problems, tt.field, tt.index)
 		}
@@ -129,20 +129,30 @@ func TestMaintenanceWindowMalformed(t *testing.T) {
 
 func TestParseClock(t *testing.T) {
 	// 00:00 to 23:59 is a one-minute-short day: open at its last minute, closed at midnight.
-	day := mustWindow(t, rebuild.WindowSpec{Start: "00:00", End: "23:59"})
+	day := mustWindow(t, rules.WindowSpec{Start: "00:00", End: "23:59"})
 	if at := time.Date(2024, 3, 1, 23, 58, 0, 0, time.UTC); !day.Open(at) {
 		t.Errorf("00:00-23:59 closed at %s", at)
 	}
 	if at := time.Date(2024, 3, 1, 23, 59, 0, 0, time.UTC); day.Open(at) {
 		t.Errorf("00:00-23:59 open at %s", at)
 	}
-	half := mustWindow(t, rebuild.WindowSpec{Start: "06:30", End: "07:00"})
+	half := mustWindow(t, rules.WindowSpec{Start: "06:30", End: "07:00"})
 	if at := time.Date(2024, 3, 1, 6, 29, 0, 0, time.UTC); half.Open(at) || !half.Open(at.Add(time.Minute)) {
 		t.Errorf("06:30 is not read as half past six")
 	}
 	for _, in := range []string{"", "6:30", "06:3", "24:00", "12:60", "ab:cd", "12-30", "+1:00"} {
-		if _, problems := rebuild.ParseWindow(rebuild.WindowSpec{Start: in, End: "01:00"}); len(problems) == 0 || problems[0].Field != rebuild.WindowStart {
+		if _, problems := rules.ParseWindow(rules.WindowSpec{Start: in, End: "01:00"}); len(problems) == 0 || problems[0].Field != rules.WindowStart {
 			t.Errorf("start %q accepted", in)
 		}
 	}
+}
+
+// mustWindow parses a window the test knows to be well formed.
+func mustWindow(t *testing.T, s rules.WindowSpec) *rules.Window {
+	t.Helper()
+	w, problems := rules.ParseWindow(s)
+	if len(problems) > 0 {
+		t.Fatalf("window %+v: %v", s, problems)
+	}
+	return w
 }
