@@ -306,7 +306,7 @@ func (c *Core) create(ctx context.Context, e event.Event, d *events.ReplicationS
 		return Rollout{}, false, err
 	}
 	toRebuild := len(plan.Decisions) - ro.Skipped
-	c.Log.Info("rebuild planned", "policy", p.Name, "region", t.Region, "image", t.ImageID, "dry_run", p.DryRun,
+	c.Log.Info("rebuild planned", "policy", p.Name, "region", t.Region, "image_id", t.ImageID, "dry_run", p.DryRun,
 		"rebuild", toRebuild, "skip", ro.Skipped, "batches", len(plan.Batches), "correlation_id", ro.CorrelationID)
 	return ro, true, nil
 }
