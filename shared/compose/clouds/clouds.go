@@ -6,15 +6,20 @@
 package clouds
 
 import (
+	"context"
 	"log/slog"
 
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/lifecycle"
 	"github.com/imagerelay/imagerelay/shared/adapters/alibaba"
+	"github.com/imagerelay/imagerelay/shared/adapters/bus"
 	"github.com/imagerelay/imagerelay/shared/adapters/huawei"
 	"github.com/imagerelay/imagerelay/shared/adapters/ratelimit"
 	"github.com/imagerelay/imagerelay/shared/adapters/tencent"
+	"github.com/imagerelay/imagerelay/shared/compose"
+	"github.com/imagerelay/imagerelay/shared/compose/alibabawire"
 	"github.com/imagerelay/imagerelay/shared/config"
+	"github.com/imagerelay/imagerelay/shared/runtime/host"
 )
 
 // Clouds are the replication providers that could be built, and why the others could not.
@@ -101,4 +106,16 @@ func Slots(c Clouds, limiter lifecycle.Limiter, waker lifecycle.Waker, log *slog
 		s.Limits[events.ProviderHuawei] = c.Huawei.MaxInFlight()
 	}
 	return s
+}
+
+// Function is what the binary of a function whose core works on the clouds (fanout,
+// replicate, poller) hands to the runtime: at start it builds the clouds from the
+// configuration, logs the ones that could not be built, and hands them to spec. Function
+// Compute's per-invocation keys reach the Alibaba adapter through alibabawire's hook.
+func Function(name string, spec func(*compose.Env, Clouds) bus.Spec) host.Function {
+	return compose.Function(name, func(_ context.Context, env *compose.Env) (bus.Spec, error) {
+		c := Build(env.Config, env.Limits)
+		c.Warn(env.Log)
+		return spec(env, c), nil
+	}, alibabawire.WithCredentials)
 }

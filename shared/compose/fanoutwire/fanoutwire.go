@@ -4,28 +4,17 @@
 package fanoutwire
 
 import (
-	"context"
-
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/fanout"
 	"github.com/imagerelay/imagerelay/shared/adapters/bus"
 	"github.com/imagerelay/imagerelay/shared/compose"
-	"github.com/imagerelay/imagerelay/shared/compose/alibabawire"
 	"github.com/imagerelay/imagerelay/shared/compose/clouds"
 	"github.com/imagerelay/imagerelay/shared/runtime/host"
 )
 
-// Function is what the fanout binary hands to the runtime.
-func Function() host.Function {
-	return compose.Function(fanout.Name, Open, alibabawire.WithCredentials)
-}
-
-// Open builds fanout on env, with the clouds its policies may name.
-func Open(_ context.Context, env *compose.Env) (bus.Spec, error) {
-	c := clouds.Build(env.Config, env.Limits)
-	c.Warn(env.Log)
-	return Spec(env, c), nil
-}
+// Function is what the fanout binary hands to the runtime: its core on
+// the clouds its policies may name.
+func Function() host.Function { return clouds.Function(fanout.Name, Spec) }
 
 // Spec returns fanout's bus spec: its core on c, four events at a time.
 func Spec(env *compose.Env, c clouds.Clouds) bus.Spec {

@@ -3,28 +3,17 @@
 package pollerwire
 
 import (
-	"context"
-
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/poller"
 	"github.com/imagerelay/imagerelay/shared/adapters/bus"
 	"github.com/imagerelay/imagerelay/shared/compose"
-	"github.com/imagerelay/imagerelay/shared/compose/alibabawire"
 	"github.com/imagerelay/imagerelay/shared/compose/clouds"
 	"github.com/imagerelay/imagerelay/shared/runtime/host"
 )
 
-// Function is what the poller binary hands to the runtime.
-func Function() host.Function {
-	return compose.Function(poller.Name, Open, alibabawire.WithCredentials)
-}
-
-// Open builds the poller on env, with the clouds it reads copies from.
-func Open(_ context.Context, env *compose.Env) (bus.Spec, error) {
-	c := clouds.Build(env.Config, env.Limits)
-	c.Warn(env.Log)
-	return Spec(env, c), nil
-}
+// Function is what the poller binary hands to the runtime: its core on
+// the clouds it reads copies from.
+func Function() host.Function { return clouds.Function(poller.Name, Spec) }
 
 // Spec returns the poller's bus spec: its core on c, in batches of up to 100 checks.
 func Spec(env *compose.Env, c clouds.Clouds) bus.Spec {

@@ -3,28 +3,17 @@
 package replicatewire
 
 import (
-	"context"
-
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/functions/replicate"
 	"github.com/imagerelay/imagerelay/shared/adapters/bus"
 	"github.com/imagerelay/imagerelay/shared/compose"
-	"github.com/imagerelay/imagerelay/shared/compose/alibabawire"
 	"github.com/imagerelay/imagerelay/shared/compose/clouds"
 	"github.com/imagerelay/imagerelay/shared/runtime/host"
 )
 
-// Function is what the replicate binary hands to the runtime.
-func Function() host.Function {
-	return compose.Function(replicate.Name, Open, alibabawire.WithCredentials)
-}
-
-// Open builds replicate on env, with the clouds it copies on.
-func Open(_ context.Context, env *compose.Env) (bus.Spec, error) {
-	c := clouds.Build(env.Config, env.Limits)
-	c.Warn(env.Log)
-	return Spec(env, c), nil
-}
+// Function is what the replicate binary hands to the runtime: its core on
+// the clouds it copies on.
+func Function() host.Function { return clouds.Function(replicate.Name, Spec) }
 
 // Spec returns replicate's bus spec: its core on c, eight events at a time.
 func Spec(env *compose.Env, c clouds.Clouds) bus.Spec {
