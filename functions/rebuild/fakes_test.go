@@ -11,20 +11,21 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/imagerelay/imagerelay/functions/rebuild"
+	"github.com/imagerelay/imagerelay/shared/dev/coretest"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
 // clock is a settable clock shared by the core and the fake fleet.
-func newClock() *clock {
+func newClock() *coretest.Clock {
 	// A Wednesday noon in UTC, so window tests know where they stand.
-	return &clock{t: time.Date(2026, 7, 15, 12, 0, 0, 0, time.UTC)}
+	return coretest.NewClock(time.Date(2026, 7, 15, 12, 0, 0, 0, time.UTC))
 }
 
 // fakeFleet is a test double of Elastic Desktop Service: accepted desktops are Rebuilding
 // for dur, then Running on the new image (or Stopped on the old one when listed in fail).
 type fakeFleet struct {
 	mu    sync.Mutex
-	clock *clock
+	clock *coretest.Clock
 	dur   time.Duration
 	desk  map[string]*fakeDesk
 	// refuse gives the per-desktop code RebuildDesktops answers instead of success.
@@ -50,7 +51,7 @@ type fakeDesk struct {
 	started time.Time
 }
 
-func newFleet(c *clock, ds ...rebuild.Desktop) *fakeFleet {
+func newFleet(c *coretest.Clock, ds ...rebuild.Desktop) *fakeFleet {
 	f := &fakeFleet{clock: c, dur: 3 * time.Second, desk: map[string]*fakeDesk{}, refuse: map[string]string{}, fail: map[string]bool{}, stuck: map[string]bool{}}
 	for _, d := range ds {
 		d.Tags = maps.Clone(d.Tags)

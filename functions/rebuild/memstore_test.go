@@ -3,35 +3,12 @@ package rebuild_test
 import (
 	"context"
 	"errors"
-	"sync"
-	"time"
 
 	"github.com/imagerelay/imagerelay/functions/rebuild"
 	"github.com/imagerelay/imagerelay/shared/adapters/state"
 	"github.com/imagerelay/imagerelay/shared/adapters/state/memkv"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
-
-// clock is a settable clock shared by the core and the fake fleet. It is safe for concurrent
-// use.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-// Now returns the clock's time.
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward by d.
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // memStore is the storage of one test: the in-memory bucket of memkv (which passes the same
 // conformance suite as the JetStream bucket), with the core's tables on it.

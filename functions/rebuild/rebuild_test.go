@@ -17,6 +17,7 @@ import (
 	"github.com/imagerelay/imagerelay/functions/rebuild/rules"
 	"github.com/imagerelay/imagerelay/shared/core/fn"
 	"github.com/imagerelay/imagerelay/shared/core/policy"
+	"github.com/imagerelay/imagerelay/shared/dev/coretest"
 	"github.com/imagerelay/imagerelay/shared/domain"
 )
 
@@ -119,7 +120,7 @@ func (r run) desktops(typ string) []string {
 // back after its delay (the clock jumps there), a retried one after a second. Chains run in
 // order of due time, so duplicates interleave with the original. It stops when every chain
 // ended, or fails the test after too many steps.
-func drive(t *testing.T, c *rebuild.Core, clk *clock, chains ...event.Event) run {
+func drive(t *testing.T, c *rebuild.Core, clk *coretest.Clock, chains ...event.Event) run {
 	t.Helper()
 	due := make([]time.Time, len(chains))
 	for i := range due {
@@ -191,7 +192,7 @@ func drive(t *testing.T, c *rebuild.Core, clk *clock, chains ...event.Event) run
 }
 
 // newCore returns a core that publishes through a recPublisher, as a wired runtime does.
-func newCore(store *memStore, f *fakeFleet, clk *clock, pols ...rebuild.Policy) *rebuild.Core {
+func newCore(store *memStore, f *fakeFleet, clk *coretest.Clock, pols ...rebuild.Policy) *rebuild.Core {
 	return rebuild.New(rebuild.Config{Fleet: f, Policies: pols, Store: store.ports(), Now: clk.Now, Publisher: newPublisher(),
 		Log: slog.New(slog.DiscardHandler)})
 }
