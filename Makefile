@@ -47,6 +47,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzKey$$' -fuzztime=$(FUZZTIME) ./shared/adapters/state/
 	$(GO) test -run='^$$' -fuzz='^FuzzWholeNumbers$$' -fuzztime=$(FUZZTIME) ./events/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./shared/runtime/host/
+	$(GO) test -run='^$$' -fuzz='^FuzzCopyNameMatchesTheEventContract$$' -fuzztime=$(FUZZTIME) ./shared/domain/
 
 ## chaos: the chaos test at "hundreds of replications" (e2e/chaos), on one nats-server and then on a
 ## 3-node cluster at R3; CHAOS_SEED=n repeats a run. The small seeded version runs in `make test`.
