@@ -1,5 +1,5 @@
 // Package functions holds imagerelay's function cores, one package each (fanout, replicate,
-// poller, rebuild), and the rules they share (internal/lifecycle). A core is pure: it takes one
+// poller, rebuild), and the rules they share (lifecycle). A core is pure: it takes one
 // event and its own ports (records, a concurrency limiter, the clouds, the desktop fleet) and
 // returns the events to emit and an outcome. It imports the event contract, the domain and the
 // core contract only; the adapters that implement its ports, the runtimes that host it and the
