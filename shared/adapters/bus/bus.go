@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
@@ -50,13 +51,45 @@ func (b *Bus) JetStream() jetstream.JetStream { return b.js }
 // Config returns the bus configuration.
 func (b *Bus) Config() Config { return b.cfg }
 
-// Publish stores events on their subjects. It implements fn.Publisher. An event already
-// stored inside the dedupe window is acknowledged as a duplicate and not stored again.
+// publishTimeout bounds the wait for the acknowledgements of asynchronous publishes when
+// the caller's context sets no deadline, as the synchronous publish's default timeout does.
+const publishTimeout = 5 * time.Second
+
+// Publish stores events on their subjects and returns once the stream has acknowledged every
+// one; an error means that some may not be stored. It implements fn.Publisher. An event
+// already stored inside the dedupe window is acknowledged as a duplicate and not stored again,
+// so publishing the same events again after an error stores each of them once.
+//
+// Several events are published asynchronously and their acknowledgements awaited together:
+// one round trip for all of them instead of one per event.
 func (b *Bus) Publish(ctx context.Context, evs ...event.Event) error {
-	for _, e := range evs {
-		msg := toMsg(e, Subject(e))
-		if _, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID(MsgID(e))); err != nil {
+	if len(evs) == 1 {
+		e := evs[0]
+		if _, err := b.js.PublishMsg(ctx, toMsg(e, Subject(e)), jetstream.WithMsgID(MsgID(e))); err != nil {
 			return fmt.Errorf("bus: publish %s %s: %w", e.Type(), e.ID(), err)
+		}
+		return nil
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, publishTimeout)
+		defer cancel()
+	}
+	acks := make([]jetstream.PubAckFuture, 0, len(evs))
+	for _, e := range evs {
+		f, err := b.js.PublishMsgAsync(toMsg(e, Subject(e)), jetstream.WithMsgID(MsgID(e)))
+		if err != nil {
+			return fmt.Errorf("bus: publish %s %s: %w", e.Type(), e.ID(), err)
+		}
+		acks = append(acks, f)
+	}
+	for i, f := range acks {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("bus: publish %s %s: %w", evs[i].Type(), evs[i].ID(), err)
+		case <-ctx.Done():
+			return fmt.Errorf("bus: publish %s %s: no acknowledgement: %w", evs[i].Type(), evs[i].ID(), ctx.Err())
 		}
 	}
 	return nil

@@ -24,10 +24,21 @@ type Spec struct {
 	Types []string
 	// Handler is the function's core.
 	Handler fn.Handler
-	// Concurrency is how many events are handled at once (default 4).
+	// Concurrency is how many events are handled at once (default 1); for a BatchHandler,
+	// how many batches.
 	Concurrency int
-	// BatchSize is how many events a BatchHandler gets at once (default 100).
+	// BatchSize is how many events a BatchHandler gets at most at once (default 100).
 	BatchSize int
+	// BatchWait is how long a BatchHandler's partial batch waits for more events of its
+	// group before it is handled (default [DefaultBatchWait]); a full batch is handled at once.
+	BatchWait time.Duration
+	// BatchKey, when set, groups a BatchHandler's messages by subject: one batch holds
+	// messages of one key only (see [BySubjectTail]). Nil puts every message in one group.
+	BatchKey func(subject string) string
+	// Idle, when not empty, says why the function has nothing to do (rebuild without a
+	// policy): Run logs it and waits for the end without creating or reading the consumer,
+	// so its events are neither pulled nor acknowledged, and Drain returns at once.
+	Idle string
 	// SweepEvery is how often a worker runs the core's sweep, when the core is an
 	// [fn.Sweeper] (default 30 seconds).
 	SweepEvery time.Duration
@@ -58,8 +69,10 @@ func (b *Bus) Consumer(ctx context.Context, s Spec) (jetstream.Consumer, error) 
 		// HeaderAttempt. No BackOff: nats-server takes a consumer's first BackOff value as
 		// its ack wait, which would redeliver every message held longer than that to a second
 		// worker while the first still works on it.
-		MaxDeliver:    b.cfg.MaxDeliver,
-		MaxAckPending: max(s.Concurrency, 1) * 64,
+		MaxDeliver: b.cfg.MaxDeliver,
+		// Several batches per worker for a batch core: with fewer than one batch allowed
+		// unacknowledged (once 64 against batches of 100), every fetch waited out its timeout.
+		MaxAckPending: s.maxAckPending(),
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
@@ -70,6 +83,11 @@ func (b *Bus) Consumer(ctx context.Context, s Spec) (jetstream.Consumer, error) 
 
 // Run handles the function's events until ctx ends. It returns nil on a clean stop.
 func (b *Bus) Run(ctx context.Context, s Spec) error {
+	if s.Idle != "" {
+		b.log.Info("function idle: nothing to do, so no events are read", "function", s.Function, "reason", s.Idle)
+		<-ctx.Done()
+		return nil
+	}
 	cons, err := b.consumerWhenReady(ctx, s)
 	if err != nil || cons == nil {
 		return err
@@ -82,17 +100,8 @@ func (b *Bus) Run(ctx context.Context, s Spec) error {
 	if sw, ok := s.Handler.(fn.Sweeper); ok {
 		go b.sweepEvery(ctx, s, sw)
 	}
-	if bh, ok := s.Handler.(fn.BatchHandler); ok {
-		for ctx.Err() == nil {
-			if _, err := b.pullBatch(ctx, cons, s, bh, time.Second); err != nil && ctx.Err() == nil {
-				b.log.Warn("pull failed", "function", s.Function, "error", err)
-				select {
-				case <-ctx.Done():
-				case <-time.After(time.Second):
-				}
-			}
-		}
-		return nil
+	if _, ok := s.Handler.(fn.BatchHandler); ok {
+		return b.runBatches(ctx, cons, s)
 	}
 	workers := max(s.Concurrency, 1)
 	sem := make(chan struct{}, workers)
@@ -178,6 +187,9 @@ func (b *Bus) Sweep(ctx context.Context, function string, sw fn.Sweeper) (int, e
 // how many it handled. The scheduled serverless poller uses it: each tick works in bounded
 // time and leaves the rest for the next tick.
 func (b *Bus) Drain(ctx context.Context, s Spec, budget time.Duration) (int, error) {
+	if s.Idle != "" {
+		return 0, nil
+	}
 	cons, err := b.Consumer(ctx, s)
 	if err != nil {
 		return 0, err
@@ -185,12 +197,11 @@ func (b *Bus) Drain(ctx context.Context, s Spec, budget time.Duration) (int, err
 	deadline := time.Now().Add(budget)
 	total := 0
 	for time.Until(deadline) > 0 && ctx.Err() == nil {
-		wait := min(time.Until(deadline), time.Second)
 		var n int
 		if bh, ok := s.Handler.(fn.BatchHandler); ok {
-			n, err = b.pullBatch(ctx, cons, s, bh, wait)
+			n, err = b.pullBatch(ctx, cons, s, bh)
 		} else {
-			n, err = b.pullBatch(ctx, cons, s, nil, wait)
+			n, err = b.pullBatch(ctx, cons, s, nil)
 		}
 		total += n
 		if err != nil {
@@ -203,13 +214,10 @@ func (b *Bus) Drain(ctx context.Context, s Spec, budget time.Duration) (int, err
 	return total, nil
 }
 
-// pullBatch fetches up to BatchSize messages and handles them (with bh if not nil).
-func (b *Bus) pullBatch(ctx context.Context, cons jetstream.Consumer, s Spec, bh fn.BatchHandler, wait time.Duration) (int, error) {
-	size := s.BatchSize
-	if size <= 0 {
-		size = 100
-	}
-	batch, err := cons.Fetch(size, jetstream.FetchMaxWait(max(wait, 100*time.Millisecond)))
+// pullBatch fetches up to BatchSize of the messages available now and handles them (with bh
+// if not nil). It never waits for more: a drain handles what is due and leaves.
+func (b *Bus) pullBatch(ctx context.Context, cons jetstream.Consumer, s Spec, bh fn.BatchHandler) (int, error) {
+	batch, err := cons.FetchNoWait(s.batchSize())
 	if err != nil {
 		return 0, err
 	}
@@ -285,9 +293,30 @@ func (b *Bus) process(ctx context.Context, s Spec, msgs []jetstream.Msg) {
 			results = append(results, fn.SafeHandle(ctx, s.Handler, in.ev, b.log))
 		}
 	}
-	for i, in := range ready {
-		b.settle(ctx, s, in, results[i])
+	b.settleAll(ctx, s, ready, results)
+}
+
+// settleParallel bounds how many messages of one batch are settled at once: each settle is a
+// few round trips (publish, schedule, ack), which overlap instead of adding up.
+const settleParallel = 16
+
+// settleAll settles each message with its result; the messages of a batch are independent,
+// so they are settled side by side.
+func (b *Bus) settleAll(ctx context.Context, s Spec, ready []inbound, results []fn.Result) {
+	if len(ready) == 1 {
+		b.settle(ctx, s, ready[0], results[0])
+		return
 	}
+	sem := make(chan struct{}, settleParallel)
+	var wg sync.WaitGroup
+	for i, in := range ready {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			b.settle(ctx, s, in, results[i])
+		})
+	}
+	wg.Wait()
 }
 
 // heartbeat tells the server, every half AckWait, that the messages are still being worked
@@ -346,11 +375,14 @@ func (m settlement) Publish(ctx context.Context, evs ...event.Event) error {
 	return m.b.Publish(ctx, evs...)
 }
 
-// Ack implements fn.Settlement: it acknowledges the message and waits for the server to
-// confirm.
-func (m settlement) Ack(ctx context.Context) {
-	if err := m.in.msg.DoubleAck(ctx); err != nil {
-		// A redelivery finds the work done (or writes the same schedule again).
+// Ack implements fn.Settlement: it acknowledges the message without waiting for the server
+// to confirm. A confirmation would change nothing: an ack that is lost (the connection drops)
+// brings the message back after AckWait, well inside the duplicate window, whether or not the
+// worker learnt of the loss; the core runs again, finds its work done or writes the same
+// schedule under the same key, and emits events with the same ids, which the stream drops.
+// Everything the ack stands for (emitted events, the schedule) was stored before it.
+func (m settlement) Ack(context.Context) {
+	if err := m.in.msg.Ack(); err != nil {
 		m.log.Warn("ack failed", "error", err)
 	}
 }
