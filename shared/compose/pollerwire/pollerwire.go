@@ -15,10 +15,22 @@ import (
 // the clouds it reads copies from.
 func Function() host.Function { return clouds.Function(poller.Name, Spec) }
 
-// Spec returns the poller's bus spec: its core on c, in batches of up to 100 checks.
+// Spec returns the poller's bus spec: its core on c, in batches of up to 100 checks of one
+// provider and destination region (the subject's tail), the largest a status call takes
+// (Tencent DescribeImages: 100 ids), four batches at a time. A batch is handled as soon as
+// it is full, or after bus.DefaultBatchWait when its group receives fewer checks than that.
 func Spec(env *compose.Env, c clouds.Clouds) bus.Spec {
-	return bus.Spec{Function: poller.Name, Types: []string{events.TypeReplicationStarted}, Handler: Core(env, c), BatchSize: 100}
+	return bus.Spec{Function: poller.Name, Types: []string{events.TypeReplicationStarted}, Handler: Core(env, c),
+		BatchSize: BatchSize, Concurrency: Concurrency, BatchKey: bus.BySubjectTail}
 }
+
+// BatchSize is how many checks the poller gets at once: the most ids one Tencent
+// DescribeImages call takes; the core splits a batch further for providers that take fewer.
+const BatchSize = 100
+
+// Concurrency is how many batches one poller worker handles at once: status calls of
+// different groups overlap instead of waiting for each other.
+const Concurrency = 4
 
 // Core builds the poller core.
 func Core(env *compose.Env, c clouds.Clouds) *poller.Core {
