@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -98,10 +100,14 @@ func (it item) task() domain.Task {
 }
 
 // HandleBatch checks several copies, with one status call per provider/account/region group
-// of up to BatchSize tasks.
+// of up to BatchSize tasks. The calls of different groups (and of the chunks of a group
+// larger than its provider's BatchSize) run side by side, at most statusParallel at once:
+// each provider's rate limiter paces its own calls, and a slow region no longer holds up the
+// others.
 func (c *Core) HandleBatch(ctx context.Context, evs []event.Event) []fn.Result {
 	results := make([]fn.Result, len(evs))
 	groups := map[string][]int{}
+	var order []string
 	items := make([]item, len(evs))
 	keys := make([]string, len(evs))
 	for i, e := range evs {
@@ -115,31 +121,33 @@ func (c *Core) HandleBatch(ctx context.Context, evs []event.Event) []fn.Result {
 		}
 		items[i] = it
 		g := it.copy.Provider + "/" + it.copy.Account + "/" + it.copy.DestinationRegion
+		if _, seen := groups[g]; !seen {
+			order = append(order, g)
+		}
 		groups[g] = append(groups[g], i)
 	}
-	for _, idx := range groups {
-		provider := items[idx[0]].copy.Provider
-		reader := c.Readers[provider]
-		size := max(reader.BatchSize(), 1)
+	var chunks [][]int
+	for _, g := range order {
+		idx := groups[g]
+		size := max(c.Readers[items[idx[0]].copy.Provider].BatchSize(), 1)
 		for start := 0; start < len(idx); start += size {
-			chunk := idx[start:min(start+size, len(idx))]
-			tasks := make([]domain.Task, len(chunk))
-			for j, i := range chunk {
-				tasks[j] = items[i].task()
-			}
-			statuses, err := reader.CopyStatus(ctx, tasks)
-			if err == nil && len(statuses) != len(tasks) {
-				err = fmt.Errorf("%s returned %d statuses for %d tasks", provider, len(statuses), len(tasks))
-			}
-			for j, i := range chunk {
-				if err != nil {
-					results[i] = c.statusFailed(ctx, items[i], domain.AsProviderError(provider, "CopyStatus", err))
-					continue
-				}
-				results[i] = c.apply(ctx, items[i], statuses[j])
-			}
+			chunks = append(chunks, idx[start:min(start+size, len(idx))])
 		}
 	}
+	sem := make(chan struct{}, statusParallel)
+	var wg sync.WaitGroup
+	for _, chunk := range chunks {
+		if len(chunks) == 1 {
+			c.checkChunk(ctx, items, chunk, results)
+			break
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			c.checkChunk(ctx, items, chunk, results)
+		})
+	}
+	wg.Wait()
 	// Every check of one copy, whichever event or delivery it came from, is scheduled under
 	// the copy's key: the schedules replace each other, so one chain of checks remains.
 	for i := range results {
@@ -148,6 +156,40 @@ func (c *Core) HandleBatch(ctx context.Context, evs []event.Event) []fn.Result {
 		}
 	}
 	return results
+}
+
+// statusParallel bounds the status calls one batch makes at once.
+const statusParallel = 8
+
+// checkChunk makes one status call for the items at chunk (one provider, account and region)
+// and writes each item's result. It runs on its own goroutine, where a panic would end the
+// process rather than reach the runtime's recovery: a panic becomes a Retry of the chunk's
+// events instead, as fn.SafeHandleBatch would make it.
+func (c *Core) checkChunk(ctx context.Context, items []item, chunk []int, results []fn.Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.Log.Error("status check panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			for _, i := range chunk {
+				results[i] = fn.Retry(0, fmt.Errorf("poller: status check panicked: %v", p))
+			}
+		}
+	}()
+	provider := items[chunk[0]].copy.Provider
+	tasks := make([]domain.Task, len(chunk))
+	for j, i := range chunk {
+		tasks[j] = items[i].task()
+	}
+	statuses, err := c.Readers[provider].CopyStatus(ctx, tasks)
+	if err == nil && len(statuses) != len(tasks) {
+		err = fmt.Errorf("%s returned %d statuses for %d tasks", provider, len(statuses), len(tasks))
+	}
+	for j, i := range chunk {
+		if err != nil {
+			results[i] = c.statusFailed(ctx, items[i], domain.AsProviderError(provider, "CopyStatus", err))
+			continue
+		}
+		results[i] = c.apply(ctx, items[i], statuses[j])
+	}
 }
 
 // onlyReplicate ends the reason a started event without a matching record is rejected.
