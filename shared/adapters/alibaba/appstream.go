@@ -21,9 +21,10 @@ const (
 
 const (
 	codeRepeatedDistribution = "ImageDistribute.RepeatedDistribution"
-	// statusBatchSize is the most tasks one CopyStatus call takes; it makes one ListImage
+	// statusBatchSize is the most tasks one CopyStatus call takes (the poller's whole batch, so the
+	// copies of one image are never split over two calls); it makes one ListImage
 	// call per distinct image among them.
-	statusBatchSize   = 50
+	statusBatchSize   = 100
 	listImagePageSize = 100
 	// maxPages bounds paging loops against an API that never stops returning tokens.
 	maxPages = 1000

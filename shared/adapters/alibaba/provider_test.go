@@ -384,7 +384,7 @@ func TestCheckCopy(t *testing.T) {
 	if custom.CheckCopy(img, "cn-wulanchabu") != "" || custom.CheckCopy(img, "cn-beijing") == "" {
 		t.Error("Config.Regions must replace the known regions")
 	}
-	if p.Name() != "alibaba" || !p.MultiRegion() || p.BatchSize() != 50 {
+	if p.Name() != "alibaba" || !p.MultiRegion() || p.BatchSize() != 100 {
 		t.Error("identity")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"strings"
+	"sync"
 
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/services/ims/v2/model"
 
@@ -16,21 +17,56 @@ const (
 	jobFail    = "FAIL"
 )
 
-// CopyStatus reads each task in turn: ShowJob in the task's source region for a job id, or
-// the destination image's status for a copy FindCopy found by name. IMS has no batch query;
-// tasks are read one after the other so a batch never bursts past the rate limit. A job or
-// image IMS does not know is PhaseNotFound; any other failure fails the batch.
+// CopyStatus reads each task: ShowJob in the task's source region for a job id, or the
+// destination image's status for a copy FindCopy found by name. IMS has no batch query, so a
+// batch is up to statusParallel calls at a time; every call waits for the account's rate
+// limiter, so a batch never bursts past the limit, while the latency of one call no longer
+// adds up over the whole batch. A job or image IMS does not know is PhaseNotFound; any other
+// failure fails the batch.
 func (p *Provider) CopyStatus(ctx context.Context, tasks []domain.Task) ([]domain.CopyStatus, error) {
-	out := make([]domain.CopyStatus, 0, len(tasks))
-	for _, t := range tasks {
-		st, err := p.taskStatus(ctx, t)
+	out := make([]domain.CopyStatus, len(tasks))
+	if len(tasks) == 1 {
+		st, err := p.taskStatus(ctx, tasks[0])
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, st)
+		out[0] = st
+		return out, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	sem := make(chan struct{}, statusParallel)
+	for i, t := range tasks {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			st, err := p.taskStatus(ctx, t)
+			if err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+					cancel() // the batch fails: the calls not made yet are not needed
+				}
+				mu.Unlock()
+				return
+			}
+			out[i] = st
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
 	}
 	return out, nil
 }
+
+// statusParallel bounds the IMS calls one CopyStatus batch makes at once.
+const statusParallel = 4
 
 func (p *Provider) taskStatus(ctx context.Context, t domain.Task) (domain.CopyStatus, error) {
 	if id, ok := strings.CutPrefix(t.TaskID, imageTaskPrefix); ok {
