@@ -31,6 +31,12 @@ import (
 //   - The server marks what it fires with Nats-Scheduler, which a client may only set
 //     together with a purge of a real schedule; the worker accepts its defer subject only
 //     from the scheduler (see [fromScheduler]).
+//
+// Granularity: "@at" carries nanoseconds and the server keeps them, but nats-server (2.12 to
+// 2.15) re-arms its schedule timer no sooner than 250 ms after it last fired, so a deferral
+// comes back at its time or up to about 250 ms after it; that is the floor of any delay below
+// it. The bus adds no floor of its own. (Poll intervals also have a floor of one second,
+// elsewhere: records and replication events carry them in whole seconds.)
 
 // Header names of scheduled (deferred) events.
 const (
