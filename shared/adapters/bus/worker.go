@@ -197,11 +197,12 @@ func (b *Bus) Drain(ctx context.Context, s Spec, budget time.Duration) (int, err
 	deadline := time.Now().Add(budget)
 	total := 0
 	for time.Until(deadline) > 0 && ctx.Err() == nil {
+		wait := min(time.Until(deadline), time.Second)
 		var n int
 		if bh, ok := s.Handler.(fn.BatchHandler); ok {
-			n, err = b.pullBatch(ctx, cons, s, bh)
+			n, err = b.pullBatch(ctx, cons, s, bh, wait)
 		} else {
-			n, err = b.pullBatch(ctx, cons, s, nil)
+			n, err = b.pullBatch(ctx, cons, s, nil, wait)
 		}
 		total += n
 		if err != nil {
@@ -215,17 +216,20 @@ func (b *Bus) Drain(ctx context.Context, s Spec, budget time.Duration) (int, err
 }
 
 // pullBatch fetches up to BatchSize of the messages available now and handles them (with bh
-// if not nil). It never waits for more: a drain handles what is due and leaves.
-func (b *Bus) pullBatch(ctx context.Context, cons jetstream.Consumer, s Spec, bh fn.BatchHandler) (int, error) {
-	batch, err := cons.FetchNoWait(s.batchSize())
-	if err != nil {
-		return 0, err
+// if not nil). When none is available it waits up to wait for one, then takes what else is
+// there: it never waits for a batch to fill.
+func (b *Bus) pullBatch(ctx context.Context, cons jetstream.Consumer, s Spec, bh fn.BatchHandler, wait time.Duration) (int, error) {
+	size := s.batchSize()
+	msgs, err := fetch(cons.FetchNoWait(size))
+	if err == nil && len(msgs) == 0 && wait > 0 {
+		msgs, err = fetch(cons.Fetch(1, jetstream.FetchMaxWait(max(wait, 100*time.Millisecond))))
+		if err == nil && len(msgs) == 1 && size > 1 {
+			var more []jetstream.Msg
+			more, err = fetch(cons.FetchNoWait(size - 1))
+			msgs = append(msgs, more...)
+		}
 	}
-	var msgs []jetstream.Msg
-	for m := range batch.Messages() {
-		msgs = append(msgs, m)
-	}
-	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) && len(msgs) == 0 {
+	if err != nil && len(msgs) == 0 {
 		return 0, err
 	}
 	if bh == nil {
@@ -236,6 +240,21 @@ func (b *Bus) pullBatch(ctx context.Context, cons jetstream.Consumer, s Spec, bh
 		b.process(ctx, s, msgs)
 	}
 	return len(msgs), nil
+}
+
+// fetch collects a fetch's messages; running out of messages or of time is not an error.
+func fetch(batch jetstream.MessageBatch, err error) ([]jetstream.Msg, error) {
+	if err != nil {
+		return nil, err
+	}
+	var msgs []jetstream.Msg
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) && len(msgs) == 0 {
+		return nil, err
+	}
+	return msgs, nil
 }
 
 // inbound is one delivered message on its way through a core.
