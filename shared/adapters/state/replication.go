@@ -44,6 +44,16 @@ func (s *Store) RecordsOf(ctx context.Context, i domain.Image) ([]domain.Record,
 	return List[domain.Record](ctx, s, RecordsOfImage(i))
 }
 
+// RecordsOfImageID returns the replication records of every image with this id, whatever
+// its provider, account and version, sorted by key, for `imagerelay status --image`. The
+// image id is one whole token of the key, so the bucket filters on it (repl.*.*.<id>.>) and
+// only those records are read.
+func (s *Store) RecordsOfImageID(ctx context.Context, imageID string) ([]domain.Record, error) {
+	recs, err := List[domain.Record](ctx, s, Key(recordPrefix)+".*.*."+Key(imageID)+".>")
+	sort.Slice(recs, func(i, j int) bool { return recs[i].Key < recs[j].Key })
+	return recs, err
+}
+
 // Records returns every replication record, sorted by key, for `imagerelay status` and for
 // sweeps over in-flight copies. It reads them with one server-filtered watch on repl.>, which
 // delivers the values too: no key listing, no read per key, no other records.
