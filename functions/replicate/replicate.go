@@ -3,7 +3,10 @@
 // delivered, and reports replication.started or replication.failed.
 //
 // The claim is a record in the KV store: created on first sight, then moved to "starting"
-// with compare-and-swap by the one worker that calls the provider. A worker that crashes
+// with compare-and-swap by the one worker that calls the provider. A copy started alone
+// that takes no concurrency slot skips the first step: its record is created already
+// "starting" (a create is as exclusive as a compare-and-swap), and the start is recorded
+// from the revision that create returned. A worker that crashes
 // after the claim leaves a "starting" record; after StartLease the next delivery first looks
 // for the copy at the provider before it calls again. A start call that ends without a clear
 // answer (a timeout, a dropped connection, a 5xx) is treated the same way: the record keeps
