@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,7 +22,7 @@ import (
 
 func newStatus(g *globals) *cobra.Command {
 	var asJSON bool
-	var url string
+	var url, imageID string
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show every replication: state, progress, destination image, error, durations",
@@ -42,11 +44,7 @@ func newStatus(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			recs, err := store.Records(cmd.Context())
-			if err != nil {
-				return err
-			}
-			rollouts, err := state.List[rebuild.Rollout](cmd.Context(), store, state.Prefix(rebuild.RolloutPrefix()...))
+			recs, rollouts, err := readStatus(cmd.Context(), store, imageID)
 			if err != nil {
 				return err
 			}
@@ -63,7 +61,32 @@ func newStatus(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table (documented in the README: status --json)")
 	cmd.Flags().StringVar(&url, "nats", "", "NATS URL (default: nats.url, else the local `imagerelay up`)")
+	cmd.Flags().StringVar(&imageID, "image", "", "show only the replications and rollouts of this image id (every provider, account and version)")
 	return cmd
+}
+
+// readStatus reads what status shows: every replication record and rollout, each kind with
+// one listing filtered by the bucket that delivers the values with it (no read per key), or,
+// for one image, only that image's records and rollouts, so the answer costs what it shows
+// and not the size of the bucket.
+func readStatus(ctx context.Context, store *state.Store, imageID string) ([]domain.Record, []rebuild.Rollout, error) {
+	var (
+		recs []domain.Record
+		err  error
+	)
+	if imageID == "" {
+		recs, err = store.Records(ctx)
+	} else {
+		recs, err = store.RecordsOfImageID(ctx, imageID)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	rollouts, err := state.List[rebuild.Rollout](ctx, store, state.Prefix(rebuild.RolloutPrefix()...))
+	if imageID != "" {
+		rollouts = slices.DeleteFunc(rollouts, func(r rebuild.Rollout) bool { return r.Replication.ImageID != imageID })
+	}
+	return recs, rollouts, err
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -82,30 +82,34 @@ func (em Emitter) Failed(cause event.Event, rec domain.Record, requestID string)
 	})
 }
 
-// Settlements reads an image's plan and the records of its planned regions; the state
+// Settlements keeps, in each image's plan, which planned regions have settled; the state
 // store implements it.
 type Settlements interface {
-	// Settled returns the plan, the records of the planned regions that have one, and whether
-	// every planned region has settled; domain.ErrNotFound when there is no plan.
-	Settled(ctx context.Context, img domain.Image) (domain.Plan, []domain.Record, bool, error)
+	// Settle records that the settled records recs (regions of img) have settled, and
+	// returns img's plan, with how each settled region ended, and whether every planned
+	// region has now settled. Recording a region twice changes nothing, so a redelivered
+	// settle reports the same completion again. domain.ErrNotFound when img has no plan.
+	Settle(ctx context.Context, img domain.Image, recs ...domain.Record) (domain.Plan, bool, error)
 }
 
-// Completed checks whether every planned region of img has settled and, if so, returns
-// replication.completed. Two workers settling the last two regions at once each write their
-// record before reading the others, so at least one of them sees all settled; if both do, the
-// event ids are equal and the bus keeps one.
-func (em Emitter) Completed(ctx context.Context, plans Settlements, cause event.Event, img domain.Image) (event.Event, bool, error) {
-	plan, recs, all, err := plans.Settled(ctx, img)
-	if errors.Is(err, domain.ErrNotFound) || err == nil && (!all || len(plan.Regions) == 0) {
+// Completed records in img's plan that recs have settled and, when every planned region of
+// img has settled, returns replication.completed. The plan is changed with compare-and-swap,
+// so when two workers settle the last two regions at once, one of them sees the other's
+// region and announces; a redelivered settle announces again, and the event id (derived
+// from the image and the plan's correlation id) is the same, so the bus keeps one.
+func (em Emitter) Completed(ctx context.Context, plans Settlements, cause event.Event, img domain.Image, recs ...domain.Record) (event.Event, bool, error) {
+	plan, all, err := plans.Settle(ctx, img, recs...)
+	if errors.Is(err, domain.ErrNotFound) || err == nil && !all {
 		return event.Event{}, false, nil
 	}
 	if err != nil {
 		return event.Event{}, false, err
 	}
 	data := events.ReplicationCompleted{Image: events.Image(plan.Image)}
-	for _, r := range recs {
+	for _, region := range plan.Regions {
+		r := plan.Settled[region]
 		data.Regions = append(data.Regions, events.RegionOutcome{
-			Region: r.DestinationRegion, State: string(r.State), DestinationImageID: r.DestinationImageID, Code: r.Code, Message: r.Message,
+			Region: region, State: string(r.State), DestinationImageID: r.DestinationImageID, Code: r.Code, Message: r.Message,
 		})
 		if r.State == domain.StateSucceeded {
 			data.Succeeded++

@@ -89,6 +89,9 @@ type item struct {
 	data *events.ReplicationStarted
 	copy domain.Copy // data's copy, in the domain's terms
 	rec  domain.Record
+	// rev is the revision rec was read at: the check writes the record once, after the
+	// status call, with compare-and-swap at that revision.
+	rev uint64
 	// interval is the record's poll interval: the time to the next check.
 	interval time.Duration
 }
@@ -218,23 +221,9 @@ func (c *Core) prepare(ctx context.Context, e event.Event) (fn.Result, item, boo
 	if _, err := domain.Pick(c.Readers, d.Provider, c.Unavailable); err != nil {
 		return fn.Reject(err), it, false
 	}
-	polling := false
-	rec, err := c.Store.UpdateRecord(ctx, it.copy, func(r *domain.Record) error {
-		polling = false
-		if r.State != domain.StateInProgress || r.TaskID != d.TaskID {
-			return domain.ErrNoChange
-		}
-		// Two checks of one copy can meet (a redelivered check, a sweeper's re-arm): the one
-		// that finds a check less than half an interval old leaves the provider alone and
-		// only makes sure the next check is scheduled.
-		now := c.Now()
-		if !r.LastPolledAt.IsZero() && now.Sub(r.LastPolledAt) < pollInterval(r.PollIntervalSeconds)/2 {
-			return domain.ErrNoChange
-		}
-		r.LastPolledAt, r.Polls = now, r.Polls+1
-		polling = true
-		return nil
-	})
+	// One read: the check writes the record once, after the status call, from this
+	// revision (see apply and settle).
+	rec, rev, err := c.Store.RecordRevision(ctx, it.copy)
 	if errors.Is(err, domain.ErrNotFound) {
 		return fn.Reject(fmt.Errorf("no replication record for %s; %s", events.ReplicationKey(d.Replication), onlyReplicate)), item{}, false
 	}
@@ -254,12 +243,31 @@ func (c *Core) prepare(ctx context.Context, e event.Event) (fn.Result, item, boo
 		return fn.Reject(fmt.Errorf("taskId %q does not match the task %q recorded for %s; the event is forged or from an earlier attempt", d.TaskID, rec.TaskID, rec.Key)), item{}, false
 	}
 	d.DestinationImageID, d.StartedAt, d.Deadline, d.PollIntervalSeconds = rec.DestinationImageID, rec.StartedAt, rec.Deadline, rec.PollIntervalSeconds
-	it.rec, it.interval = rec, pollInterval(rec.PollIntervalSeconds)
-	if !polling {
-		return fn.Defer(max(rec.LastPolledAt.Add(it.interval).Sub(c.Now()), 0)), it, false
+	it.rec, it.rev, it.interval = rec, rev, pollInterval(rec.PollIntervalSeconds)
+	// Two checks of one copy can meet (a redelivered check, a sweeper's re-arm): the one
+	// that finds a check less than half an interval old leaves the provider alone and only
+	// makes sure the next check is scheduled. Checks that run at the very same moment both
+	// ask; the second to write finds the first's check recorded and stands down (see
+	// polled).
+	if now := c.Now(); !rec.LastPolledAt.IsZero() && now.Sub(rec.LastPolledAt) < it.interval/2 {
+		return fn.Defer(max(rec.LastPolledAt.Add(it.interval).Sub(now), 0)), it, false
 	}
 	c.Slots.Renew(ctx, it.copy, it.interval)
 	return fn.Result{}, it, true
+}
+
+// errPolledMeanwhile says that another check of the copy recorded its poll after this check
+// read the record: this one stands down.
+var errPolledMeanwhile = errors.New("the copy was checked meanwhile")
+
+// polled counts this check in r (the poll guard's time and the poll count), unless another
+// check recorded one since it.rec was read.
+func (c *Core) polled(it item, r *domain.Record) error {
+	if !r.LastPolledAt.Equal(it.rec.LastPolledAt) {
+		return errPolledMeanwhile
+	}
+	r.LastPolledAt, r.Polls = c.Now(), r.Polls+1
+	return nil
 }
 
 // apply records a status and decides what comes next.
@@ -272,22 +280,8 @@ func (c *Core) apply(ctx context.Context, it item, st domain.CopyStatus) fn.Resu
 	}
 	// The task may be unknown for NotFoundChecks checks in a row (a provider can take a
 	// moment to list a new task); the check after that gives up.
-	rec, err := c.Store.UpdateRecord(ctx, it.copy, func(r *domain.Record) error {
-		switch {
-		case st.Phase == domain.PhaseNotFound:
-			r.NotFound++
-		case r.NotFound == 0:
-			return domain.ErrNoChange
-		default:
-			r.NotFound = 0
-		}
-		return nil
-	})
-	if err != nil {
-		return fn.Retry(0, err)
-	}
-	if st.Phase == domain.PhaseNotFound && rec.NotFound > c.NotFoundChecks {
-		st.Code, st.Message = "TaskNotFound", fmt.Sprintf("%s has no trace of task %s after %d checks", it.data.Provider, it.data.TaskID, rec.NotFound)
+	if notFound := it.rec.NotFound + 1; st.Phase == domain.PhaseNotFound && notFound > c.NotFoundChecks {
+		st.Code, st.Message = "TaskNotFound", fmt.Sprintf("%s has no trace of task %s after %d checks", it.data.Provider, it.data.TaskID, notFound)
 		return c.settle(ctx, it, domain.StateFailed, st, "check the copy in the provider's console; it may have been deleted")
 	}
 	if c.Now().After(it.data.Deadline) && !it.data.Deadline.IsZero() {
@@ -295,18 +289,33 @@ func (c *Core) apply(ctx context.Context, it item, st domain.CopyStatus) fn.Resu
 		st.Message = fmt.Sprintf("copy still %s at %d%% after %s", st.ProviderStatus, st.Percent, c.Now().Sub(it.data.StartedAt).Round(time.Second))
 		return c.settle(ctx, it, domain.StateFailed, st, "the copy was not cancelled; raise replication.timeout if copies of this size take longer")
 	}
-	var out []event.Event
-	if st.Phase == domain.PhaseInProgress && (st.Percent != it.rec.Percent || st.ProviderStatus != it.rec.ProviderStatus) {
-		rec, err := c.Store.UpdateRecord(ctx, it.copy, func(r *domain.Record) error {
-			if r.State.Settled() {
-				return domain.ErrNoChange
-			}
-			r.Percent, r.ProviderStatus, r.UpdatedAt = st.Percent, st.ProviderStatus, c.Now()
-			return nil
-		})
-		if err != nil {
-			return fn.Retry(0, err)
+	progressed := st.Phase == domain.PhaseInProgress && (st.Percent != it.rec.Percent || st.ProviderStatus != it.rec.ProviderStatus)
+	// One write records the check, the unknown-task count and the progress.
+	rec, _, err := c.Store.UpdateRecordFrom(ctx, it.rec, it.rev, func(r *domain.Record) error {
+		if r.State != domain.StateInProgress || r.TaskID != it.rec.TaskID {
+			return domain.ErrNoChange // settled meanwhile, by another check: it announces
 		}
+		if err := c.polled(it, r); err != nil {
+			return err
+		}
+		if st.Phase == domain.PhaseNotFound {
+			r.NotFound++
+		} else {
+			r.NotFound = 0
+		}
+		if progressed {
+			r.Percent, r.ProviderStatus, r.UpdatedAt = st.Percent, st.ProviderStatus, c.Now()
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errPolledMeanwhile):
+		return fn.Defer(it.interval)
+	case err != nil:
+		return fn.Retry(0, err)
+	}
+	var out []event.Event
+	if progressed && rec.State == domain.StateInProgress && rec.Percent == st.Percent && rec.ProviderStatus == st.ProviderStatus {
 		ev, err := emit.Progressed(it.ev, rec)
 		if err != nil {
 			return fn.Reject(err)
@@ -330,11 +339,16 @@ func (c *Core) statusFailed(ctx context.Context, it item, pe *domain.ProviderErr
 // settle records the end of a copy and emits succeeded or failed, and completed when it was
 // the last region of its image.
 func (c *Core) settle(ctx context.Context, it item, to domain.State, st domain.CopyStatus, hint string) fn.Result {
-	rec, err := c.Store.UpdateRecord(ctx, it.copy, func(r *domain.Record) error {
+	// One write, from the revision prepare read: the settlement and the check together.
+	rec, _, err := c.Store.UpdateRecordFrom(ctx, it.rec, it.rev, func(r *domain.Record) error {
 		if r.State.Settled() {
 			return domain.ErrNoChange
 		}
+		if r.LastPolledAt.Equal(it.rec.LastPolledAt) {
+			r.Polls++
+		}
 		t := c.Now()
+		r.LastPolledAt = t
 		r.State, r.FinishedAt, r.UpdatedAt = to, t, t
 		if st.DestinationImageID != "" {
 			r.DestinationImageID = st.DestinationImageID
@@ -375,7 +389,7 @@ func (c *Core) announce(ctx context.Context, it item, rec domain.Record) fn.Resu
 		return fn.Reject(err)
 	}
 	out := []event.Event{ev}
-	done, ok, err := emit.Completed(ctx, c.Store, it.ev, it.copy.Image)
+	done, ok, err := emit.Completed(ctx, c.Store, it.ev, it.copy.Image, rec)
 	if err != nil {
 		return fn.Retry(0, err, out...)
 	}

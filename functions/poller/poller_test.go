@@ -2,12 +2,14 @@ package poller_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -774,5 +776,84 @@ func TestNewAppliesDefaults(t *testing.T) {
 	set := poller.New(config(memkv.NewStore(), clk, events.ProviderTencent, &fakeReader{batch: 1}))
 	if set.NotFoundChecks != 2 || !set.Now().Equal(clk.Now()) {
 		t.Errorf("set values overridden: %d unknown answers, clock %v", set.NotFoundChecks, set.Now())
+	}
+}
+
+// reentrantReader runs another check of the same copy inside the first check's status call,
+// so both read the record before either writes: two checks at the very same moment.
+type reentrantReader struct {
+	fakeReader
+	inner func()
+	ran   atomic.Bool
+}
+
+func (r *reentrantReader) CopyStatus(ctx context.Context, tasks []domain.Task) ([]domain.CopyStatus, error) {
+	if !r.ran.Swap(true) {
+		r.inner() // the inner check's own call comes back here and goes straight on
+	}
+	return r.fakeReader.CopyStatus(ctx, tasks)
+}
+
+// A check reads the record once and writes it once, after the status call. Two checks that
+// meet both ask the provider, but only the first to write records its answer: the other finds
+// a poll recorded since its read and stands down, so the poll is counted once and its
+// progress announced once.
+func TestSimultaneousChecksRecordOnePoll(t *testing.T) {
+	t.Parallel()
+	store := memkv.NewStore()
+	ctx := context.Background()
+	clk := newClock()
+	reader := &reentrantReader{fakeReader: fakeReader{batch: 100}}
+	core := newCore(store, clk, events.ProviderTencent, reader)
+	r := replicationOf(image(events.ProviderTencent, "img-simultaneous"), "ap-guangzhou")
+	started := inFlight(t, store, clk, r, "task-sim", copyOpts{})
+	reader.set("task-sim", inProgress(30, "SYNCING"))
+	var inner fn.Result
+	reader.inner = func() { inner = core.Handle(ctx, started) }
+
+	outer := core.Handle(ctx, started)
+	wantOutcome(t, inner, fn.KindDefer, interval)
+	wantOutcome(t, outer, fn.KindDefer, interval)
+	if got := len(emitted(t, inner)[events.TypeReplicationProgressed]) + len(emitted(t, outer)[events.TypeReplicationProgressed]); got != 1 {
+		t.Errorf("progressed announced %d times, want once", got)
+	}
+	if rec := record(t, store, r); rec.Polls != 1 || rec.Percent != 30 || !rec.LastPolledAt.Equal(clk.Now()) {
+		t.Errorf("record: %d polls at %d%%, last polled %v; want 1 poll at 30%%, now", rec.Polls, rec.Percent, rec.LastPolledAt)
+	}
+}
+
+// A plan stored by an earlier version does not record its settled regions: the poller still
+// announces replication.completed once its last region settles, judged from the records
+// (including a region settled before the upgrade, which the plan never heard of).
+func TestCompletedForAPlanStoredByAnEarlierVersion(t *testing.T) {
+	t.Parallel()
+	store := memkv.NewStore()
+	ctx := context.Background()
+	clk := newClock()
+	reader := &fakeReader{batch: 100}
+	core := newCore(store, clk, events.ProviderTencent, reader)
+	img := image(events.ProviderTencent, "img-legacy-plan")
+	regions := []string{"ap-beijing", "ap-guangzhou"}
+	raw, err := json.Marshal(domain.Plan{Image: domain.Image(img), Regions: regions, CorrelationID: "pub-img-legacy-plan"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Bucket().Create(ctx, state.PlanKey(domain.Image(img)), raw); err != nil {
+		t.Fatal(err)
+	}
+	first := inFlight(t, store, clk, replicationOf(img, regions[0]), "task-1", copyOpts{})
+	second := inFlight(t, store, clk, replicationOf(img, regions[1]), "task-2", copyOpts{})
+	reader.set("task-1", succeeded("img-bj"))
+	reader.set("task-2", succeeded("img-gz"))
+	if res := core.Handle(ctx, first); len(emitted(t, res)[events.TypeReplicationCompleted]) != 0 {
+		t.Fatalf("first region: emitted %v, want no completion yet", res.Emit)
+	}
+	res := core.Handle(ctx, second)
+	got := emitted(t, res)[events.TypeReplicationCompleted]
+	if len(got) != 1 {
+		t.Fatalf("last region: emitted %v, want replication.completed", res.Emit)
+	}
+	if d, _ := events.DataAs[events.ReplicationCompleted](got[0]); d.Succeeded != 2 || len(d.Regions) != 2 || d.Regions[0].DestinationImageID != "img-bj" {
+		t.Errorf("completed = %+v", d)
 	}
 }

@@ -22,9 +22,13 @@ type StatusReader interface {
 // Records are the replication records the poller reads and advances; the state store
 // implements them.
 type Records interface {
-	// UpdateRecord changes c's record with compare-and-swap; change may return
-	// domain.ErrNoChange. domain.ErrNotFound when c has no record.
-	UpdateRecord(ctx context.Context, c domain.Copy, change func(*domain.Record) error) (domain.Record, error)
+	// RecordRevision reads c's record and its revision; domain.ErrNotFound when c has no
+	// record.
+	RecordRevision(ctx context.Context, c domain.Copy) (domain.Record, uint64, error)
+	// UpdateRecordFrom changes rec, read at revision rev, with compare-and-swap without
+	// reading it again; when it changed since, change is applied to it as it is now. change
+	// may return domain.ErrNoChange.
+	UpdateRecordFrom(ctx context.Context, rec domain.Record, rev uint64, change func(*domain.Record) error) (domain.Record, uint64, error)
 	// Records returns every replication record, for the sweep over copies in flight.
 	Records(ctx context.Context) ([]domain.Record, error)
 	lifecycle.Settlements

@@ -43,6 +43,9 @@ type BoundedCopier interface {
 type Records interface {
 	// Plan returns the plan fanout stored for img; domain.ErrNotFound when there is none.
 	Plan(ctx context.Context, img domain.Image) (domain.Plan, error)
+	// RecentPlan returns img's plan as last read or written by this process, without a
+	// read, when it has one. It may be older than the stored plan, which only grows.
+	RecentPlan(img domain.Image) (domain.Plan, bool)
 	// Record returns c's record; domain.ErrNotFound when there is none.
 	Record(ctx context.Context, c domain.Copy) (domain.Record, error)
 	// CreateRecord stores a new record; domain.ErrExists when c has one.
@@ -50,5 +53,11 @@ type Records interface {
 	// UpdateRecord changes c's record with compare-and-swap; change may return
 	// domain.ErrNoChange.
 	UpdateRecord(ctx context.Context, c domain.Copy, change func(*domain.Record) error) (domain.Record, error)
+	// CreateRecordRevision stores a new record and returns its revision; domain.ErrExists
+	// when c has one. A record created claimed is a claim won by the write that creates it.
+	CreateRecordRevision(ctx context.Context, rec domain.Record) (uint64, error)
+	// UpdateRecordFrom changes rec, created or read at revision rev, with compare-and-swap
+	// without reading it first; when it changed since, change is applied to it as it is now.
+	UpdateRecordFrom(ctx context.Context, rec domain.Record, rev uint64, change func(*domain.Record) error) (domain.Record, uint64, error)
 	lifecycle.Settlements
 }

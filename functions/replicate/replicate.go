@@ -3,7 +3,10 @@
 // delivered, and reports replication.started or replication.failed.
 //
 // The claim is a record in the KV store: created on first sight, then moved to "starting"
-// with compare-and-swap by the one worker that calls the provider. A worker that crashes
+// with compare-and-swap by the one worker that calls the provider. A copy started alone
+// that takes no concurrency slot skips the first step: its record is created already
+// "starting" (a create is as exclusive as a compare-and-swap), and the start is recorded
+// from the revision that create returned. A worker that crashes
 // after the claim leaves a "starting" record; after StartLease the next delivery first looks
 // for the copy at the provider before it calls again. A start call that ends without a clear
 // answer (a timeout, a dropped connection, a 5xx) is treated the same way: the record keeps
@@ -112,9 +115,31 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 	if res, ok = c.checkPlan(ctx, req); !ok {
 		return res
 	}
-	rec, err := c.ensureRecord(ctx, e, req, req.DestinationRegion)
-	if err != nil {
-		return fn.Retry(0, err)
+	var rec domain.Record
+	if c.claimsOnCreate(copier, req.Provider) {
+		// Create-as-claim: the first delivery creates the record already claimed, so winning
+		// the claim costs the write that creates the record, and the start is recorded with
+		// the revision that write returned, without reading the record again. Create is
+		// atomic: of all deliveries, only one creates the record; the others find it below,
+		// claimed, exactly as if it had been claimed with compare-and-swap.
+		claimed := c.newRecord(e, req, req.DestinationRegion)
+		t := c.Now()
+		claimed.State, claimed.StartingSince, claimed.StartCalls = domain.StateStarting, t, 1
+		rev, err := c.Store.CreateRecordRevision(ctx, claimed)
+		if err == nil {
+			return c.startClaimed(ctx, e, copier, req, []string{req.DestinationRegion}, nil, &held{rec: claimed, rev: rev})
+		}
+		if !errors.Is(err, domain.ErrExists) {
+			return fn.Retry(0, err)
+		}
+		if rec, err = c.Store.Record(ctx, copyOf(req)); err != nil {
+			return fn.Retry(0, err)
+		}
+	} else {
+		var err error
+		if rec, err = c.ensureRecord(ctx, e, req, req.DestinationRegion); err != nil {
+			return fn.Retry(0, err)
+		}
 	}
 	looked := notLooked
 	switch {
@@ -148,6 +173,24 @@ func (c *Core) Handle(ctx context.Context, e event.Event) fn.Result {
 // notLooked says that no lookup at the provider preceded a start.
 const notLooked = -1
 
+// held is a record this delivery claimed and the revision of that claim, so the start can be
+// recorded with compare-and-swap at that revision instead of a read and a write.
+type held struct {
+	rec domain.Record
+	rev uint64
+}
+
+// claimsOnCreate reports whether a request's record can be created already claimed: its
+// copy is started alone (not in one call with sibling regions, which are claimed in sorted
+// order so that racing requests do not each start a part) and takes no concurrency slot
+// (a copy that has to wait for one is recorded as waiting, not claimed).
+func (c *Core) claimsOnCreate(copier Copier, provider string) bool {
+	if mc, ok := copier.(MultiRegionCopier); ok && mc.MultiRegion() {
+		return false
+	}
+	return c.Slots.Limit(provider) == 0
+}
+
 // fromFanout is the fix named by every refusal of a request that fanout did not emit.
 const fromFanout = "publish io.imagerelay.image.published; replication.requested is emitted by fanout only"
 
@@ -156,6 +199,13 @@ const fromFanout = "publish io.imagerelay.image.published; replication.requested
 // request, a request altered on the way) must not reach a provider. ok is false when the
 // request must not go on; res then says why.
 func (c *Core) checkPlan(ctx context.Context, req *events.ReplicationRequested) (res fn.Result, ok bool) {
+	// A plan only grows (regions added, attributes set once on a plan stored without them),
+	// so a recent copy that allows the request and has its attributes allows it as the
+	// stored plan would: the request goes on without a read. Anything else is decided by
+	// the stored plan.
+	if plan, ok := c.Store.RecentPlan(domain.Image(req.Image)); ok && plan.Attributes != nil && planMismatch(plan, req) == "" {
+		return fn.Result{}, true
+	}
 	plan, err := c.Store.Plan(ctx, domain.Image(req.Image))
 	if errors.Is(err, domain.ErrNotFound) {
 		return fn.Reject(fmt.Errorf("no replication plan exists for image %s (data.provider, data.account, data.imageId, data.versionId): nothing planned a copy of it; %s",
@@ -204,15 +254,15 @@ func planMismatch(plan domain.Plan, req *events.ReplicationRequested) string {
 	return ""
 }
 
-// ensureRecord creates the record of one region if it does not exist and returns it.
-func (c *Core) ensureRecord(ctx context.Context, e event.Event, req *events.ReplicationRequested, region string) (domain.Record, error) {
+// newRecord is the record of one region of req as first stored: requested.
+func (c *Core) newRecord(e event.Event, req *events.ReplicationRequested, region string) domain.Record {
 	r := copyTo(req, region)
 	t := c.Now()
 	timeout := time.Duration(req.TimeoutSeconds) * time.Second
 	if timeout <= 0 {
 		timeout = 6 * time.Hour
 	}
-	rec := domain.Record{
+	return domain.Record{
 		Key:                 r.Key(),
 		Copy:                r,
 		State:               domain.StateRequested,
@@ -224,10 +274,15 @@ func (c *Core) ensureRecord(ctx context.Context, e event.Event, req *events.Repl
 		OSType:              req.OSType,
 		Tags:                req.Tags,
 	}
+}
+
+// ensureRecord creates the record of one region if it does not exist and returns it.
+func (c *Core) ensureRecord(ctx context.Context, e event.Event, req *events.ReplicationRequested, region string) (domain.Record, error) {
+	rec := c.newRecord(e, req, region)
 	if err := c.Store.CreateRecord(ctx, rec); err != nil && !errors.Is(err, domain.ErrExists) {
 		return rec, err
 	}
-	return c.Store.Record(ctx, r)
+	return c.Store.Record(ctx, rec.Copy)
 }
 
 // recover looks for a copy an interrupted attempt may have started.
@@ -338,9 +393,9 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 		// This call is for sibling regions only: ours was left out (an attempt since our
 		// lookup may have started it, so it must be looked for first). Whatever the call
 		// does, this request must come back for its own region rather than end here.
-		return c.comeBackForOwn(ctx, e, req, c.startClaimed(ctx, e, copier, req, claimed, found))
+		return c.comeBackForOwn(ctx, e, req, c.startClaimed(ctx, e, copier, req, claimed, found, nil))
 	}
-	return c.startClaimed(ctx, e, copier, req, claimed, found)
+	return c.startClaimed(ctx, e, copier, req, claimed, found, nil)
 }
 
 // comeBackForOwn turns a finished result into a deferral when the request's own region is
@@ -373,7 +428,9 @@ func (c *Core) ownRegion(ctx context.Context, e event.Event, req *events.Replica
 
 // startClaimed makes the one provider call for the claimed regions and records its answer;
 // found are the started events of sibling regions a lookup found, carried by every result.
-func (c *Core) startClaimed(ctx context.Context, e event.Event, copier Copier, req *events.ReplicationRequested, claimed []string, found []event.Event) fn.Result {
+// own, when set, is the request's own record as this delivery claimed it, so its start is
+// recorded from the claim's revision.
+func (c *Core) startClaimed(ctx context.Context, e event.Event, copier Copier, req *events.ReplicationRequested, claimed []string, found []event.Event, own *held) fn.Result {
 	handles, err := copier.StartCopy(ctx, c.copyRequest(req, claimed))
 	if err != nil {
 		res := c.startFailed(ctx, e, req, claimed, domain.AsProviderError(req.Provider, "StartCopy", err))
@@ -385,7 +442,15 @@ func (c *Core) startClaimed(ctx context.Context, e event.Event, copier Copier, r
 		if !slices.Contains(claimed, h.Region) {
 			continue
 		}
-		rec, err := c.markStarted(ctx, copyTo(req, h.Region), h)
+		var (
+			rec domain.Record
+			err error
+		)
+		if own != nil && own.rec.DestinationRegion == h.Region {
+			rec, _, err = c.Store.UpdateRecordFrom(ctx, own.rec, own.rev, c.started(h))
+		} else {
+			rec, err = c.markStarted(ctx, copyTo(req, h.Region), h)
+		}
 		if err != nil {
 			return fn.Retry(0, err, out...)
 		}
@@ -476,8 +541,15 @@ func (c *Core) unclaim(ctx context.Context, req *events.ReplicationRequested, re
 	}
 }
 
+// markStarted records that the copy to r's region was started, with handle h.
 func (c *Core) markStarted(ctx context.Context, r domain.Copy, h domain.Handle) (domain.Record, error) {
-	return c.Store.UpdateRecord(ctx, r, func(rec *domain.Record) error {
+	return c.Store.UpdateRecord(ctx, r, c.started(h))
+}
+
+// started is the change that records a copy started with handle h; it leaves a copy already
+// in flight or settled as it is.
+func (c *Core) started(h domain.Handle) func(*domain.Record) error {
+	return func(rec *domain.Record) error {
 		if rec.State == domain.StateInProgress || rec.State.Settled() {
 			return domain.ErrNoChange
 		}
@@ -489,7 +561,7 @@ func (c *Core) markStarted(ctx context.Context, r domain.Copy, h domain.Handle) 
 			rec.ProviderStatus = "already present"
 		}
 		return nil
-	})
+	}
 }
 
 // startFailed records a failed start call: retryable errors come back later (and are given up
@@ -557,7 +629,7 @@ func (c *Core) announceFailed(ctx context.Context, e event.Event, req *events.Re
 		}
 		out = append(out, ev)
 	}
-	done, ok, err := emit.Completed(ctx, c.Store, e, domain.Image(req.Image))
+	done, ok, err := emit.Completed(ctx, c.Store, e, domain.Image(req.Image), recs...)
 	if err != nil {
 		return fn.Retry(0, err, out...)
 	}

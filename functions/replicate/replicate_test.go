@@ -1195,3 +1195,50 @@ func TestFailedStartWakesTheNextWaiter(t *testing.T) {
 		t.Errorf("woken %v, want %v", got, want)
 	}
 }
+
+// A request whose copy is started alone and takes no slot creates its record already
+// claimed: while the provider call is in flight the record is "starting" with one start
+// call, and the start is then recorded from the revision of that create. When the record
+// changed meanwhile (here: another writer stamps it during the call), the start is applied to
+// the record as it is now rather than lost or written over it.
+func TestCreateAsClaim(t *testing.T) {
+	t.Parallel()
+	store := memkv.NewStore()
+	ctx := context.Background()
+	clk := newClock()
+	fake := &fakeCopier{}
+	core := newCore(store, clk, events.ProviderTencent, fake)
+	img := image(events.ProviderTencent, "img-create-claim")
+	planned(t, store, img, "ap-beijing")
+	c := replicationOf(img, "ap-beijing")
+
+	fake.entered, fake.hold = make(chan struct{}, 1), make(chan struct{})
+	done := make(chan fn.Result, 1)
+	go func() { done <- core.Handle(ctx, request(t, img, "ap-beijing", []string{"ap-beijing"}, "1")) }()
+	<-fake.entered
+	rec := record(t, store, c)
+	if rec.State != domain.StateStarting || rec.StartCalls != 1 || !rec.StartingSince.Equal(clk.Now()) {
+		t.Fatalf("record during the call: %s with %d start calls since %v, want starting, 1, %v", rec.State, rec.StartCalls, rec.StartingSince, clk.Now())
+	}
+	// A duplicate delivery meanwhile finds the claim and waits; it does not call.
+	if res := core.Handle(ctx, request(t, img, "ap-beijing", []string{"ap-beijing"}, "2")); res.Outcome.Kind != fn.KindDefer {
+		t.Fatalf("duplicate during the call: %v, want defer", res.Outcome.Kind)
+	}
+	if _, err := store.UpdateRecord(ctx, c, func(r *domain.Record) error { r.Holder = "someone"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	close(fake.hold)
+	res := <-done
+	wantKind(t, res, fn.KindDone)
+	if len(emitted(t, res)[events.TypeReplicationStarted]) != 1 {
+		t.Fatalf("emitted %v, want replication.started", res.Emit)
+	}
+	rec = record(t, store, c)
+	if rec.State != domain.StateInProgress || rec.TaskID != "task-ap-beijing" || rec.StartCalls != 1 || rec.Holder != "someone" {
+		t.Errorf("record %s task %q after %d start calls, holder %q: want in-progress task-ap-beijing after 1, the other write kept",
+			rec.State, rec.TaskID, rec.StartCalls, rec.Holder)
+	}
+	if calls, _, _ := fake.counts(); calls != 1 {
+		t.Errorf("%d StartCopy calls, want 1", calls)
+	}
+}

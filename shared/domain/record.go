@@ -81,6 +81,39 @@ type Plan struct {
 	// against. Plans stored by earlier versions have none; their requests are checked on the
 	// image and regions only.
 	Attributes *ImageAttributes `json:"attributes,omitempty"`
+	// Settled holds how each planned region that has settled ended, by region. Every settle
+	// adds its region with one compare-and-swap on the plan, and the one that completes the
+	// set announces replication.completed, so completion costs one write per region rather
+	// than a read of every sibling's record at every settle.
+	Settled map[string]Settlement `json:"settled,omitempty"`
+	// TracksSettled says that every settle of this plan's regions is recorded in Settled:
+	// plans stored by earlier versions lack it, and their completion is judged from the
+	// records, as those versions did.
+	TracksSettled bool `json:"tracksSettled,omitempty"`
+}
+
+// Settlement is how one planned region of an image ended, as the plan keeps it for
+// replication.completed.
+type Settlement struct {
+	State              State  `json:"state"`
+	DestinationImageID string `json:"destinationImageId,omitempty"`
+	Code               string `json:"code,omitempty"`
+	Message            string `json:"message,omitempty"`
+}
+
+// SettlementOf is what the plan keeps of a settled record.
+func SettlementOf(r Record) Settlement {
+	return Settlement{State: r.State, DestinationImageID: r.DestinationImageID, Code: r.Code, Message: r.Message}
+}
+
+// Complete reports whether every planned region has a settlement.
+func (p Plan) Complete() bool {
+	for _, r := range p.Regions {
+		if _, ok := p.Settled[r]; !ok {
+			return false
+		}
+	}
+	return len(p.Regions) > 0
 }
 
 // ImageAttributes are the attributes of a published image that decide whether a provider

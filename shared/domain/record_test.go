@@ -16,6 +16,8 @@ const (
 	storedEmptyRecord = `{"key":"k","provider":"","imageId":"","sourceRegion":"","destinationRegion":"","state":"requested","percent":0,"startCalls":0,"polls":0}`
 	storedPlan        = `{"provider":"alibaba","imageId":"imgc-1","versionId":"iv-1","sourceRegion":"cn-shanghai","productType":"CloudDesktop","regions":["cn-beijing"],"correlationId":"c","attributes":{"sizeGB":20,"encrypted":false,"fromISO":false}}`
 	storedEmptyPlan   = `{"provider":"","imageId":"","sourceRegion":"","regions":null,"correlationId":""}`
+	// storedTrackedPlan is a plan that records its settled regions (added after the above).
+	storedTrackedPlan = `{"provider":"tencent","imageId":"img-1","sourceRegion":"ap-guangzhou","regions":["ap-beijing","ap-shanghai"],"correlationId":"c","settled":{"ap-beijing":{"state":"failed","code":"c","message":"m"},"ap-shanghai":{"state":"succeeded","destinationImageId":"img-2"}},"tracksSettled":true}`
 )
 
 func roundTrip[T any](t *testing.T, stored string) T {
@@ -45,6 +47,13 @@ func TestStoredRecordsKeepTheirJSON(t *testing.T) {
 		t.Errorf("decoded %+v", plan)
 	}
 	roundTrip[domain.Plan](t, storedEmptyPlan)
+	tracked := roundTrip[domain.Plan](t, storedTrackedPlan)
+	if !tracked.TracksSettled || !tracked.Complete() || tracked.Settled["ap-shanghai"].DestinationImageID != "img-2" {
+		t.Errorf("decoded %+v", tracked)
+	}
+	if plan.Complete() {
+		t.Error("a plan without settlements is complete")
+	}
 }
 
 // The domain's image converts to and from the event contract's with a type conversion, and

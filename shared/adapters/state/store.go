@@ -32,10 +32,13 @@ var ErrExists = domain.ErrExists
 type Store struct {
 	b   Bucket
 	now func() time.Time
+	// plans remembers the plans this store last read or wrote, with their revisions, so a
+	// settle can compare-and-swap a plan without reading it first (see [Store.Settle]).
+	plans *revisions
 }
 
 // New returns a store over b.
-func New(b Bucket) *Store { return &Store{b: b, now: time.Now} }
+func New(b Bucket) *Store { return &Store{b: b, now: time.Now, plans: newRevisions(planCacheSize)} }
 
 // WithClock returns a copy of s whose semaphore leases follow now (for tests of expiry).
 func (s *Store) WithClock(now func() time.Time) *Store {
@@ -171,32 +174,46 @@ var ErrNoChange = domain.ErrNoChange
 // retrying when another writer got there first. change sees the latest value each time.
 // It returns the value as stored (or as read, when change returned ErrNoChange).
 func Update[T any](ctx context.Context, s *Store, key string, change func(*T) error) (T, error) {
+	v, rev, err := Get[T](ctx, s, key)
+	if err != nil {
+		return v, err
+	}
+	v, _, err = UpdateFrom(ctx, s, key, v, rev, change)
+	return v, err
+}
+
+// UpdateFrom is [Update] for a value the caller has already read, at revision rev: change is
+// applied to v and written with compare-and-swap at rev, with no read first. When another
+// writer got there first, it reads the record again and applies change to that, as Update
+// does, so the outcome is the same as Update's; it only saves the read when nobody wrote
+// since. It returns the value as stored (or as read, when change returned ErrNoChange) and
+// its revision.
+func UpdateFrom[T any](ctx context.Context, s *Store, key string, v T, rev uint64, change func(*T) error) (T, uint64, error) {
 	for attempt := 0; ; attempt++ {
-		v, rev, err := Get[T](ctx, s, key)
-		if err != nil {
-			return v, err
-		}
 		if err := change(&v); errors.Is(err, ErrNoChange) {
-			return v, nil
+			return v, rev, nil
 		} else if err != nil {
-			return v, err
+			return v, rev, err
 		}
 		raw, err := json.Marshal(v)
 		if err != nil {
-			return v, fmt.Errorf("state: encode %s: %w", key, err)
+			return v, rev, fmt.Errorf("state: encode %s: %w", key, err)
 		}
-		_, err = s.b.Update(ctx, key, raw, rev)
+		next, err := s.b.Update(ctx, key, raw, rev)
 		if err == nil {
-			return v, nil
+			return v, next, nil
 		}
 		if !errors.Is(err, ErrRevisionMismatch) {
-			return v, err
+			return v, rev, err
 		}
 		if attempt > 100 {
-			return v, fmt.Errorf("state: update %s: too much contention: %w", key, err)
+			return v, rev, fmt.Errorf("state: update %s: too much contention: %w", key, err)
 		}
 		if err := ctx.Err(); err != nil {
-			return v, err
+			return v, rev, err
+		}
+		if v, rev, err = Get[T](ctx, s, key); err != nil {
+			return v, rev, err
 		}
 	}
 }

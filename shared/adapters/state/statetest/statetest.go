@@ -33,6 +33,11 @@ func Run(t *testing.T, newBucket func(t *testing.T) state.Bucket) {
 		{"TableAddressesRecordsByParts", testTableAddressesRecordsByParts},
 		{"MigrateLegacyKeys", testMigrateLegacyKeys},
 		{"SemaphoreLimitsHoldersAndRecoversExpiredLeases", testSemaphoreLimitsHoldersAndRecoversExpiredLeases},
+		{"UpdateFromAHeldRevision", testUpdateFromAHeldRevision},
+		{"SettleCompletesOnceUnderContention", testSettleCompletesOnceUnderContention},
+		{"SettleRecoversFromAStaleRecentPlan", testSettleRecoversFromAStaleRecentPlan},
+		{"SettleOfAPlanStoredByAnEarlierVersionReadsTheRecords", testSettleOfALegacyPlanReadsTheRecords},
+		{"RecordsOfImageIDListsOnlyThatImage", testRecordsOfImageIDListsOnlyThatImage},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, state.New(newBucket(t))) })
@@ -376,5 +381,199 @@ func testSemaphoreLimitsHoldersAndRecoversExpiredLeases(t *testing.T, s *state.S
 	}
 	if _, ok := holders["copy-4"]; ok || len(holders) != 5 {
 		t.Errorf("holders %v: want five, without the expired copy-4", holders)
+	}
+}
+
+// testUpdateFromAHeldRevision checks the write without a read: from a revision still
+// current it is one compare-and-swap; from a stale one it applies the change to the record as
+// it is now, so no writer's change is lost.
+func testUpdateFromAHeldRevision(t *testing.T, s *state.Store) {
+	ctx := context.Background()
+	c := domain.Copy{Image: domain.Image{Provider: "tencent", ImageID: "img-held", SourceRegion: "ap-guangzhou"}, DestinationRegion: "ap-beijing"}
+	rec := domain.Record{Key: c.Key(), Copy: c, State: domain.StateStarting, StartCalls: 1}
+	rev, err := s.CreateRecordRevision(ctx, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateRecordRevision(ctx, rec); !errors.Is(err, state.ErrExists) {
+		t.Fatalf("second create: %v, want ErrExists: a create is a claim", err)
+	}
+	got, rev2, err := s.UpdateRecordFrom(ctx, rec, rev, func(r *domain.Record) error { r.Polls++; return nil })
+	if err != nil || got.Polls != 1 || rev2 <= rev {
+		t.Fatalf("update from the created revision = %d polls at rev %d (%v), want 1 at > %d", got.Polls, rev2, err, rev)
+	}
+	if read, readRev, err := s.RecordRevision(ctx, c); err != nil || read.Polls != 1 || readRev != rev2 {
+		t.Fatalf("read back %d polls at rev %d (%v), want 1 at %d", read.Polls, readRev, err, rev2)
+	}
+	// Held at rev, which is stale now: the change is applied to the stored record (Polls 1).
+	calls := 0
+	got, _, err = s.UpdateRecordFrom(ctx, rec, rev, func(r *domain.Record) error { calls++; r.Polls += 10; return nil })
+	if err != nil || got.Polls != 11 || calls != 2 {
+		t.Fatalf("update from a stale revision = %d polls after %d tries (%v), want 11 after 2", got.Polls, calls, err)
+	}
+	if _, _, err := s.UpdateRecordFrom(ctx, rec, 0, func(*domain.Record) error { return domain.ErrNoChange }); err != nil {
+		t.Fatalf("update returning ErrNoChange: %v", err)
+	}
+	gone := domain.Copy{Image: c.Image, DestinationRegion: "nowhere"}
+	if _, _, err := s.UpdateRecordFrom(ctx, domain.Record{Copy: gone}, 1, func(r *domain.Record) error { r.Polls++; return nil }); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("update of a missing record: %v, want ErrNotFound", err)
+	}
+}
+
+func settledRecord(img domain.Image, region string, st domain.State) domain.Record {
+	c := domain.Copy{Image: img, DestinationRegion: region}
+	return domain.Record{Key: c.Key(), Copy: c, State: st, DestinationImageID: "img-" + region}
+}
+
+// testSettleCompletesOnceUnderContention settles every region of an image at once, each from
+// a store of its own (as separate workers would): exactly one settle sees the set complete,
+// and a settle delivered again reports the completion again.
+func testSettleCompletesOnceUnderContention(t *testing.T, s *state.Store) {
+	ctx := context.Background()
+	img := domain.Image{Provider: "tencent", ImageID: "img-race", SourceRegion: "ap-guangzhou"}
+	regions := []string{"r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8"}
+	if err := s.SavePlan(ctx, domain.Plan{Image: img, Regions: regions, CorrelationID: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok, err := s.Settle(ctx, img, settledRecord(img, "r1", domain.StateInProgress)); err != nil || ok || len(p.Settled) != 0 {
+		t.Fatalf("settle of an unsettled record: %v complete %v (%v), want nothing recorded", p.Settled, ok, err)
+	}
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		complete int
+	)
+	for i, r := range regions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st := domain.StateSucceeded
+			if i == 3 {
+				st = domain.StateFailed
+			}
+			worker := state.New(s.Bucket()) // a store of its own: nothing remembered
+			if _, err := worker.Plan(ctx, img); err != nil {
+				t.Error(err)
+				return
+			}
+			_, ok, err := worker.Settle(ctx, img, settledRecord(img, r, st))
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				mu.Lock()
+				complete++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if complete != 1 {
+		t.Fatalf("%d settles saw the image complete, want exactly 1", complete)
+	}
+	p, ok, err := state.New(s.Bucket()).Settle(ctx, img, settledRecord(img, "r2", domain.StateFailed))
+	if err != nil || !ok || len(p.Settled) != len(regions) {
+		t.Fatalf("settle delivered again: complete %v with %d regions (%v), want complete with %d", ok, len(p.Settled), err, len(regions))
+	}
+	if p.Settled["r2"].State != domain.StateSucceeded || p.Settled["r4"].State != domain.StateFailed || p.Settled["r1"].DestinationImageID != "img-r1" {
+		t.Errorf("settlements %+v: a region is recorded once, as it first settled", p.Settled)
+	}
+	if _, _, err := s.Settle(ctx, domain.Image{Provider: "tencent", ImageID: "img-none"}); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("settle without a plan: %v, want ErrNotFound", err)
+	}
+}
+
+// testSettleRecoversFromAStaleRecentPlan: a store that remembers a plan another store has
+// changed since still records its region and sees the other's, and a settle delivered again
+// to a store whose remembered plan is not complete reads the stored one before saying so.
+func testSettleRecoversFromAStaleRecentPlan(t *testing.T, s *state.Store) {
+	ctx := context.Background()
+	img := domain.Image{Provider: "tencent", ImageID: "img-stale", SourceRegion: "ap-guangzhou"}
+	if err := s.SavePlan(ctx, domain.Plan{Image: img, Regions: []string{"a", "b"}, CorrelationID: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := s.RecentPlan(img); !ok || !slices.Equal(p.Regions, []string{"a", "b"}) {
+		t.Fatalf("RecentPlan after SavePlan = %+v %v, want the saved plan", p, ok)
+	}
+	other := state.New(s.Bucket())
+	if _, ok, err := other.Settle(ctx, img, settledRecord(img, "a", domain.StateSucceeded)); err != nil || ok {
+		t.Fatalf("first settle: complete %v (%v)", ok, err)
+	}
+	p, ok, err := s.Settle(ctx, img, settledRecord(img, "b", domain.StateSucceeded))
+	if err != nil || !ok || len(p.Settled) != 2 {
+		t.Fatalf("settle from a stale plan: %+v complete %v (%v), want both regions and complete", p.Settled, ok, err)
+	}
+	// other remembers the plan with a only; a redelivered settle of a must still say complete.
+	if _, ok, err := other.Settle(ctx, img, settledRecord(img, "a", domain.StateSucceeded)); err != nil || !ok {
+		t.Fatalf("redelivered settle to a store with a stale plan: complete %v (%v), want complete", ok, err)
+	}
+	if _, ok := state.New(s.Bucket()).RecentPlan(img); ok {
+		t.Error("a new store remembers a plan it never read")
+	}
+}
+
+// testSettleOfALegacyPlanReadsTheRecords: a plan stored by an earlier version does not track
+// its settled regions, so its completion is judged from the records.
+func testSettleOfALegacyPlanReadsTheRecords(t *testing.T, s *state.Store) {
+	ctx := context.Background()
+	img := domain.Image{Provider: "tencent", ImageID: "img-legacy", SourceRegion: "ap-guangzhou"}
+	raw, err := json.Marshal(domain.Plan{Image: img, Regions: []string{"a", "b"}, CorrelationID: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Bucket().Create(ctx, state.PlanKey(img), raw); err != nil {
+		t.Fatal(err)
+	}
+	// a settled before the upgrade: its record says so, the plan does not.
+	for _, r := range []domain.Record{settledRecord(img, "a", domain.StateFailed), settledRecord(img, "b", domain.StateInProgress)} {
+		if err := s.CreateRecord(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok, err := s.Settle(ctx, img, settledRecord(img, "b", domain.StateInProgress)); err != nil || ok {
+		t.Fatalf("legacy plan with b in progress: complete %v (%v)", ok, err)
+	}
+	b := settledRecord(img, "b", domain.StateSucceeded)
+	if _, err := s.UpdateRecord(ctx, b.Copy, func(r *domain.Record) error { r.State = domain.StateSucceeded; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	p, ok, err := s.Settle(ctx, img, b)
+	if err != nil || !ok || p.Settled["a"].State != domain.StateFailed || p.Settled["b"].State != domain.StateSucceeded {
+		t.Fatalf("legacy plan settled: %+v complete %v (%v), want both regions from their records", p.Settled, ok, err)
+	}
+	if stored, err := s.Plan(ctx, img); err != nil || stored.TracksSettled || stored.Settled != nil {
+		t.Errorf("legacy plan stored as %+v (%v): it must stay as it was", stored, err)
+	}
+}
+
+// testRecordsOfImageIDListsOnlyThatImage: `imagerelay status --image` lists one image's
+// records, whatever its provider, account and version, and nothing else.
+func testRecordsOfImageIDListsOnlyThatImage(t *testing.T, s *state.Store) {
+	ctx := context.Background()
+	imgs := []domain.Image{
+		{Provider: "tencent", ImageID: "img-a", VersionID: "v1"},
+		{Provider: "tencent", ImageID: "img-a", VersionID: "v2", Account: "acme"},
+		{Provider: "alibaba", ImageID: "img-a"},
+		{Provider: "tencent", ImageID: "img-ab"},
+		{Provider: "tencent", ImageID: "img-a.b"},
+	}
+	for _, img := range imgs {
+		for _, region := range []string{"r1", "r2"} {
+			if err := s.CreateRecord(ctx, settledRecord(img, region, domain.StateRequested)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	recs, err := s.RecordsOfImageID(ctx, "img-a")
+	if err != nil || len(recs) != 6 {
+		t.Fatalf("RecordsOfImageID(img-a) = %d records (%v), want 6", len(recs), err)
+	}
+	for i, r := range recs {
+		if r.ImageID != "img-a" || i > 0 && recs[i-1].Key > r.Key {
+			t.Errorf("record %d: %s (image %s); want img-a only, sorted by key", i, r.Key, r.ImageID)
+		}
+	}
+	if recs, err := s.RecordsOfImageID(ctx, "img-a.b"); err != nil || len(recs) != 2 {
+		t.Errorf("RecordsOfImageID(img-a.b) = %d records (%v), want 2", len(recs), err)
 	}
 }

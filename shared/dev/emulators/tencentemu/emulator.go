@@ -72,6 +72,7 @@ type Emulator struct {
 
 	mu       sync.Mutex
 	images   map[string]*image
+	byRegion map[string]*regionImages // the images of each region, indexed (see put)
 	limiters map[string]*rate.Limiter
 }
 
@@ -183,7 +184,7 @@ func (e *Emulator) addImage(img Image, created time.Time) error {
 	if _, dup := e.images[img.ID]; dup {
 		return fmt.Errorf("image id %s is used twice", img.ID)
 	}
-	e.images[img.ID] = &image{Image: img, imageType: t}
+	e.put(&image{Image: img, imageType: t})
 	return nil
 }
 
