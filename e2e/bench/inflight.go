@@ -286,7 +286,7 @@ func (r InFlightReport) write(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "    status: every record read in process (what `imagerelay status` does) in %s\n", r.StatusAll.Round(time.Millisecond))
 	if r.StatusCLIArgs != "" {
-		fmt.Fprintf(w, "    status: `imagerelay %s` in %s\n", r.StatusCLIArgs, r.StatusCLI.Round(time.Millisecond))
+		fmt.Fprintf(w, "    status: %s in %s, the built binary, connection included\n", r.StatusCLIArgs, r.StatusCLI.Round(time.Millisecond))
 	}
 }
 
@@ -347,7 +347,7 @@ func timeStatus(ctx context.Context, bin string, r *rig, imageID string) (time.D
 		return 0, "", fmt.Errorf("imagerelay %s: %w: %s", strings.Join(args, " "), err, tail(out))
 	}
 	shown := strings.Join(slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "--config" || a == r.cfgPath }), " ")
-	return d, shown + " (" + strconv.Itoa(strings.Count(string(out), "\n")) + " lines out)", nil
+	return d, "`imagerelay " + shown + "` (" + strconv.Itoa(strings.Count(string(out), "\n")) + " lines out)", nil
 }
 
 func tail(b []byte) string {
