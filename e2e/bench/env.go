@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -261,7 +262,9 @@ type distinct struct {
 	sub  *nats.Subscription
 	ids  chan string
 	done chan struct{}
-	seen map[string]bool
+	seen map[string]bool // only the counting goroutine touches it
+	mu   sync.Mutex
+	n    int
 	last time.Time
 }
 
@@ -282,7 +285,9 @@ func countDistinct(nc *nats.Conn, typ string, want int) (*distinct, error) {
 				continue
 			}
 			d.seen[id] = true
-			d.last = time.Now()
+			d.mu.Lock()
+			d.n, d.last = len(d.seen), time.Now()
+			d.mu.Unlock()
 			if len(d.seen) == want {
 				close(d.done)
 			}
@@ -291,12 +296,20 @@ func countDistinct(nc *nats.Conn, typ string, want int) (*distinct, error) {
 	return d, nil
 }
 
+// progress is how many distinct events arrived so far, and when the last new one did.
+func (d *distinct) progress() (int, time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.n, d.last
+}
+
 // wait waits for every event, or ctx; it returns when the last new one arrived.
 func (d *distinct) wait(ctx context.Context) (time.Time, error) {
 	select {
 	case <-d.done:
 		_ = d.sub.Unsubscribe()
-		return d.last, nil
+		_, last := d.progress()
+		return last, nil
 	case <-ctx.Done():
 		return time.Time{}, ctx.Err()
 	}

@@ -189,7 +189,8 @@ func runPipeline(ctx context.Context, r *rig, p plan, o ThroughputOptions, rep *
 	}
 	last, err := completed.wait(ctx)
 	if err != nil {
-		return fmt.Errorf("%d of %d images completed: %w", len(completed.seen), len(p.images), err)
+		n, _ := completed.progress()
+		return fmt.Errorf("%d of %d images completed: %w", n, len(p.images), err)
 	}
 	rep.Elapsed = last.Sub(start)
 	rep.CPU = processCPU() - cpu0
