@@ -4,7 +4,7 @@ GO        ?= go
 BIN       := bin/imagerelay
 PKGS      := ./...
 
-.PHONY: all build run test test-short vet fmt-check lint bench fuzz chaos package serverless-check clean
+.PHONY: all build run test test-short vet fmt-check lint bench bench-e2e bench-e2e-inflight fuzz chaos package serverless-check clean
 
 all: build
 
@@ -37,6 +37,21 @@ lint:
 ## bench: throughput and latency benchmarks; results are machine-specific (see README).
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 $(PKGS)
+
+## bench-e2e: the end-to-end benchmark (e2e/bench): raw JetStream, then BENCH_IMAGES images ×
+## BENCH_REGIONS regions through every function against zero-latency emulators, then raw again;
+## prints settled/s, JetStream operations per replication and the ratio to the same-run ceiling.
+BENCH_IMAGES  ?= 300
+BENCH_REGIONS ?= 3
+BENCH_ARGS    ?=
+bench-e2e:
+	$(GO) run ./e2e/bench/cmd -mode throughput -images $(BENCH_IMAGES) -regions $(BENCH_REGIONS) $(BENCH_ARGS)
+
+## bench-e2e-inflight: BENCH_COPIES copies in flight (24 h copies, 30 s polls), each function an
+## `imagerelay worker` process: polls/s needed vs achieved, worker RSS, store size, status time.
+BENCH_COPIES ?= 100000
+bench-e2e-inflight: build
+	$(GO) run ./e2e/bench/cmd -mode inflight -copies $(BENCH_COPIES) -bin $(CURDIR)/$(BIN) $(BENCH_ARGS)
 
 ## fuzz: a short run of every fuzz target (longer: FUZZTIME=5m make fuzz).
 FUZZTIME ?= 15s
