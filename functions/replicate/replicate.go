@@ -421,6 +421,10 @@ func (c *Core) ownRegion(ctx context.Context, e event.Event, req *events.Replica
 		res.Emit = slices.Concat(carried, res.Emit)
 		return res
 	case rec.State.Settled():
+		// This delivery took the copy's slot before it found the copy settled (a late
+		// duplicate racing the settle, which released the slot): give it back, or it stays
+		// taken until its lease ends and the account's next copies wait for it.
+		c.Slots.Release(ctx, rec.Copy)
 		return fn.Done(carried...)
 	}
 	return fn.Defer(wait, carried...)

@@ -1242,3 +1242,55 @@ func TestCreateAsClaim(t *testing.T) {
 		t.Errorf("%d StartCopy calls, want 1", calls)
 	}
 }
+
+// settlingLimiter is the store's semaphore, but the copy settles (as the poller settles it,
+// releasing its slot) just before the slot is taken: the race of a late duplicate request
+// with the end of its copy.
+type settlingLimiter struct {
+	*state.Store
+	settle func()
+}
+
+func (l settlingLimiter) Acquire(ctx context.Context, name, holder string, limit int, lease time.Duration) (bool, error) {
+	l.settle()
+	return l.Store.Acquire(ctx, name, holder, limit, lease)
+}
+
+// A request that takes its copy's slot and then finds the copy settled gives the slot back: a
+// slot held for a settled copy stays taken until its lease ends (minutes), and the next
+// copies of the account wait for it. e2e's five-copies test saw such a slot left behind.
+func TestSlotTakenForASettledCopyIsGivenBack(t *testing.T) {
+	t.Parallel()
+	store := memkv.NewStore()
+	ctx := context.Background()
+	img := image(events.ProviderHuawei, "img-late")
+	planned(t, store, img, "cn-east-3")
+	own := replicationOf(img, "cn-east-3")
+	if err := store.CreateRecord(ctx, domain.Record{Key: own.Key(), Copy: own, State: domain.StateRequested}); err != nil {
+		t.Fatal(err)
+	}
+	settle := func() {
+		if _, err := store.UpdateRecord(ctx, own, func(r *domain.Record) error {
+			r.State, r.TaskID = domain.StateSucceeded, "job-done"
+			return nil
+		}); err != nil {
+			t.Error(err)
+		}
+	}
+	fake := &fakeCopier{}
+	core := newCore(store, newClock(), events.ProviderHuawei, limitedCopier{fake}, func(c *replicate.Config) {
+		c.Slots.Limiter = settlingLimiter{Store: store, settle: settle}
+	})
+	res := core.Handle(ctx, request(t, img, "cn-east-3", []string{"cn-east-3"}, "late"))
+	wantKind(t, res, fn.KindDone)
+	if calls, _, _ := fake.counts(); calls != 0 {
+		t.Errorf("%d provider calls for a settled copy", calls)
+	}
+	holders, err := store.Holders(ctx, lifecycle.SlotName(own))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(holders) != 0 {
+		t.Errorf("slots still held after the copy settled: %v", holders)
+	}
+}
