@@ -22,7 +22,8 @@ import (
 type Ops struct {
 	// Stored is messages stored per stream.
 	Stored map[string]uint64
-	// Requests is requests per kind: "kv get", "msg get", "pull", "ack", "nak", "in progress",
+	// Requests is requests per kind: "kv get", "kv get (rate limits)", "msg get", "pull", "ack",
+	// "nak", "in progress",
 	// "term", and "api <verb>" for the rest.
 	Requests map[string]uint64
 }
@@ -42,7 +43,7 @@ func (o Ops) KVWrites() uint64 {
 }
 
 // KVReads is message gets (direct or API) on KV_ streams.
-func (o Ops) KVReads() uint64 { return o.Requests["kv get"] }
+func (o Ops) KVReads() uint64 { return o.Requests["kv get"] + o.Requests["kv get (rate limits)"] }
 
 // Total is what the report calls JetStream operations: events stored + KV writes + KV reads,
 // as issue 14 counted them.
@@ -106,6 +107,9 @@ func classify(subject string, data []byte) string {
 	rest := strings.TrimPrefix(subject, "$JS.API.")
 	switch {
 	case strings.HasPrefix(rest, "DIRECT.GET.KV_"), strings.HasPrefix(rest, "STREAM.MSG.GET.KV_"):
+		if strings.HasSuffix(rest, "-ratelimit") {
+			return "kv get (rate limits)"
+		}
 		return "kv get"
 	case strings.HasPrefix(rest, "DIRECT.GET."), strings.HasPrefix(rest, "STREAM.MSG.GET."):
 		return "msg get"
