@@ -152,18 +152,14 @@ func runPipeline(ctx context.Context, r *rig, p plan, o ThroughputOptions, rep *
 	runCtx, stopFns := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { hush(); stopFns(); wg.Wait() }()
-	var active []string // the functions with work to do: an idle one (rebuild without a policy) has no consumer
 	for _, name := range catalog.FunctionNames {
 		spec, err := rt.Spec(name)
 		if err != nil {
 			return err
 		}
-		if spec.Idle == "" {
-			// Create the consumers before the clock starts, as a running `up` has them.
-			if _, err := rt.Bus.Consumer(ctx, spec); err != nil {
-				return err
-			}
-			active = append(active, name)
+		// Create the consumers before the clock starts, as a running `up` has them.
+		if _, err := rt.Bus.Consumer(ctx, spec); err != nil {
+			return err
 		}
 		wg.Go(func() {
 			if err := rt.Bus.Run(runCtx, spec); err != nil {
@@ -201,7 +197,7 @@ func runPipeline(ctx context.Context, r *rig, p plan, o ThroughputOptions, rep *
 	rep.Completed = len(p.images)
 	// The work the replications caused ends when no function has anything left to do: the
 	// duplicates and acks after the last completion belong to the run, so they are counted.
-	infos, err := waitIdle(ctx, r, active)
+	infos, err := waitIdle(ctx, r, catalog.FunctionNames)
 	if err != nil {
 		return err
 	}

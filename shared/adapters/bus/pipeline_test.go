@@ -3,16 +3,12 @@ package bus_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/imagerelay/imagerelay/events"
 	"github.com/imagerelay/imagerelay/shared/adapters/bus"
@@ -170,44 +166,4 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// An idle function (rebuild without a policy) neither creates its consumer nor reads its
-// events: before, the rebuild worker pulled and acknowledged every replication.succeeded.
-func TestIdleFunctionReadsNothing(t *testing.T) {
-	env := testenv.Start(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := env.Bus.Publish(ctx, published(t, "idle-1", "img-idle0001")); err != nil {
-		t.Fatal(err)
-	}
-	var logs syncBuffer
-	b, err := bus.Bind(ctx, env.Conn, env.Bus.Config(), slog.New(slog.NewTextHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	core := &calls{}
-	s := spec(fn.HandlerFunc(func(_ context.Context, e event.Event) fn.Result { core.add(e.ID()); return fn.Done() }))
-	s.Idle = "nothing to do in this test"
-	if n, err := b.Drain(ctx, s, time.Second); n != 0 || err != nil {
-		t.Fatalf("idle drain handled %d, %v", n, err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx, s) }()
-	testenv.Eventually(t, 10*time.Second, func() error {
-		if !strings.Contains(logs.String(), "nothing to do in this test") {
-			return errors.New("the idle worker has not said why yet")
-		}
-		return nil
-	})
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if _, err := env.Bus.JetStream().Consumer(context.Background(), env.Bus.Config().Stream, s.Function); !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		t.Fatalf("the idle function's consumer: %v, want none", err)
-	}
-	if core.count() != 0 {
-		t.Fatalf("an idle function handled %d events", core.count())
-	}
 }

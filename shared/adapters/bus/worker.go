@@ -35,10 +35,6 @@ type Spec struct {
 	// BatchKey, when set, groups a BatchHandler's messages by subject: one batch holds
 	// messages of one key only (see [BySubjectTail]). Nil puts every message in one group.
 	BatchKey func(subject string) string
-	// Idle, when not empty, says why the function has nothing to do (rebuild without a
-	// policy): Run logs it and waits for the end without creating or reading the consumer,
-	// so its events are neither pulled nor acknowledged, and Drain returns at once.
-	Idle string
 	// SweepEvery is how often a worker runs the core's sweep, when the core is an
 	// [fn.Sweeper] (default 30 seconds).
 	SweepEvery time.Duration
@@ -83,11 +79,6 @@ func (b *Bus) Consumer(ctx context.Context, s Spec) (jetstream.Consumer, error) 
 
 // Run handles the function's events until ctx ends. It returns nil on a clean stop.
 func (b *Bus) Run(ctx context.Context, s Spec) error {
-	if s.Idle != "" {
-		b.log.Info("function idle: nothing to do, so no events are read", "function", s.Function, "reason", s.Idle)
-		<-ctx.Done()
-		return nil
-	}
 	cons, err := b.consumerWhenReady(ctx, s)
 	if err != nil || cons == nil {
 		return err
@@ -187,9 +178,6 @@ func (b *Bus) Sweep(ctx context.Context, function string, sw fn.Sweeper) (int, e
 // how many it handled. The scheduled serverless poller uses it: each tick works in bounded
 // time and leaves the rest for the next tick.
 func (b *Bus) Drain(ctx context.Context, s Spec, budget time.Duration) (int, error) {
-	if s.Idle != "" {
-		return 0, nil
-	}
 	cons, err := b.Consumer(ctx, s)
 	if err != nil {
 		return 0, err

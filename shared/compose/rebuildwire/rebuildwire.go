@@ -31,14 +31,13 @@ func Open(_ context.Context, env *compose.Env) (bus.Spec, error) {
 // Spec returns rebuild's bus spec: its core on the desktop client d (or disabled by
 // desktopsErr), four events at a time.
 //
-// Without a rebuild policy the spec is idle: no replication.succeeded can match, so the worker
-// neither creates its consumer nor pulls and acknowledges every succeeded event.
+// The spec is never idle, even without a rebuild policy: its consumer then acknowledges every
+// replication.succeeded at once (the core reads nothing for a copy no policy matches), and so
+// keeps its place in the stream. An idle rebuild would have no consumer, and the policy added
+// later would create it at the start of the stream and rebuild desktops onto every copy of the
+// last 30 days, oldest first.
 func Spec(env *compose.Env, d *alibaba.Desktops, desktopsErr error) bus.Spec {
-	s := bus.Spec{Function: rebuild.Name, Types: []string{events.TypeReplicationSucceeded}, Handler: Core(env, d, desktopsErr), Concurrency: 4}
-	if len(env.Config.Rebuild.Policies) == 0 {
-		s.Idle = "no rebuild policy is configured (rebuild.policies): replication.succeeded events are not read; add a policy and restart the worker to rebuild desktops (rollouts left by a removed policy resume then)"
-	}
-	return s
+	return bus.Spec{Function: rebuild.Name, Types: []string{events.TypeReplicationSucceeded}, Handler: Core(env, d, desktopsErr), Concurrency: 4}
 }
 
 // Core builds the rebuild core. Without a desktop client it is built disabled: matching
