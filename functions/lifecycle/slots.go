@@ -132,3 +132,7 @@ func (s Slots) log() *slog.Logger {
 	}
 	return s.Log
 }
+
+// PollInterval is how often a copy with pollIntervalSeconds is checked (which also sets its
+// slot's lease); a copy without one is checked every second rather than in a busy loop.
+func PollInterval(seconds int) time.Duration { return time.Duration(max(seconds, 1)) * time.Second }

@@ -243,7 +243,7 @@ func (c *Core) prepare(ctx context.Context, e event.Event) (fn.Result, item, boo
 		return fn.Reject(fmt.Errorf("taskId %q does not match the task %q recorded for %s; the event is forged or from an earlier attempt", d.TaskID, rec.TaskID, rec.Key)), item{}, false
 	}
 	d.DestinationImageID, d.StartedAt, d.Deadline, d.PollIntervalSeconds = rec.DestinationImageID, rec.StartedAt, rec.Deadline, rec.PollIntervalSeconds
-	it.rec, it.rev, it.interval = rec, rev, pollInterval(rec.PollIntervalSeconds)
+	it.rec, it.rev, it.interval = rec, rev, lifecycle.PollInterval(rec.PollIntervalSeconds)
 	// Two checks of one copy can meet (a redelivered check, a sweeper's re-arm): the one
 	// that finds a check less than half an interval old leaves the provider alone and only
 	// makes sure the next check is scheduled. Checks that run at the very same moment both
@@ -419,7 +419,7 @@ func (c *Core) Sweep(ctx context.Context) ([]fn.Wakeup, error) {
 		if last.IsZero() {
 			last = r.StartedAt
 		}
-		if c.Now().Sub(last) < 3*pollInterval(r.PollIntervalSeconds)+c.SweepGrace {
+		if c.Now().Sub(last) < 3*lifecycle.PollInterval(r.PollIntervalSeconds)+c.SweepGrace {
 			continue
 		}
 		cause := event.New()
@@ -434,10 +434,4 @@ func (c *Core) Sweep(ctx context.Context) ([]fn.Wakeup, error) {
 		out = append(out, fn.Wakeup{Event: ev, Key: CheckKey(r.Copy), TTL: CheckTTL})
 	}
 	return out, nil
-}
-
-// pollInterval is a record's poll interval; a record without one is checked every second
-// rather than in a busy loop.
-func pollInterval(seconds int) time.Duration {
-	return time.Duration(max(seconds, 1)) * time.Second
 }

@@ -301,7 +301,7 @@ func (c *Core) recover(ctx context.Context, e event.Event, copier Copier, req *e
 		return fn.Result{}, false
 	}
 	// The found copy occupies one of the provider's slots, if it has any.
-	c.Slots.Count(ctx, rec.Copy, pollInterval(req))
+	c.Slots.Count(ctx, rec.Copy, lifecycle.PollInterval(req.PollIntervalSeconds))
 	started, err := c.markStarted(ctx, rec.Copy, h)
 	if err != nil {
 		return fn.Retry(0, err), true
@@ -327,7 +327,7 @@ func (c *Core) start(ctx context.Context, e event.Event, copier Copier, req *eve
 		}
 		slices.Sort(regions)
 	}
-	if got, err := c.Slots.Take(ctx, copyOf(req), pollInterval(req)); err != nil {
+	if got, err := c.Slots.Take(ctx, copyOf(req), lifecycle.PollInterval(req.PollIntervalSeconds)); err != nil {
 		return fn.Retry(0, err)
 	} else if !got {
 		return c.waitForSlot(ctx, req)
@@ -685,11 +685,6 @@ func copyTo(req *events.ReplicationRequested, region string) domain.Copy {
 	c := copyOf(req)
 	c.DestinationRegion = region
 	return c
-}
-
-// pollInterval is how often req's copy is checked, which sets its slot's lease.
-func pollInterval(req *events.ReplicationRequested) time.Duration {
-	return time.Duration(max(req.PollIntervalSeconds, 1)) * time.Second
 }
 
 // copyRequest is what a provider is asked to start (or look for) in regions: the domain's

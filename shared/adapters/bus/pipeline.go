@@ -216,20 +216,7 @@ func (b *Bus) runBatches(ctx context.Context, cons jetstream.Consumer, s Spec) e
 		return fmt.Errorf("bus: consume %s: %w", s.Function, err)
 	}
 	var wg sync.WaitGroup
-	if every := b.cfg.AckWait / 2; every > 0 {
-		wg.Go(func() {
-			t := time.NewTicker(every)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					bt.heartbeat()
-				}
-			}
-		})
-	}
+	wg.Go(func() { b.keepAlive(ctx.Done(), bt.heartbeat) })
 	for range workers {
 		wg.Go(func() {
 			for {

@@ -329,26 +329,32 @@ func (b *Bus) settleAll(ctx context.Context, s Spec, ready []inbound, results []
 // heartbeat tells the server, every half AckWait, that the messages are still being worked
 // on, so a slow provider call does not make them redeliver to another worker meanwhile.
 func (b *Bus) heartbeat(msgs []inbound) (stop func()) {
+	done := make(chan struct{})
+	go b.keepAlive(done, func() {
+		for _, in := range msgs {
+			_ = in.msg.InProgress()
+		}
+	})
+	return func() { close(done) }
+}
+
+// keepAlive calls beat every half AckWait until stop closes: the one clock of every "still
+// working on it" the worker sends.
+func (b *Bus) keepAlive(stop <-chan struct{}, beat func()) {
 	every := b.cfg.AckWait / 2
 	if every <= 0 {
-		return func() {}
+		return
 	}
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				for _, in := range msgs {
-					_ = in.msg.InProgress()
-				}
-			}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			beat()
 		}
-	}()
-	return func() { close(done) }
+	}
 }
 
 // settlement is one JetStream message in the worker's hands after its core ran: the worker's
