@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/imagerelay/imagerelay/shared/domain"
@@ -87,7 +88,7 @@ func (s *Store) SavePlan(ctx context.Context, p domain.Plan) error {
 			old.Attributes, added = p.Attributes, true
 		}
 		for _, r := range p.Regions {
-			if !contains(old.Regions, r) {
+			if !slices.Contains(old.Regions, r) {
 				old.Regions = append(old.Regions, r)
 				added = true
 			}
@@ -164,7 +165,7 @@ func (s *Store) Settle(ctx context.Context, i domain.Image, recs ...domain.Recor
 		}
 		changed := false
 		for _, r := range recs {
-			if _, done := p.Settled[r.DestinationRegion]; done || !r.State.Settled() || !contains(p.Regions, r.DestinationRegion) {
+			if _, done := p.Settled[r.DestinationRegion]; done || !r.State.Settled() || !slices.Contains(p.Regions, r.DestinationRegion) {
 				continue
 			}
 			if p.Settled == nil {
@@ -248,15 +249,6 @@ func (s *Store) Settled(ctx context.Context, i domain.Image) (domain.Plan, []dom
 		}
 	}
 	return p, recs, all, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // CreateRecord stores a new replication record; ErrExists if one is there.
